@@ -1,0 +1,24 @@
+"""Entry-point plumbing: friendly one-line errors, full tracebacks only in the run log."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable
+
+from omegaconf import DictConfig
+
+from seqrec.errors import UserError
+
+
+def run_main(fn: Callable[[DictConfig], float], cfg: DictConfig) -> float:
+    """Run ``fn(cfg)``; a :class:`UserError` becomes ``error: <message>`` and exit status 1."""
+    try:
+        return fn(cfg)
+    except UserError as exc:
+        logging.getLogger("seqrec").debug("user error", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted; the run folder is marked failed, nothing else was changed", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,192 @@
+"""Interaction log -> re-indexed sequences -> the long-term split of PROTOCOL.md.
+
+Everything here is vectorized over users (numpy/pandas); sequences are stored in a
+CSR-like layout (one flat item array plus per-user offsets) so that no step needs a
+Python loop over users.
+
+Ids: users are re-indexed to ``0..n_users-1``, items to ``1..n_items``; item 0 is the
+padding id and never a real item.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqrec.errors import UserError, require
+
+log = logging.getLogger("seqrec.data")
+
+REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp")
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Variable-length item sequences in CSR form: user ``u`` owns ``items[offsets[u]:offsets[u+1]]``."""
+
+    items: np.ndarray  # int64, flat
+    offsets: np.ndarray  # int64, len = n_sequences + 1
+
+    @classmethod
+    def from_lengths(cls, items: np.ndarray, lengths: np.ndarray) -> "Sequences":
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return cls(np.ascontiguousarray(items, dtype=np.int64), offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __getitem__(self, u: int) -> np.ndarray:
+        return self.items[self.offsets[u] : self.offsets[u + 1]]
+
+    def select(self, rows: np.ndarray) -> "Sequences":
+        """The sequences of ``rows`` (in that order), vectorized."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, lengths = self.offsets[rows], self.lengths[rows]
+        return Sequences.from_lengths(self.items[ragged_index(starts, lengths)], lengths)
+
+    def tails(self, n: int) -> "Sequences":
+        """The last ``n`` items of every sequence (all of it when shorter)."""
+        lengths = np.minimum(self.lengths, n)
+        starts = self.offsets[1:] - lengths
+        return Sequences.from_lengths(self.items[ragged_index(starts, lengths)], lengths)
+
+
+def ragged_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Flat indices ``[s0, s0+1, .., s0+l0-1, s1, ..]`` for ragged slices, without a loop."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    seg_starts = np.repeat(np.asarray(starts, dtype=np.int64) - np.cumsum(lengths) + lengths, lengths)
+    return seg_starts + np.arange(total, dtype=np.int64)
+
+
+def load_interactions(path: str | Path) -> pd.DataFrame:
+    """Read a prepared interaction CSV (``user_id,item_id,timestamp[,rating]``) and check it."""
+    path = Path(path)
+    hint = "prepare it with: python scripts/prepare_data.py ml-1m --source ../shared/data/ml-1m"
+    if not path.exists():
+        raise UserError(f"data_path '{path}' does not exist; {hint} (or pass data_path=<your csv>)")
+    if path.is_dir():
+        raise UserError(f"data_path '{path}' is a folder; pass the prepared CSV file, e.g. data_path=data/ml-1m.csv")
+    try:
+        df = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read data_path '{path}' as CSV ({first}); {hint}") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    require(
+        not missing,
+        f"data_path '{path}' lacks column(s) {missing} (has {list(df.columns)}); "
+        "expected a header user_id,item_id,timestamp[,rating]",
+    )
+    require(len(df) > 0, f"data_path '{path}' has no rows; prepare a non-empty interaction file")
+    require(
+        not df[list(REQUIRED_COLUMNS)].isna().any().any(),
+        f"data_path '{path}' has empty values in user_id/item_id/timestamp; fill or drop those rows",
+    )
+    df["timestamp"] = _numeric_timestamps(df["timestamp"], path)
+    return df
+
+
+def _numeric_timestamps(ts: pd.Series, path: Path) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(ts):
+        return ts
+    parsed = pd.to_datetime(ts, errors="coerce", utc=True, format="mixed")
+    bad = parsed.isna()
+    if bad.any():
+        example = ts[bad].iloc[0]
+        raise UserError(
+            f"data_path '{path}': {int(bad.sum())} timestamp(s) are neither numbers nor dates "
+            f"(first: {example!r}); use Unix seconds or ISO dates"
+        )
+    return pd.Series(parsed.astype("int64").to_numpy(), index=ts.index)
+
+
+@dataclass
+class SplitData:
+    """The long-term split: train parts of all users, validation and test users."""
+
+    n_items: int
+    user_ids: np.ndarray  # original user id per user index
+    item_ids: np.ndarray  # original id of item index i is item_ids[i - 1] (index 0 = padding)
+    train: Sequences  # train part of every user (inputs of validation/test too)
+    holdout: Sequences  # held-out items of every user (empty for users without any)
+    val_users: np.ndarray  # validation users (the sampled ones, see validation_size)
+    test_users: np.ndarray
+    item_counts: np.ndarray  # train interactions per item, len n_items + 1
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    def targets(self, users: np.ndarray, n: int) -> np.ndarray:
+        """First ``n`` held-out items of ``users`` as an int matrix, right-padded with 0."""
+        from seqrec.data.padding import pad_sequences
+
+        return pad_sequences(self.holdout.select(users), length=n, side="right", keep="first").numpy()
+
+
+def split_interactions(
+    df: pd.DataFrame, last_n_items: int = 10, validation_size: int | None = 2000, random_state: int = 42
+) -> SplitData:
+    """Re-index ids, order each user's items by time, hold out the last ``last_n_items``.
+
+    Users with more than ``last_n_items`` interactions are evaluable; they are split 50/50
+    (seeded) into validation and test users, and at most ``validation_size`` validation
+    users are kept (seeded sample). Users with ``last_n_items`` or fewer interactions keep
+    everything in their train part and are never evaluated.
+    """
+    require(last_n_items >= 1, f"last_n_items must be >= 1, got {last_n_items}")
+    users, user_ids = pd.factorize(df["user_id"], sort=True)
+    items, item_ids = pd.factorize(df["item_id"], sort=True)
+    order = np.lexsort((np.arange(len(df)), df["timestamp"].to_numpy(), users))  # stable on ties
+    users, items = users[order].astype(np.int64), items[order].astype(np.int64) + 1
+    n_users, n_items = len(user_ids), len(item_ids)
+
+    lengths = np.bincount(users, minlength=n_users)
+    seqs = Sequences.from_lengths(items, lengths)
+    evaluable = lengths > last_n_items
+    n_hold = np.where(evaluable, last_n_items, 0)
+    train_len = lengths - n_hold
+    train = Sequences.from_lengths(items[ragged_index(seqs.offsets[:-1], train_len)], train_len)
+    holdout = Sequences.from_lengths(items[ragged_index(seqs.offsets[:-1] + train_len, n_hold)], n_hold)
+
+    eval_users = np.flatnonzero(evaluable)
+    require(
+        len(eval_users) >= 2,
+        f"only {len(eval_users)} user(s) have more than last_n_items={last_n_items} interactions; "
+        "at least 2 are needed to split into validation and test users (lower last_n_items or use more data)",
+    )
+    rng = np.random.default_rng(random_state)
+    shuffled = rng.permutation(eval_users)
+    half = len(shuffled) // 2
+    val_users, test_users = np.sort(shuffled[:half]), np.sort(shuffled[half:])
+    if validation_size is not None and len(val_users) > validation_size:
+        val_users = np.sort(rng.choice(val_users, size=validation_size, replace=False))
+    item_counts = np.bincount(train.items, minlength=n_items + 1)
+    n_short = int((~evaluable).sum())
+    log.info(
+        "split: %d users, %d items, %d interactions; %d validation users, %d test users%s",
+        n_users, n_items, len(df), len(val_users), len(test_users),
+        f"; {n_short} users with <= {last_n_items} interactions are train-only" if n_short else "",
+    )
+    return SplitData(
+        n_items=n_items,
+        user_ids=np.asarray(user_ids),
+        item_ids=np.asarray(item_ids),
+        train=train,
+        holdout=holdout,
+        val_users=val_users,
+        test_users=test_users,
+        item_counts=item_counts,
+    )

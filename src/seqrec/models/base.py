@@ -1,0 +1,38 @@
+"""The interface every sequential model implements.
+
+The Lightning module trains through ``encode`` + ``item_logits`` (plus a loss), and the
+generation engine only ever calls ``next_item_logits`` with an optional cache from
+``new_cache``: no strategy knows which model it runs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SequentialModel(nn.Module):
+    """Base class: item sequences in, item scores out (item 0 is padding)."""
+
+    n_items: int
+
+    def encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None
+    ) -> torch.Tensor:
+        """Hidden states ``[B, T, C]`` for ``input_ids`` ``[B, T]`` (0 = padding)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement encode()")
+
+    def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Scores over the whole vocabulary ``[..., n_items + 1]`` (column 0 is padding)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement item_logits()")
+
+    def new_cache(self, batch_size: int, capacity: int):
+        """An empty cache for ``batch_size`` rows and ``capacity`` positions, or None."""
+        return None
+
+    def next_item_logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None
+    ) -> torch.Tensor:
+        """Scores of the next item after each (left-padded) sequence: ``[B, n_items + 1]``."""
+        hidden = self.encode(input_ids, attention_mask, cache)
+        return self.item_logits(hidden[:, -1])

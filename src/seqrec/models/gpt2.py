@@ -1,0 +1,195 @@
+"""GPT-2 for next-item prediction, with a preallocated KV cache.
+
+Architecturally identical to Hugging Face's ``GPT2LMHeadModel`` (pre-LayerNorm blocks,
+tanh-GELU MLP, learned positions, output head tied to the item embeddings); module
+names match HF's so weights convert by transposing the linear layers
+(:func:`seqrec.models.hf_compat.to_hf_gpt2`, checked by a test). Differences on purpose:
+``F.scaled_dot_product_attention``; positions derived from the attention mask (so left
+and right padding give the same result); a cache that is written in place instead of
+grown by concatenation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqrec.data.padding import positions_from_mask
+from seqrec.models.base import SequentialModel
+
+
+class KVCache:
+    """Keys/values of all layers for ``batch`` rows, preallocated for ``capacity`` positions.
+
+    ``valid[b, s]`` says whether cached position ``s`` of row ``b`` is a real item (left
+    padding is not); ``n_valid[b]`` counts them, giving the next position id of each row.
+    """
+
+    def __init__(self, n_layer: int, batch: int, n_head: int, head_dim: int, capacity: int, like: torch.Tensor):
+        shape = (n_layer, batch, n_head, capacity, head_dim)
+        self.k = like.new_zeros(shape)
+        self.v = like.new_zeros(shape)
+        self.valid = torch.zeros(batch, capacity, dtype=torch.bool, device=like.device)
+        self.n_valid = torch.zeros(batch, dtype=torch.long, device=like.device)
+        self.length = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.k.shape[3]
+
+    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the new keys/values of ``layer``; return all keys/values so far."""
+        end = self.length + k.shape[2]
+        self.k[layer, :, :, self.length : end] = k
+        self.v[layer, :, :, self.length : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def advance(self, new_valid: torch.Tensor) -> None:
+        """Commit ``new_valid`` ``[B, T]`` positions after every layer has written them."""
+        end = self.length + new_valid.shape[1]
+        self.valid[:, self.length : end] = new_valid
+        self.n_valid += new_valid.sum(1)
+        self.length = end
+
+    def select(self, rows: torch.Tensor) -> "KVCache":
+        """A new cache holding ``rows`` (e.g. each user repeated per beam or sample)."""
+        out = KVCache.__new__(KVCache)
+        out.k, out.v = self.k[:, rows], self.v[:, rows]
+        out.valid, out.n_valid, out.length = self.valid[rows], self.n_valid[rows], self.length
+        return out
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, n_embd: int, n_head: int, attn_dropout: float, resid_dropout: float):
+        super().__init__()
+        self.n_head = n_head
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd)
+        self.c_proj = nn.Linear(n_embd, n_embd)
+        self.attn_dropout = attn_dropout
+        self.resid_dropout = nn.Dropout(resid_dropout)
+
+    def forward(self, x, mask, cache: KVCache | None, layer: int):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        if cache is not None:
+            k, v = cache.write(layer, k, v)
+        y = F.scaled_dot_product_attention(
+            q, k, v,
+            attn_mask=mask,
+            dropout_p=self.attn_dropout if self.training else 0.0,
+            is_causal=mask is None and cache is None,
+        )
+        return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
+
+
+class MLP(nn.Module):
+    def __init__(self, n_embd: int, n_inner: int, dropout: float):
+        super().__init__()
+        self.c_fc = nn.Linear(n_embd, n_inner)
+        self.c_proj = nn.Linear(n_inner, n_embd)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    def __init__(self, n_embd, n_head, n_inner, dropout, attn_dropout, eps):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd, eps=eps)
+        self.attn = CausalSelfAttention(n_embd, n_head, attn_dropout, dropout)
+        self.ln_2 = nn.LayerNorm(n_embd, eps=eps)
+        self.mlp = MLP(n_embd, n_inner, dropout)
+
+    def forward(self, x, mask, cache, layer):
+        x = x + self.attn(self.ln_1(x), mask, cache, layer)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT2(SequentialModel):
+    """GPT-2 over items ``1..n_items`` (0 = padding)."""
+
+    def __init__(
+        self,
+        n_items: int,
+        n_positions: int = 128,
+        n_embd: int = 64,
+        n_layer: int = 2,
+        n_head: int = 1,
+        n_inner: int | None = None,
+        dropout: float = 0.1,
+        attn_dropout: float | None = None,
+        layer_norm_epsilon: float = 1e-5,
+        initializer_range: float = 0.02,
+    ):
+        super().__init__()
+        if n_embd % n_head:
+            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        self.n_items, self.n_positions, self.n_embd = n_items, n_positions, n_embd
+        self.n_layer, self.n_head = n_layer, n_head
+        self.wte = nn.Embedding(n_items + 1, n_embd)
+        self.wpe = nn.Embedding(n_positions, n_embd)
+        self.drop = nn.Dropout(dropout)
+        attn_dropout = dropout if attn_dropout is None else attn_dropout
+        self.h = nn.ModuleList(
+            Block(n_embd, n_head, n_inner or 4 * n_embd, dropout, attn_dropout, layer_norm_epsilon)
+            for _ in range(n_layer)
+        )
+        self.ln_f = nn.LayerNorm(n_embd, eps=layer_norm_epsilon)
+        self._init_weights(initializer_range)
+
+    def _init_weights(self, std: float) -> None:
+        for name, p in self.named_parameters():
+            if name.endswith("bias"):
+                nn.init.zeros_(p)
+            elif "ln_" in name:
+                nn.init.ones_(p)
+            elif name.endswith("c_proj.weight"):  # GPT-2's scaled init of residual projections
+                nn.init.normal_(p, std=std / math.sqrt(2 * self.n_layer))
+            else:
+                nn.init.normal_(p, std=std)
+
+    def new_cache(self, batch_size: int, capacity: int) -> KVCache:
+        return KVCache(self.n_layer, batch_size, self.n_head, self.n_embd // self.n_head, capacity, self.wte.weight)
+
+    def encode(self, input_ids, attention_mask=None, cache: KVCache | None = None):
+        B, T = input_ids.shape
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        attention_mask = attention_mask.bool()
+        positions = positions_from_mask(attention_mask)
+        if cache is not None:
+            positions = positions + cache.n_valid[:, None]
+        if int(positions.max()) >= self.n_positions:
+            raise ValueError(f"sequence longer than n_positions={self.n_positions}; crop the input")
+        x = self.drop(self.wte(input_ids) + self.wpe(positions))
+        mask = self._attention_mask(attention_mask, cache)
+        for layer, block in enumerate(self.h):
+            x = block(x, mask, cache, layer)
+        if cache is not None:
+            cache.advance(attention_mask)
+        return self.ln_f(x)
+
+    @staticmethod
+    def _attention_mask(attention_mask: torch.Tensor, cache: KVCache | None) -> torch.Tensor | None:
+        """``[B, 1, T, S]`` boolean mask, or None when a plain causal mask is exact.
+
+        Padded query rows may see themselves, so no softmax row is empty (their outputs
+        are never used).
+        """
+        past = 0 if cache is None else cache.length
+        if cache is None and bool(attention_mask.all()):
+            return None
+        T = attention_mask.shape[1]
+        key_valid = attention_mask if cache is None else torch.cat([cache.valid[:, :past], attention_mask], 1)
+        q_idx = torch.arange(T, device=attention_mask.device)[:, None] + past
+        k_idx = torch.arange(past + T, device=attention_mask.device)[None, :]
+        causal = k_idx <= q_idx
+        allowed = (causal & key_valid[:, None, :]) | (k_idx == q_idx)
+        return allowed[:, None]
+
+    def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.wte.weight.T

@@ -1,0 +1,63 @@
+"""The one Lightning module: any :class:`~seqrec.models.base.SequentialModel` + any loss.
+
+Training batches carry ``input_ids`` and ``labels`` (0 = no target at that position), so
+causal (shifted) and masked-item objectives share the same step. Validation ranks the
+whole catalogue for the next item and reports ``val_ndcg@10`` and friends, which early
+stopping monitors.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+
+from seqrec.metrics import compute_metrics
+from seqrec.recommend import topk_items
+
+
+class SeqRecModule(L.LightningModule):
+    def __init__(
+        self,
+        model,
+        loss,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        predict_top_k: int = 10,
+        filter_seen: bool = True,
+        item_counts: np.ndarray | None = None,
+    ):
+        super().__init__()
+        self.model, self.loss = model, loss
+        self.lr, self.weight_decay = lr, weight_decay
+        self.predict_top_k, self.filter_seen = predict_top_k, filter_seen
+        self.item_counts = item_counts if item_counts is not None else np.ones(model.n_items + 1, dtype=np.int64)
+        self._val_recs: list[torch.Tensor] = []
+        self._val_targets: list[torch.Tensor] = []
+
+    def training_step(self, batch, batch_idx):
+        labels = batch["labels"]
+        hidden = self.model.encode(batch["input_ids"], batch.get("attention_mask"))
+        has_target = labels > 0
+        loss = self.loss(self.model, hidden[has_target], labels[has_target])
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=labels.shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        recs, _ = topk_items(self.model, batch, self.predict_top_k, self.filter_seen)
+        self._val_recs.append(recs.cpu())
+        self._val_targets.append(batch["targets"].cpu())
+
+    def on_validation_epoch_end(self):
+        if not self._val_recs:
+            return
+        recs, targets = torch.cat(self._val_recs), torch.cat(self._val_targets)
+        self._val_recs.clear()
+        self._val_targets.clear()
+        metrics = compute_metrics(recs.numpy(), targets.numpy(), self.item_counts, self.model.n_items, k=self.predict_top_k)
+        k = self.predict_top_k
+        for name in (f"ndcg@{k}", f"recall@{k}", f"map@{k}"):
+            self.log(f"val_{name}", float(metrics[name]), prog_bar=name.startswith("ndcg"))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
