@@ -3,3 +3,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+import os
+
+import pytest
+
+CONFIG_DIR = ROOT / "src" / "configs"
+
+
+def shared_data_dir() -> Path:
+    """``../shared/data`` beside the repo (override with SEQREC_SHARED_DATA)."""
+    return Path(os.environ.get("SEQREC_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_clearml(tmp_path_factory, monkeypatch):
+    """Keep ClearML's offline sessions and cache out of the user's home."""
+    home = tmp_path_factory.mktemp("clearml_home")
+    monkeypatch.setenv("HOME", str(home))  # ClearML always writes ~/.clearml/.session.json
+    monkeypatch.setenv("CLEARML_CACHE_DIR", str(home / "cache"))
+    monkeypatch.setenv("CLEARML_CONFIG_FILE", str(home / "clearml.conf"))
+    yield
+
+
+def compose(config_name: str, overrides: list[str] | None = None):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []))

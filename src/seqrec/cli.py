@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from typing import Callable
 
 from omegaconf import DictConfig
@@ -11,8 +12,19 @@ from omegaconf import DictConfig
 from seqrec.errors import UserError
 
 
+def quiet_third_party() -> None:
+    """Silence library chatter that says nothing about the user's run."""
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")  # lightning vs torch pytree deprecation
+    warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage()
+    )
+
+
 def run_main(fn: Callable[[DictConfig], float], cfg: DictConfig) -> float:
     """Run ``fn(cfg)``; a :class:`UserError` becomes ``error: <message>`` and exit status 1."""
+    quiet_third_party()
     try:
         return fn(cfg)
     except UserError as exc:

@@ -18,12 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqrec.config import check_predict_config, check_train_config
 from seqrec.data.datasets import CausalLMDataset, EvalDataset
-from seqrec.data.io import atomic_to_parquet, atomic_write, atomic_write_json, atomic_write_text
+from seqrec.data.io import atomic_to_csv, atomic_to_parquet, atomic_write, atomic_write_json, atomic_write_text
 from seqrec.data.split import SplitData, load_interactions, split_interactions
 from seqrec.errors import UserError
 from seqrec.metrics import compute_metrics, format_metrics, per_position_table, plot_per_position
 from seqrec.module import SeqRecModule
 from seqrec.recommend import recommend_topk
+from seqrec.tracking.base import instantiate_tracker
 from seqrec.tracking.lightning_logger import TrackerLogger
 from seqrec.tracking.run_store import RunStore, file_log_handler
 
@@ -54,9 +55,13 @@ def open_run(cfg: DictConfig, kind: str):
     The folder gets the resolved config and a ``run.log`` with everything logged,
     tracebacks included; the run is marked completed or failed on exit.
     """
-    tracker = instantiate(cfg.logger, task_type="training" if kind == "train" else "inference")
+    tracker = instantiate_tracker(cfg.logger, task_type="training" if kind == "train" else "inference")
     store = RunStore(cfg.run_store)
-    run_dir = store.create(tracker.task_id, kind=kind, task_name=cfg.task_name)
+    try:
+        run_dir = store.create(tracker.task_id, kind=kind, task_name=cfg.task_name)
+    except BaseException:
+        tracker.close(status="failed")
+        raise
     handler = file_log_handler(run_dir)
     logging.getLogger().addHandler(handler)
     run = Run(tracker, store, run_dir)
@@ -72,8 +77,15 @@ def open_run(cfg: DictConfig, kind: str):
         log.exception("%s run %s failed", kind, tracker.task_id)
         raise
     finally:
+        tracker.close(status=status)
         store.finish(tracker.task_id, status=status)
-        tracker.close()
+        session = getattr(tracker, "offline_session_dir", None)
+        if session is not None:  # where the ClearML record of this run lives, for a later import
+            zipped = getattr(tracker, "offline_session_zip", None)
+            store.update(
+                tracker.task_id, clearml_offline_session=str(session),
+                clearml_offline_zip=str(zipped) if zipped else None,
+            )
         logging.getLogger().removeHandler(handler)
         handler.close()
 
@@ -126,7 +138,7 @@ def train(cfg: DictConfig) -> float:
         tlogger = TrackerLogger(run.tracker)
         trainer = L.Trainer(
             callbacks=[ckpt, stop], logger=tlogger, default_root_dir=str(run.dir),
-            num_sanity_val_steps=0, enable_model_summary=True,
+            num_sanity_val_steps=0,
             **OmegaConf.to_container(cfg.trainer_params, resolve=True),
         )
         started = time.perf_counter()
@@ -147,10 +159,8 @@ def train(cfg: DictConfig) -> float:
         }
         with atomic_write(run.dir / MODEL_FILE) as tmp:
             torch.save(model_meta, tmp)
-        history = pd.DataFrame(tlogger.history)
+        history = pd.DataFrame(tlogger.epoch_history())
         if len(history):
-            from seqrec.data.io import atomic_to_csv
-
             atomic_to_csv(history, run.dir / "history.csv")
         summary = {
             f"best_{monitor}": best,
@@ -231,12 +241,14 @@ def predict(cfg: DictConfig) -> float:
 
     with open_run(cfg, "predict") as run:
         metrics: dict[str, float] = {}
+        by_part: dict[str, dict[str, float]] = {}
         tables = {}
         for part, users in (("val", split.val_users), ("test", split.test_users)):
             targets = split.targets(users, n_targets)
             loader = EvalDataset(split.train, users, targets, train_cfg.dataset.max_length).loader(batch_size)
             recs, scores = recommend_topk(model, loader, k, filter_seen, device, desc=f"{part} top-{k}")
             part_metrics = compute_metrics(recs, targets, split.item_counts, split.n_items, k=k)
+            by_part[part] = part_metrics
             metrics.update({f"{part}_{name}": float(v) for name, v in part_metrics.items()})
             tables[part] = per_position_table(part_metrics)
             name = "predictions.parquet" if part == "test" else f"{part}_predictions.parquet"
@@ -246,8 +258,6 @@ def predict(cfg: DictConfig) -> float:
         table = tables["test"].rename(columns=lambda c: c if c == "position" else f"test_{c}").merge(
             tables["val"].rename(columns=lambda c: c if c == "position" else f"val_{c}"), on="position"
         )
-        from seqrec.data.io import atomic_to_csv
-
         atomic_to_csv(table, run.dir / "per_position.csv")
         plot_path = run.dir / "per_position.png"
         plot_per_position({"test": tables["test"], "validation": tables["val"]}, plot_path)
@@ -258,8 +268,8 @@ def predict(cfg: DictConfig) -> float:
         run.tracker.report_figure("per-position recall", plot_path)
         for name, file in (("predictions", "predictions.parquet"), ("metrics", METRICS_FILE), ("config", CONFIG_FILE)):
             run.tracker.upload_artifact(name, run.dir / file)
-        print(format_metrics({k_: v for k_, v in metrics.items() if k_.startswith("val_")}, ""))
-        print(format_metrics({k_: v for k_, v in metrics.items() if k_.startswith("test_")}, ""))
+        for part, part_metrics in by_part.items():
+            print(format_metrics(part_metrics, part))
         print(f"run {run.id}: predictions and metrics in {run.dir}")
     return metrics[f"val_ndcg@{k}"]
 

@@ -26,6 +26,10 @@ class SequentialModel(nn.Module):
         """Scores over the whole vocabulary ``[..., n_items + 1]`` (column 0 is padding)."""
         raise NotImplementedError(f"{type(self).__name__} must implement item_logits()")
 
+    def output_embeddings(self) -> torch.Tensor:
+        """``[n_items + 1, C]`` matrix with ``item_logits(h) == h @ output_embeddings().T``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement output_embeddings()")
+
     def new_cache(self, batch_size: int, capacity: int):
         """An empty cache for ``batch_size`` rows and ``capacity`` positions, or None."""
         return None

@@ -191,5 +191,8 @@ class GPT2(SequentialModel):
         allowed = (causal & key_valid[:, None, :]) | (k_idx == q_idx)
         return allowed[:, None]
 
+    def output_embeddings(self) -> torch.Tensor:
+        return self.wte.weight  # tied input/output item embeddings
+
     def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden @ self.wte.weight.T

@@ -1,0 +1,52 @@
+"""Experiment tracking (ClearML or nothing) and the local run store.
+
+Heavy dependencies are imported lazily: ``import seqrec.tracking`` is cheap,
+``clearml`` is only imported when a ClearML tracker is used and ``lightning``
+only when :class:`TrackerLogger` is.
+
+Hydra instantiates trackers from the ``logger`` config group
+(``src/configs/logger/{clearml_offline,clearml,none}.yaml``)::
+
+    tracker = instantiate_tracker(cfg.logger, task_type="training")
+
+which is ``hydra.utils.instantiate(cfg.logger, task_type=...)`` except that a
+tracker's :class:`~seqrec.errors.UserError` is re-raised as is (Hydra would wrap
+it in ``InstantiationException``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from seqrec.tracking.base import NoneTracker, Tracker, instantiate_tracker, to_plain_config
+from seqrec.tracking.run_store import RunRecord, RunStore, file_log_handler
+
+_LAZY = {
+    "ClearMLTracker": "seqrec.tracking.clearml_tracker",
+    "FetchedRun": "seqrec.tracking.clearml_tracker",
+    "fetch_run_from_server": "seqrec.tracking.clearml_tracker",
+    "reload_clearml_config": "seqrec.tracking.clearml_tracker",
+    "TrackerLogger": "seqrec.tracking.lightning_logger",
+    "split_metric_name": "seqrec.tracking.lightning_logger",
+}
+
+__all__ = [
+    "Tracker",
+    "NoneTracker",
+    "instantiate_tracker",
+    "to_plain_config",
+    "RunStore",
+    "RunRecord",
+    "file_log_handler",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

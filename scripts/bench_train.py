@@ -1,0 +1,112 @@
+"""Training-step speed: our GPT-2 vs Hugging Face ``GPT2LMHeadModel``, side by side, same batches.
+
+The HF side is trained the way the paper's original code does it: logits for every
+position of the padded batch, then cross-entropy ignoring padding. Ours computes the
+fused, chunked cross-entropy over real positions only. Variants are interleaved round
+by round so machine noise hits all of them alike; the best round of each is reported.
+
+    python scripts/bench_train.py [--data data/ml-1m.csv] [--steps 8] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from seqrec.data.datasets import CausalLMDataset  # noqa: E402
+from seqrec.data.split import load_interactions, split_interactions  # noqa: E402
+from seqrec.data.synthetic import make_synthetic  # noqa: E402
+from seqrec.losses import CrossEntropy  # noqa: E402
+from seqrec.models.gpt2 import GPT2  # noqa: E402
+from seqrec.models.hf_compat import to_hf_gpt2  # noqa: E402
+
+
+def load_split(path: str | None):
+    if path and Path(path).exists():
+        return split_interactions(load_interactions(path)), path
+    df = make_synthetic(n_users=6040, n_items=3706, min_len=20, max_len=400, seed=0)
+    return split_interactions(df), "synthetic ML-1M-sized log"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="data/ml-1m.csv", help="prepared CSV (synthetic ML-1M-sized log if absent)")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--max-length", type=int, default=128)
+    args = ap.parse_args()
+
+    split, source = load_split(args.data)
+    ds = CausalLMDataset(split.train, args.max_length, seed=0)
+    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=True, collate_fn=ds.collate,
+                                         generator=torch.Generator().manual_seed(0))
+    batches = [b for _, b in zip(range(args.steps), loader)]
+    torch.manual_seed(0)
+    ours = GPT2(split.n_items, n_positions=max(128, args.max_length)).train()
+    hf = to_hf_gpt2(ours).train()
+
+    def our_step(matmul_dtype: str, autocast: bool):
+        loss_fn = CrossEntropy(matmul_dtype=matmul_dtype)
+        opt = torch.optim.Adam(ours.parameters(), lr=0.0)  # lr 0: every variant sees the same weights
+
+        def step(b):
+            ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+            with ctx:
+                labels = b["labels"]
+                hidden = ours.encode(b["input_ids"])
+                has = labels > 0
+                loss = loss_fn(ours, hidden[has].float(), labels[has])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return float(loss)
+
+        return step
+
+    hf_opt = torch.optim.Adam(hf.parameters(), lr=0.0)
+
+    def hf_step(b):
+        x, labels = b["input_ids"], b["labels"].masked_fill(b["labels"] == 0, -100)
+        logits = hf(input_ids=x, attention_mask=(x != 0).long()).logits
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        hf_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        hf_opt.step()
+        return float(loss)
+
+    variants = {
+        "HF GPT2LMHeadModel (fp32)": hf_step,
+        "ours (fp32)": our_step("float32", False),
+        "ours (bf16 output layer)": our_step("bfloat16", False),
+        "ours (bf16-mixed)": our_step("bfloat16", True),
+    }
+    best = {name: float("inf") for name in variants}
+    losses = {}
+    for name, fn in variants.items():  # warm-up
+        fn(batches[0])
+    for _ in range(args.rounds):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            losses[name] = sum(fn(b) for b in batches) / len(batches)
+            best[name] = min(best[name], (time.perf_counter() - start) / len(batches))
+    print(f"data: {source}; {args.steps} batches of {args.batch_size} x {args.max_length}, best of {args.rounds} rounds")
+    base = best["HF GPT2LMHeadModel (fp32)"]
+    steps_per_epoch = len(loader)
+    for name in variants:
+        print(
+            f"{name:28s} {best[name] * 1000:7.1f} ms/step  loss {losses[name]:.4f}  "
+            f"~{best[name] * steps_per_epoch:5.1f} s/epoch of steps  speedup vs HF: {base / best[name]:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,529 @@
+"""ClearML experiment tracking (real ``clearml`` SDK, offline by default).
+
+Environment / SDK behaviour this module relies on (checked against clearml 2.1.x):
+
+* **Cache dir** – the SDK keeps its state under ``clearml.config.get_cache_dir()``:
+  env ``CLEARML_CACHE_DIR`` if set (read on every call, so it can be changed at
+  run time, e.g. per test), else ``sdk.storage.cache.default_base_dir`` from
+  the config (packaged default ``~/.clearml/cache``).  One file ignores it:
+  ``Task.init`` always rewrites ``$HOME/.clearml/.session.json`` (its last-task
+  cache), so full isolation (tests) also needs ``HOME`` pointed elsewhere.
+* **Offline sessions** – ``Task.set_offline(True)`` before ``Task.init``; the
+  session lives in ``<cache dir>/offline/offline-<id>/`` (``task.json``,
+  ``metrics.jsonl``, ``log.jsonl``, ``data/`` with images and artifacts).
+  ``Task.get_offline_mode_folder()`` returns it; we expose it as
+  :attr:`ClearMLTracker.offline_session_dir`.  ``Task.close()`` additionally
+  writes ``<folder>.zip`` (:attr:`ClearMLTracker.offline_session_zip`), which
+  ``clearml.Task.import_offline_session(<zip>)`` uploads to a server later.
+  Note ``Task.set_offline`` also exports ``CLEARML_OFFLINE_MODE`` into
+  ``os.environ`` (so child processes inherit it).
+* **Config file** – ``~/clearml.conf`` or env ``CLEARML_CONFIG_FILE``; the SDK
+  reads it once per process.  :func:`reload_clearml_config` re-reads it (every
+  :class:`ClearMLTracker` does so on construction).  None is needed offline.
+  Server/credentials may also come from env ``CLEARML_API_HOST``,
+  ``CLEARML_API_ACCESS_KEY``, ``CLEARML_API_SECRET_KEY`` (or ``CLEARML_AUTH_TOKEN``).
+* **Close time** – with the default ``sdk.development.report_use_subprocess=true``
+  (Linux) ``Task.close()`` waits ~11 s for the reporting subprocess.  There is
+  no env var for it, so we add a config override
+  (``clearml.config.ConfigWrapper.set_overrides``) and also set the already
+  lazily-evaluated class attribute ``_report_subprocess_enabled`` to ``False``;
+  reports then go through in-process threads and ``close()`` takes ~0.01–0.1 s.
+* **Repository detection** – ``Task.init`` starts a background thread that
+  records git info and requirements; ``Task.close()`` waits up to 300 s for it.
+  We wait at most ``repo_detection_timeout`` seconds ourselves first (the SDK
+  then abandons the thread), so close can never hang for minutes.
+* **IPython race** – that thread imports IPython; if the main thread imports
+  ``matplotlib.pyplot`` at the same moment it may see a half-initialised
+  ``IPython`` module and crash.  We import IPython (when installed) in the main
+  thread before ``Task.init``.
+* **One task per process at a time** – ``Task.init`` returns the still-open
+  ``Task.current_task()`` instead of a new task, so a tracker closes any
+  leftover task first; after ``close()`` the next ``Task.init`` gives a new id
+  (Hydra ``--multirun`` runs jobs sequentially in one process).
+* **Dead server** – online ``Task.init`` retries a dead server for hours, so in
+  online mode we first check credentials and probe ``<api host>/debug.ping``
+  within ``reachability_timeout`` seconds and raise :class:`UserError` instead.
+  The check must precede ``Task.set_offline(False)``: going online makes every
+  session created so far (e.g. by an earlier offline run) log in right away.
+* ``Task.get_task`` in offline mode silently returns an empty shell, and
+  ``OutputModel.update_weights`` fails offline: checkpoints are stored with
+  ``upload_artifact`` instead (works offline: copied into the session ``data/``).
+* Offline, ``mark_failed`` does not change the recorded status; the local run
+  store (``run.json``) records the status in that case.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import importlib.util
+import logging
+import os
+import shutil
+import ssl
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Optional
+
+from seqrec.errors import UserError
+from seqrec.tracking.base import PathLike, Tracker
+
+log = logging.getLogger(__name__)
+
+#: Frameworks ClearML would otherwise patch (monkey-patching torch.save, hydra …).
+_FRAMEWORKS = (
+    "hydra",
+    "scikit",
+    "joblib",
+    "matplotlib",
+    "tensorflow",
+    "tensorboard",
+    "tfdefines",
+    "pytorch",
+    "megengine",
+    "xgboost",
+    "catboost",
+    "fastai",
+    "lightgbm",
+    "gradio",
+    "jsonargparse",
+)
+
+#: Artifacts a training run uploads and :func:`fetch_run_from_server` downloads.
+RUN_ARTIFACTS = ("config", "checkpoint", "metrics")
+
+_OFFLINE_HINT = "or run with logger=clearml_offline"
+_sdk_override_tree: Any = None
+_sdk_lock = threading.Lock()
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+def _config_file_hint() -> str:
+    from clearml.backend_config.defs import get_active_config_file, get_config_file
+
+    return str(get_active_config_file() or get_config_file())
+
+
+def reload_clearml_config() -> None:
+    """(Re-)read clearml.conf / ``CLEARML_CONFIG_FILE`` and apply our SDK settings.
+
+    Also turns off ``sdk.development.report_use_subprocess`` (see module doc).
+    Raises :class:`UserError` when the config file cannot be parsed.
+    """
+    global _sdk_override_tree
+    from clearml.backend_config.errors import ConfigurationError
+    from clearml.backend_interface.task.task import Task as BackendTask
+    from clearml.config import ConfigSDKWrapper, ConfigWrapper
+    from clearml.utilities.pyhocon import ConfigFactory  # vendored by clearml
+
+    with _sdk_lock:
+        if _sdk_override_tree is None:
+            _sdk_override_tree = ConfigFactory.from_dict(
+                {"sdk": {"development": {"report_use_subprocess": False}}}
+            )
+        try:
+            ConfigWrapper.get("sdk", None)  # first use loads the files
+            existing = getattr(ConfigWrapper._config, "_overrides_configs", None) or []
+            others = [tree for tree in existing if tree is not _sdk_override_tree]
+            ConfigWrapper.set_overrides(*others, _sdk_override_tree)  # re-reads the files
+        except ConfigurationError as exc:
+            raise UserError(
+                f"cannot read ClearML config {_config_file_hint()}: {_one_line(exc)}; "
+                f"fix the file (or set CLEARML_CONFIG_FILE), {_OFFLINE_HINT}"
+            ) from exc
+        ConfigSDKWrapper.clear_config_impl()  # drop the cached 'sdk' subtree
+        # The class attribute is a lazy config lookup that may already have been
+        # evaluated (cached) before our override; pin it.
+        BackendTask._report_subprocess_enabled = False
+
+
+def api_server_host() -> str:
+    """The ClearML API server the SDK would use (env ``CLEARML_API_HOST`` or clearml.conf)."""
+    from clearml.backend_api.session import Session
+
+    return Session.get_api_server_host()
+
+
+def _has_credentials() -> bool:
+    from clearml.backend_api.session.defs import ENV_ACCESS_KEY, ENV_AUTH_TOKEN, ENV_SECRET_KEY
+    from clearml.config import config_obj
+
+    if ENV_AUTH_TOKEN.get():
+        return True
+    access = ENV_ACCESS_KEY.get(default=config_obj.get("api.credentials.access_key", None))
+    secret = ENV_SECRET_KEY.get(default=config_obj.get("api.credentials.secret_key", None))
+    return bool(access) and bool(secret)
+
+
+def _probe_server(host: str, timeout: float) -> Optional[str]:
+    """``None`` when ``host`` answers HTTP within ``timeout`` s, else the reason it did not."""
+    url = host.rstrip("/") + "/debug.ping"
+    outcome: dict[str, Optional[str]] = {}
+
+    def probe() -> None:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout):
+                outcome["error"] = None
+        except urllib.error.HTTPError:
+            outcome["error"] = None  # any HTTP answer means a server is listening
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, ssl.SSLError):
+                outcome["error"] = None  # TLS answered; certificate policy is the SDK's business
+            else:
+                outcome["error"] = _one_line(exc.reason)
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            outcome["error"] = _one_line(exc) or type(exc).__name__
+
+    # run in a thread: urllib's timeout does not bound DNS resolution
+    thread = threading.Thread(target=probe, name="clearml-reachability", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    if "error" not in outcome:
+        return f"no answer within {timeout:g} s"
+    return outcome["error"]
+
+
+def check_server(reachability_timeout: float = 5.0) -> str:
+    """Make sure online ClearML can work; returns the API host.
+
+    Raises :class:`UserError` when no credentials are configured or the API
+    server does not answer within ``reachability_timeout`` seconds.
+    """
+    host = api_server_host()
+    if not _has_credentials():
+        raise UserError(
+            f"ClearML has no credentials for server {host} (none in {_config_file_hint()} "
+            f"or CLEARML_API_ACCESS_KEY/CLEARML_API_SECRET_KEY); run clearml-init, {_OFFLINE_HINT}"
+        )
+    error = _probe_server(host, float(reachability_timeout))
+    if error is not None:
+        raise UserError(
+            f"ClearML server {host} is unreachable ({error}); start it, fix api_server in "
+            f"{_config_file_hint()} (or CLEARML_API_HOST), {_OFFLINE_HINT}"
+        )
+    return host
+
+
+def _prepare_sdk(offline: bool, reachability_timeout: float) -> tuple[Any, Optional[str]]:
+    """Import the SDK, apply our settings, check the server (online) and switch mode.
+
+    Returns ``(clearml.Task, api host or None)``.  The server check must come
+    before ``Task.set_offline(False)``: going online makes every session created
+    so far log in, and against a dead server that retries for hours.
+    """
+    reload_clearml_config()
+    from clearml import Task
+
+    leftover = Task.current_task()
+    if leftover is not None:
+        log.warning("closing ClearML task %s that was left open before starting a new run", leftover.id)
+        try:
+            leftover.close()
+        except Exception as exc:  # noqa: BLE001 - a broken leftover must not block the new run
+            log.warning("could not close leftover ClearML task %s: %s", leftover.id, exc)
+    server = None if offline else check_server(reachability_timeout)
+    try:
+        Task.set_offline(offline_mode=offline)
+    except _login_error_types() as exc:
+        raise _login_failed(exc) from exc
+    return Task, server
+
+
+def _login_failed(exc: BaseException) -> UserError:
+    return UserError(
+        f"ClearML login to {api_server_host()} failed ({_one_line(exc)}); fix the credentials in "
+        f"{_config_file_hint()} (clearml-init), {_OFFLINE_HINT}"
+    )
+
+
+def _preimport_ipython() -> None:
+    if "IPython" not in sys.modules and importlib.util.find_spec("IPython") is not None:
+        try:
+            import IPython  # noqa: F401
+        except Exception as exc:  # noqa: BLE001 - only a race guard
+            log.debug("IPython import failed (%s); continuing", exc)
+
+
+def _normalise_tags(tags: Any) -> Optional[list[str]]:
+    if tags is None:
+        return None
+    if isinstance(tags, str):
+        return [tags]
+    if not isinstance(tags, Iterable):
+        raise UserError(f"logger tags must be a list of strings, got {tags!r}; e.g. logger.tags=[baseline]")
+    return [str(tag) for tag in tags] or None
+
+
+def _login_error_types() -> tuple[type, ...]:
+    from clearml.backend_api.session.defs import MissingConfigError
+    from clearml.backend_api.session.session import LoginError
+
+    return (LoginError, MissingConfigError)
+
+
+_MASTER_ENV = ("CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID")
+
+
+def _forget_foreign_master_process() -> None:
+    """Drop a ClearML "master process" marker inherited from a parent process.
+
+    ``Task.init`` exports ``CLEARML_PROC_MASTER_ID=<pid>:<task>`` and leaves it set after
+    ``close()``; a child program (a test running the CLI, a notebook calling a script)
+    would inherit it and get a do-nothing stub task instead of a task of its own.
+    """
+    for name in _MASTER_ENV:
+        value = os.environ.get(name)
+        if value is not None and value.split(":", 1)[0] != str(os.getpid()):
+            del os.environ[name]
+
+
+class ClearMLTracker(Tracker):
+    """A ClearML task; its id is the run ID.
+
+    ``offline=True`` (default, ``logger=clearml_offline``) needs no server and
+    no clearml.conf.  ``offline=False`` (``logger=clearml``) talks to the
+    server configured in clearml.conf / ``CLEARML_API_HOST``.
+    """
+
+    def __init__(
+        self,
+        project_name: str,
+        task_name: str,
+        task_type: str = "training",
+        offline: bool = True,
+        reachability_timeout: float = 5.0,
+        tags: Any = None,
+        detect_repository: bool = True,
+        repo_detection_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(project_name, task_name, task_type)
+        self.offline = bool(offline)
+        try:
+            timeout = float(reachability_timeout)
+        except (TypeError, ValueError):
+            timeout = -1.0
+        if not timeout > 0:
+            raise UserError(
+                f"logger.reachability_timeout must be a positive number of seconds, got {reachability_timeout!r}"
+            )
+        self.reachability_timeout = timeout
+        self.repo_detection_timeout = max(0.0, float(repo_detection_timeout))
+        tag_list = _normalise_tags(tags)
+
+        _forget_foreign_master_process()
+        Task, self.server = _prepare_sdk(self.offline, timeout)
+        _preimport_ipython()
+        frameworks: dict[str, bool] = {name: False for name in _FRAMEWORKS}
+        frameworks["detect_repository"] = bool(detect_repository)
+        try:
+            self._task = Task.init(
+                project_name=self.project_name,
+                task_name=self.task_name,
+                task_type=self.task_type,
+                tags=tag_list,
+                reuse_last_task_id=False,
+                continue_last_task=False,
+                auto_connect_arg_parser=False,
+                auto_connect_frameworks=frameworks,
+                auto_resource_monitoring=False,
+                auto_connect_streams=False,
+            )
+        except _login_error_types() as exc:
+            raise _login_failed(exc) from exc
+        self._task_id = str(self._task.id)
+        self._offline_dir: Optional[Path] = None
+        if self.offline:
+            self._offline_dir = Path(str(self._task.get_offline_mode_folder()))
+        log.info(
+            "ClearML task %s (%s, project %r, task %r)",
+            self._task_id,
+            f"offline session {self._offline_dir}" if self.offline else f"server {self.server}",
+            self.project_name,
+            self.task_name,
+        )
+
+    # ----------------------------------------------------------------- identity
+    @property
+    def task_id(self) -> str:
+        return self._task_id
+
+    @property
+    def task(self) -> Any:
+        """The underlying ``clearml.Task`` (for features not wrapped here)."""
+        return self._task
+
+    @property
+    def offline_session_dir(self) -> Optional[Path]:
+        return self._offline_dir
+
+    @property
+    def offline_session_zip(self) -> Optional[Path]:
+        """The importable session zip (exists after :meth:`close`, offline mode only)."""
+        if self._offline_dir is None:
+            return None
+        zip_path = self._offline_dir.with_name(self._offline_dir.name + ".zip")
+        return zip_path if zip_path.is_file() else None
+
+    # ---------------------------------------------------------------- reporting
+    def _connect_config(self, cfg: dict, name: str) -> None:
+        # full nested config as an editable configuration object …
+        self._task.connect_configuration(cfg, name=name)
+        # … and flattened "name/a/b" hyperparameters for comparing runs in the UI
+        self._task.connect(dict(cfg), name=name)
+
+    def _report_scalar(self, title: str, series: str, value: float, iteration: int) -> None:
+        self._task.get_logger().report_scalar(title=title, series=series, value=value, iteration=iteration)
+
+    def _report_single_value(self, name: str, value: float) -> None:
+        self._task.get_logger().report_single_value(name=name, value=value)
+
+    def _report_table(self, title: str, series: str, df: Any) -> None:
+        self._task.get_logger().report_table(title=title, series=series, iteration=0, table_plot=df)
+
+    def _report_figure(self, title: str, series: str, figure: Any) -> None:
+        logger = self._task.get_logger()
+        if isinstance(figure, Path):
+            logger.report_image(title=title, series=series, iteration=0, local_path=str(figure))
+        elif hasattr(figure, "savefig"):
+            logger.report_matplotlib_figure(title=title, series=series, figure=figure, iteration=0)
+        else:
+            logger.report_plotly(title=title, series=series, figure=figure, iteration=0)
+
+    def _upload_artifact(self, name: str, path: Path) -> None:
+        ok = self._task.upload_artifact(name=name, artifact_object=path, wait_on_upload=True)
+        if not ok:
+            raise RuntimeError(f"ClearML could not store artifact {name!r} ({path})")
+
+    def _flush(self) -> None:
+        self._task.flush(wait_for_uploads=True)
+
+    def _close(self, status: str, reason: Optional[str]) -> None:
+        task = self._task
+        waiter = getattr(task, "_wait_for_repo_detection", None)
+        if callable(waiter):
+            # bounded wait; on timeout the SDK abandons the thread and close()
+            # no longer waits its own 300 s for it
+            try:
+                waiter(timeout=self.repo_detection_timeout)
+            except Exception as exc:  # noqa: BLE001 - best effort
+                log.debug("repository detection wait failed: %s", exc)
+        task.close()  # marks the task completed (online)
+        if status == "failed" and not self.offline:
+            try:
+                task.mark_failed(status_reason=_one_line(reason or "failed"), force=True)
+            except Exception as exc:  # noqa: BLE001 - status is cosmetic, do not mask the real error
+                log.warning("could not mark ClearML task %s as failed: %s", self._task_id, exc)
+        if self.offline:
+            log.info("ClearML offline session stored in %s", self.offline_session_zip or self._offline_dir)
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchedRun:
+    """A run downloaded from a ClearML server by :func:`fetch_run_from_server`."""
+
+    task_id: str
+    task_name: str
+    project_name: str
+    files: dict  # artifact name -> local Path inside dest_dir
+
+
+def _artifact_file_name(artifact: Any, fallback: str) -> str:
+    url = getattr(artifact, "url", None) or ""
+    name = Path(urllib.parse.urlparse(str(url)).path).name
+    return name or fallback
+
+
+def _go_online(reachability_timeout: float) -> tuple[Any, str]:
+    """Switch the SDK to online mode for server queries; returns ``(clearml.Task, api host)``."""
+    reload_clearml_config()
+    from clearml import Task
+
+    current = Task.current_task()
+    if current is not None and Task.is_offline():
+        raise RuntimeError(f"offline ClearML task {current.id} is still open; close its tracker first")
+    host = check_server(reachability_timeout)  # before going online (see _prepare_sdk)
+    try:
+        Task.set_offline(offline_mode=False)
+    except _login_error_types() as exc:
+        raise _login_failed(exc) from exc
+    return Task, host
+
+
+def fetch_run_from_server(
+    task_id: str,
+    dest_dir: PathLike,
+    artifacts: Iterable[str] = RUN_ARTIFACTS,
+    required: Iterable[str] = ("config", "checkpoint"),
+    reachability_timeout: float = 5.0,
+) -> FetchedRun:
+    """Download the artifacts of ClearML task ``task_id`` into ``dest_dir``.
+
+    Used when a run ID is not in the local run store.  Files keep the names
+    they were uploaded with (folders uploaded as zip are extracted to
+    ``dest_dir/<artifact name>``).  Existing files are never overwritten.
+    Raises :class:`UserError` when the server cannot be used, the task does
+    not exist, or one of ``required`` artifacts is missing.
+    """
+    Task, host = _go_online(reachability_timeout)
+    try:
+        task = Task.get_task(task_id=task_id)
+    except _login_error_types() as exc:
+        raise _login_failed(exc) from exc
+    except Exception as exc:  # noqa: BLE001 - the SDK raises ValueError/APIError variants
+        raise UserError(
+            f"run ID {task_id!r} is not in the local run store nor on ClearML server {host} "
+            f"({_one_line(exc)}); check the ID (run_train.py prints it)"
+        ) from exc
+
+    available = dict(task.artifacts or {})
+    missing = [name for name in required if name not in available]
+    if missing:
+        raise UserError(
+            f"ClearML run {task_id} on {host} has no artifact(s) {', '.join(missing)} "
+            f"(it has: {', '.join(sorted(available)) or 'none'}); pass the ID of a finished training run"
+        )
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for name in artifacts:
+        artifact = available.get(name)
+        if artifact is None:
+            continue
+        local = artifact.get_local_copy(extract_archive=True, raise_on_error=True)
+        if not local:
+            raise UserError(f"could not download artifact {name!r} of ClearML run {task_id} from {host}; retry later")
+        local = Path(local)
+        target = dest / (name if local.is_dir() else _artifact_file_name(artifact, local.name))
+        if target.exists():
+            raise UserError(f"{target} already exists; refusing to overwrite it, remove it and retry")
+        if local.is_dir():
+            shutil.copytree(local, target)
+        else:
+            shutil.copy2(local, target)
+        files[name] = target
+    log.info("fetched run %s from %s into %s: %s", task_id, host, dest, ", ".join(files))
+    return FetchedRun(
+        task_id=str(task.id),
+        task_name=str(task.name),
+        project_name=str(task.get_project_name() or ""),
+        files=files,
+    )
+
+
+__all__ = [
+    "ClearMLTracker",
+    "FetchedRun",
+    "RUN_ARTIFACTS",
+    "api_server_host",
+    "check_server",
+    "fetch_run_from_server",
+    "reload_clearml_config",
+]

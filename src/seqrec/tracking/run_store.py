@@ -1,0 +1,248 @@
+"""Local run store: one folder per run, so ``train_task=<ID>`` works without a server.
+
+Layout::
+
+    <root>/<task_id>/run.json   {task_id, kind, task_name, created, status, [finished], ...}
+    <root>/<task_id>/run.log    (see :func:`file_log_handler`)
+    <root>/<task_id>/...        whatever the pipeline writes (config, checkpoint, metrics)
+
+A run folder is never reused or overwritten.  ``run.json`` is written
+atomically (temporary file + ``os.replace``) so a crash never leaves a
+half-written file behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from seqrec.errors import UserError
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+LOG_FILE = "run.log"
+KINDS = ("train", "predict")
+STATUSES = ("running", "completed", "failed", "interrupted")
+_PROTECTED_FIELDS = ("task_id", "kind", "created")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_HINTS = {
+    "train": "pass train_task=<ID> printed by run_train.py",
+    "predict": "pass the run ID printed by run_predict.py",
+    None: "pass a run ID printed by run_train.py or run_predict.py",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """The content of one ``run.json`` plus the run folder."""
+
+    task_id: str
+    kind: str
+    task_name: str
+    created: str
+    status: str
+    path: Path
+    finished: Optional[str] = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def created_at(self) -> datetime:
+        return _parse_time(self.created)
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="microseconds")
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return datetime.min.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def write_json_atomic(path: Union[str, os.PathLike], data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` via a temp file in the same folder + rename."""
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def file_log_handler(run_dir: Union[str, os.PathLike], level: int = logging.DEBUG) -> logging.FileHandler:
+    """A ``logging.FileHandler`` appending to ``<run_dir>/run.log`` (attach it to a logger yourself)."""
+    handler = logging.FileHandler(Path(run_dir) / LOG_FILE, mode="a", encoding="utf-8")
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+class RunStore:
+    """Run folders under ``root`` (default ``runs``, relative to the working directory)."""
+
+    def __init__(self, root: Union[str, os.PathLike] = "runs") -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.root)!r})"
+
+    @property
+    def _where(self) -> str:
+        return f"{self.root}{os.sep}"
+
+    def _run_dir(self, task_id: str) -> Path:
+        if not isinstance(task_id, str) or not _RUN_ID.match(task_id) or ".." in task_id:
+            raise UserError(
+                f"invalid run ID {task_id!r} (letters, digits, '.', '_', '-' only); "
+                f"{_HINTS['train']}"
+            )
+        return self.root / task_id
+
+    # ------------------------------------------------------------------- write
+    def create(self, task_id: str, kind: str, task_name: str, **extra: Any) -> Path:
+        """Make ``<root>/<task_id>/`` with ``run.json`` (status "running"); returns the folder.
+
+        Raises :class:`UserError` if the folder already exists (never overwritten).
+        """
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        run_dir = self._run_dir(task_id)
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(exist_ok=False)
+        except FileExistsError:
+            raise UserError(
+                f"run folder {run_dir} already exists; refusing to reuse or overwrite it, "
+                "move it away or start a new run"
+            ) from None
+        data = {
+            "task_id": task_id,
+            "kind": kind,
+            "task_name": str(task_name),
+            "created": _now(),
+            "status": "running",
+        }
+        for key, value in extra.items():
+            if key not in data:
+                data[key] = value
+        write_json_atomic(run_dir / RUN_FILE, data)
+        return run_dir
+
+    def update(self, task_id: str, **fields: Any) -> dict:
+        """Merge ``fields`` into ``run.json`` (``task_id``, ``kind``, ``created`` are fixed)."""
+        fixed = [key for key in fields if key in _PROTECTED_FIELDS]
+        if fixed:
+            raise ValueError(f"run.json fields {fixed} cannot be changed")
+        run_dir = self.path(task_id, kind=None)
+        data = self._read(run_dir)
+        data.update(fields)
+        write_json_atomic(run_dir / RUN_FILE, data)
+        return data
+
+    def finish(self, task_id: str, status: str = "completed") -> dict:
+        """Record the final ``status`` ("completed", "failed", "interrupted") and finish time."""
+        if status not in STATUSES or status == "running":
+            raise ValueError(f"status must be one of {STATUSES[1:]}, got {status!r}")
+        return self.update(task_id, status=status, finished=_now())
+
+    # -------------------------------------------------------------------- read
+    def exists(self, task_id: str) -> bool:
+        try:
+            return (self._run_dir(task_id) / RUN_FILE).is_file()
+        except UserError:
+            return False
+
+    def path(self, task_id: str, kind: Optional[str] = "train") -> Path:
+        """Folder of run ``task_id`` (a ``kind`` run; ``kind=None`` accepts any kind).
+
+        Raises :class:`UserError` naming recent run IDs when it is unknown.
+        """
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
+        run_dir = self._run_dir(task_id)
+        if not (run_dir / RUN_FILE).is_file():
+            raise UserError(
+                f"unknown run ID {task_id!r} in {self._where} ({self._known(kind)}); {_HINTS[kind]}"
+            )
+        if kind is not None:
+            actual = self._read(run_dir).get("kind")
+            if actual != kind:
+                raise UserError(
+                    f"run {task_id!r} in {self._where} is a {actual} run, not a {kind} run "
+                    f"({self._known(kind)}); {_HINTS[kind]}"
+                )
+        return run_dir
+
+    def info(self, task_id: str) -> RunRecord:
+        run_dir = self.path(task_id, kind=None)
+        return self._record(run_dir, self._read(run_dir))
+
+    def list_runs(self, kind: Optional[str] = None) -> list[RunRecord]:
+        """All runs (of ``kind`` if given), oldest first."""
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
+        if not self.root.is_dir():
+            return []
+        records = []
+        for run_file in self.root.glob(f"*/{RUN_FILE}"):
+            try:
+                data = self._read(run_file.parent)
+            except (OSError, ValueError) as exc:
+                log.warning("skipping unreadable %s: %s", run_file, exc)
+                continue
+            if kind is None or data.get("kind") == kind:
+                records.append(self._record(run_file.parent, data))
+        records.sort(key=lambda record: (record.created_at, record.task_id))
+        return records
+
+    def _known(self, kind: Optional[str], limit: int = 5) -> str:
+        recent = [record.task_id for record in reversed(self.list_runs(kind))][:limit]
+        label = f"{kind} runs" if kind else "runs"
+        if not recent:
+            return f"no {label} yet"
+        return f"known: {', '.join(recent)}"
+
+    @staticmethod
+    def _read(run_dir: Path) -> dict:
+        with open(run_dir / RUN_FILE, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if not isinstance(data, dict):
+            raise ValueError(f"{run_dir / RUN_FILE} does not hold a JSON object")
+        return data
+
+    @staticmethod
+    def _record(run_dir: Path, data: dict) -> RunRecord:
+        known = {"task_id", "kind", "task_name", "created", "status", "finished"}
+        return RunRecord(
+            task_id=str(data.get("task_id", run_dir.name)),
+            kind=str(data.get("kind", "")),
+            task_name=str(data.get("task_name", "")),
+            created=str(data.get("created", "")),
+            status=str(data.get("status", "")),
+            path=run_dir,
+            finished=data.get("finished"),
+            extra={key: value for key, value in data.items() if key not in known},
+        )
+
+
+__all__ = ["RunStore", "RunRecord", "file_log_handler", "write_json_atomic", "KINDS", "STATUSES"]

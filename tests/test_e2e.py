@@ -1,0 +1,151 @@
+"""Train GPT-2 and predict end to end; it must clearly beat the popularity baseline."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, compose, shared_data_dir
+from seqrec.baselines import popularity_recs
+from seqrec.data.split import load_interactions, split_interactions
+from seqrec.metrics import compute_metrics
+from seqrec.pipeline import predict, train
+
+SMALL = [
+    "dataset.max_length=32", "model_params.n_positions=32", "dataloader.batch_size=32", "seqrec_module.lr=3e-3",
+    "dataloader.validation_size=200", "trainer_params.enable_progress_bar=false",
+    "trainer_params.enable_model_summary=false", "logger=clearml_offline",
+]
+
+
+def popularity_metrics(data_path):
+    """Most popular unseen items on the same split: the floor every model must clear."""
+    split = split_interactions(load_interactions(data_path), validation_size=2000, random_state=42)
+    recs = popularity_recs(split.item_counts, split.train, split.test_users, k=10)
+    targets = split.targets(split.test_users, 10)
+    return compute_metrics(recs, targets, split.item_counts, split.n_items)
+
+
+def train_and_predict(tmp_path, capsys, data_path, extra):
+    runs = tmp_path / "runs"
+    cfg = compose("GPT_train", [f"data_path={data_path}", f"run_store={runs}", "task_name=t_train", *SMALL, *extra])
+    best_val = train(cfg)
+    out = capsys.readouterr().out.strip().splitlines()
+    command = out[-1]
+    match = re.fullmatch(
+        r"python src/run_predict\.py --config-name=GPT_predict task_name=t_predict train_task=(\S+) run_store=(\S+)",
+        command,
+    )
+    assert match, command
+    train_id = match.group(1)
+    assert (runs / train_id / "model.pt").exists() and (runs / train_id / "config.yaml").exists()
+    assert best_val > 0
+    pcfg = compose("GPT_predict", [f"train_task={train_id}", f"run_store={runs}", "logger=clearml_offline"])
+    val_ndcg = predict(pcfg)
+    printed = capsys.readouterr().out
+    predict_dirs = [p for p in runs.iterdir() if p.name != train_id and p.is_dir()]
+    assert len(predict_dirs) == 1
+    metrics = json.loads((predict_dirs[0] / "metrics.json").read_text())
+    assert metrics["val_ndcg@10"] == pytest.approx(val_ndcg)
+    assert f"test_ndcg@10 {metrics['test_ndcg@10']:.4f}" in re.sub(r" +", " ", printed)
+    return train_id, predict_dirs[0], metrics
+
+
+@pytest.fixture(scope="module")
+def synthetic_csv(tmp_path_factory):
+    from seqrec.data.synthetic import write_synthetic
+
+    path = tmp_path_factory.mktemp("data") / "synthetic.csv"
+    write_synthetic(path, n_users=600, n_items=150, min_len=25, max_len=60, seed=0)
+    return path
+
+
+def test_synthetic_end_to_end(tmp_path, capsys, synthetic_csv):
+    train_id, pdir, metrics = train_and_predict(
+        tmp_path, capsys, synthetic_csv, ["trainer_params.max_epochs=8", "seqrec_module.lr=3e-3"]
+    )
+    pop = popularity_metrics(synthetic_csv)
+    # the synthetic transitions make the next item predictable: the model must find it far more often
+    assert metrics["test_recall@10_pos0"] > 2 * pop["recall@10_pos0"], (metrics["test_recall@10_pos0"], pop)
+    assert metrics["test_ndcg@10"] > pop["ndcg@10"], (metrics["test_ndcg@10"], pop["ndcg@10"])
+    print("synthetic", metrics["test_recall@10_pos0"], pop["recall@10_pos0"], metrics["test_ndcg@10"], pop["ndcg@10"])
+    # every metric of PROTOCOL.md, for validation and test
+    for part in ("val", "test"):
+        for name in ("map@10", "ndcg@10", "recall@10", "precision@10", "coverage@10", "entropy@10", "novelty@10"):
+            assert np.isfinite(metrics[f"{part}_{name}"])
+        assert all(f"{part}_recall@10_pos{p}" in metrics for p in range(10))
+    preds = pd.read_parquet(pdir / "predictions.parquet")
+    assert list(preds.columns) == ["user_id", "item_id", "rank", "score"]
+    assert preds.groupby("user_id")["rank"].apply(list).map(lambda r: r == list(range(1, 11))).all()
+    # recommended items are never in the user's history
+    log = pd.read_csv(synthetic_csv).sort_values(["user_id", "timestamp"], kind="stable")
+    log["from_end"] = log.groupby("user_id").cumcount(ascending=False)
+    train_part = log.loc[log.from_end >= 10, ["user_id", "item_id"]]
+    assert len(preds.merge(train_part, on=["user_id", "item_id"])) == 0
+    assert (pdir / "per_position.png").stat().st_size > 1000
+    # the ClearML offline session of the predict run exists and holds the metrics
+    session = Path(json.loads((pdir / "run.json").read_text())["clearml_offline_session"])
+    reported = [json.loads(line) for line in (session / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    text = json.dumps(reported)
+    assert "test_ndcg@10" in text and f"{metrics['test_ndcg@10']:.6f}"[:6] in text
+
+
+@pytest.mark.skipif(not (shared_data_dir() / "ml-100k").exists(), reason="../shared/data/ml-100k is absent")
+def test_ml100k_end_to_end(tmp_path, capsys):
+    from seqrec.data.movielens import prepare_movielens
+
+    csv = prepare_movielens("ml-100k", source=shared_data_dir() / "ml-100k", out=tmp_path / "ml-100k.csv")
+    _, _, metrics = train_and_predict(
+        tmp_path, capsys, csv, ["trainer_params.max_epochs=8", "dataset.max_length=64", "model_params.n_positions=64"]
+    )
+    pop = popularity_metrics(csv)["ndcg@10"]  # ~0.083 (PROTOCOL.md)
+    assert metrics["test_ndcg@10"] > 1.3 * pop, (metrics["test_ndcg@10"], pop)
+
+
+def run_cli(*args, cwd=ROOT, env=None):
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
+
+
+def test_cli_train_then_printed_predict_command(tmp_path, synthetic_csv):
+    runs = tmp_path / "runs"
+    res = run_cli(
+        "src/run_train.py", "--config-name=GPT_train", f"data_path={synthetic_csv}", "task_name=cli_GPT_train",
+        "seqrec_module.lr=1e-3", f"run_store={runs}", "trainer_params.max_epochs=1", *SMALL,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    last = res.stdout.strip().splitlines()[-1]
+    assert last.startswith("python src/run_predict.py --config-name=GPT_predict task_name=cli_GPT_predict train_task=")
+    res2 = subprocess.run(last.replace("python", sys.executable, 1), shell=True, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res2.returncode == 0, res2.stderr[-2000:]
+    assert re.search(r"^test_ndcg@10 +0\.\d{4}$", res2.stdout, re.M)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data_path=/nonexistent/ml-1m.csv"], "prepare_data.py"),
+        (["seqrec_module.lr=-1"], "seqrec_module.lr must be"),
+        (["dataset.max_length=1"], "dataset.max_length must be"),
+    ],
+)
+def test_cli_bad_train_input(tmp_path, synthetic_csv, args, message):
+    res = run_cli("src/run_train.py", f"data_path={synthetic_csv}", f"run_store={tmp_path / 'runs'}", "logger=none", *args)
+    assert res.returncode == 1
+    assert res.stderr.strip().startswith("error: ") and message in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_cli_unknown_train_task(tmp_path):
+    res = run_cli("src/run_predict.py", "train_task=nope", f"run_store={tmp_path}", "logger=none")
+    assert res.returncode == 1 and "unknown run ID 'nope'" in res.stderr and "Traceback" not in res.stderr
+    res = run_cli("src/run_predict.py", f"run_store={tmp_path}", "logger=none")
+    assert res.returncode == 1 and "train_task is required" in res.stderr

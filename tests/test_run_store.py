@@ -1,0 +1,175 @@
+"""Local run store: run folders, run.json, lookups and error messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from seqrec.errors import UserError
+from seqrec.tracking.run_store import RunStore, file_log_handler, write_json_atomic
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs")
+
+
+def _run_json(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text())
+
+
+def test_create_writes_run_json(store):
+    run_dir = store.create("offline-abc", "train", "sasrec-ml1m")
+    assert run_dir == store.root / "offline-abc" and run_dir.is_dir()
+    data = _run_json(run_dir)
+    assert data["task_id"] == "offline-abc"
+    assert data["kind"] == "train"
+    assert data["task_name"] == "sasrec-ml1m"
+    assert data["status"] == "running"
+    created = datetime.fromisoformat(data["created"])
+    assert created.tzinfo is not None
+    assert [p.name for p in run_dir.iterdir()] == ["run.json"]  # no temp files left behind
+
+
+def test_create_with_extra_fields(store):
+    run_dir = store.create("p1", "predict", "predict", train_task="t1")
+    assert _run_json(run_dir)["train_task"] == "t1"
+    assert store.info("p1").extra == {"train_task": "t1"}
+
+
+def test_create_refuses_existing_folder(store):
+    run_dir = store.create("run-1", "train", "first")
+    (run_dir / "model.ckpt").write_bytes(b"weights")
+    with pytest.raises(UserError) as excinfo:
+        store.create("run-1", "train", "second")
+    assert "already exists" in str(excinfo.value) and "\n" not in str(excinfo.value)
+    assert _run_json(run_dir)["task_name"] == "first"
+    assert (run_dir / "model.ckpt").read_bytes() == b"weights"
+
+    (store.root / "stray").mkdir()  # a folder without run.json is not reused either
+    with pytest.raises(UserError, match="already exists"):
+        store.create("stray", "train", "x")
+
+
+def test_create_rejects_bad_arguments(store):
+    with pytest.raises(ValueError, match="kind"):
+        store.create("run-1", "evaluate", "x")
+    for bad in ("../escape", "a/b", "", ".hidden", "a..b"):
+        with pytest.raises(UserError, match="invalid run ID"):
+            store.create(bad, "train", "x")
+    assert not (store.root.parent / "escape").exists()
+
+
+def test_finish_and_update(store):
+    store.create("run-1", "train", "t")
+    data = store.finish("run-1")
+    assert data["status"] == "completed"
+    assert datetime.fromisoformat(data["finished"]) >= datetime.fromisoformat(data["created"])
+    assert _run_json(store.root / "run-1")["status"] == "completed"
+    store.finish("run-1", status="failed")
+    assert store.info("run-1").status == "failed"
+    with pytest.raises(ValueError):
+        store.finish("run-1", status="done")
+    with pytest.raises(ValueError):
+        store.finish("run-1", status="running")
+    store.update("run-1", best_epoch=3)
+    assert _run_json(store.root / "run-1")["best_epoch"] == 3
+    with pytest.raises(ValueError, match="cannot be changed"):
+        store.update("run-1", kind="predict")
+    with pytest.raises(UserError, match="unknown run ID"):
+        store.finish("nope")
+
+
+def test_path_known_and_unknown(store):
+    for i in range(7):
+        store.create(f"train-{i}", "train", f"t{i}")
+    store.create("predict-0", "predict", "p")
+    assert store.path("train-3") == store.root / "train-3"
+    assert store.path("predict-0", kind="predict") == store.root / "predict-0"
+    assert store.path("predict-0", kind=None) == store.root / "predict-0"
+    assert store.exists("train-3") and not store.exists("nope") and not store.exists("../x")
+
+    with pytest.raises(UserError) as excinfo:
+        store.path("nope")
+    message = str(excinfo.value)
+    assert "\n" not in message
+    assert message.startswith("unknown run ID 'nope' in ")
+    assert str(store.root) in message
+    assert "known: train-6, train-5, train-4, train-3, train-2)" in message  # 5 most recent, newest first
+    assert "train-1" not in message and "predict-0" not in message
+    assert message.endswith("pass train_task=<ID> printed by run_train.py")
+
+
+def test_path_kind_mismatch(store):
+    store.create("train-0", "train", "t")
+    store.create("predict-0", "predict", "p")
+    with pytest.raises(UserError) as excinfo:
+        store.path("predict-0", kind="train")
+    message = str(excinfo.value)
+    assert "is a predict run, not a train run" in message and "train-0" in message
+
+
+def test_unknown_id_in_empty_store(store):
+    with pytest.raises(UserError) as excinfo:
+        store.path("abc")
+    assert "no train runs yet" in str(excinfo.value)
+    assert store.list_runs() == []
+
+
+def test_list_runs_sorted_by_creation_time(store):
+    for name in ("b", "a", "c"):
+        store.create(name, "train", name)
+    store.create("p", "predict", "p")
+    assert [r.task_id for r in store.list_runs()] == ["b", "a", "c", "p"]
+    assert [r.task_id for r in store.list_runs("train")] == ["b", "a", "c"]
+    assert [r.task_id for r in store.list_runs("predict")] == ["p"]
+
+    # sorting follows the timestamps (not names or folder order)
+    data = _run_json(store.root / "c")
+    data["created"] = "2001-01-01T00:00:00.000000+00:00"
+    write_json_atomic(store.root / "c" / "run.json", data)
+    assert [r.task_id for r in store.list_runs("train")] == ["c", "b", "a"]
+    record = store.list_runs("train")[0]
+    assert record.kind == "train" and record.status == "running" and record.path == store.root / "c"
+
+
+def test_list_runs_skips_broken_folders(store, caplog):
+    store.create("good", "train", "g")
+    (store.root / "broken").mkdir()
+    (store.root / "broken" / "run.json").write_text("{not json")
+    (store.root / "empty").mkdir()
+    with caplog.at_level(logging.WARNING):
+        assert [r.task_id for r in store.list_runs()] == ["good"]
+    assert "broken" in caplog.text
+
+
+def test_write_json_atomic_replaces_whole_file(tmp_path):
+    target = tmp_path / "x.json"
+    write_json_atomic(target, {"a": 1})
+    write_json_atomic(target, {"b": 2})
+    assert json.loads(target.read_text()) == {"b": 2}
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"bad": object()})
+    assert json.loads(target.read_text()) == {"b": 2}  # failed write left the old file intact
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_file_log_handler(store):
+    run_dir = store.create("run-1", "train", "t")
+    handler = file_log_handler(run_dir)
+    logger = logging.getLogger("seqrec.test_run_store")
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        logger.info("hello from the run")
+        logger.debug("details")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    text = (run_dir / "run.log").read_text()
+    assert "INFO seqrec.test_run_store: hello from the run" in text
+    assert "details" in text

@@ -1,0 +1,571 @@
+"""Experiment tracking: ClearML (real SDK, offline, no network), NoneTracker, Lightning logger.
+
+ClearML state is isolated per test: ``CLEARML_CACHE_DIR`` points into tmp_path
+(offline sessions land in ``<cache>/offline/``), ``CLEARML_CONFIG_FILE`` points at
+a file that does not exist (so a developer's ~/clearml.conf is ignored), the
+server/credential env vars are cleared, and ``HOME`` points into tmp_path because
+the SDK always writes ``~/.clearml/.session.json`` (its last-task cache) there.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from seqrec.errors import UserError
+from seqrec.tracking.base import NoneTracker, Tracker, instantiate_tracker, to_plain_config
+
+ROOT = Path(__file__).resolve().parents[1]
+LOGGER_CONFIGS = ROOT / "src" / "configs" / "logger"
+
+_CLEARML_ENV = [
+    f"{prefix}_{name}"
+    for prefix in ("CLEARML", "TRAINS")
+    for name in (
+        "API_HOST",
+        "WEB_HOST",
+        "FILES_HOST",
+        "API_ACCESS_KEY",
+        "API_SECRET_KEY",
+        "OFFLINE_MODE",
+        "CONFIG_PATH",
+        "TASK_ID",
+    )
+] + ["CLEARML_AUTH_TOKEN"]
+
+
+def _close_open_task() -> None:
+    from clearml import Task
+
+    current = Task.current_task()
+    if current is not None:
+        current.close()
+
+
+@pytest.fixture
+def clearml_sandbox(tmp_path):
+    """Isolated ClearML cache/config/home; yields the cache dir."""
+    from seqrec.tracking.clearml_tracker import reload_clearml_config
+
+    cache = tmp_path / "clearml_cache"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLEARML_CACHE_DIR", str(cache))
+        mp.setenv("CLEARML_CONFIG_FILE", str(tmp_path / "no-such-clearml.conf"))
+        mp.setenv("HOME", str(tmp_path / "home"))
+        for var in _CLEARML_ENV:
+            mp.delenv(var, raising=False)
+        reload_clearml_config()
+        try:
+            yield cache
+        finally:
+            _close_open_task()
+    reload_clearml_config()
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _read_events(session_dir: Path) -> list[dict]:
+    """Events of metrics.jsonl: one JSON list of events per line."""
+    events = []
+    for line in (session_dir / "metrics.jsonl").read_text().splitlines():
+        if line.strip():
+            batch = json.loads(line)
+            events.extend(batch if isinstance(batch, list) else [batch])
+    return events
+
+
+def _assert_one_line_user_error(excinfo, *fragments: str) -> str:
+    message = str(excinfo.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    return message
+
+
+# ------------------------------------------------------------------ ClearML offline
+def test_offline_tracker_records_reports_in_session(clearml_sandbox, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from seqrec.tracking.clearml_tracker import ClearMLTracker
+
+    tracker = ClearMLTracker(project_name="seqrec-tests", task_name="offline-run", task_type="training")
+    assert tracker.task_id.startswith("offline-")
+    session = tracker.offline_session_dir
+    assert session == clearml_sandbox / "offline" / tracker.task_id
+    assert session.is_dir()
+    assert tracker.offline_session_zip is None  # written at close
+
+    tracker.connect_config(OmegaConf.create({"model": {"d_model": 64, "metric": "ndcg@10"}, "lr": 1e-3}))
+    tracker.report_scalar("loss", "train", 0.75, iteration=1)
+    tracker.report_scalar("loss", "train", 0.5, iteration=2)
+    tracker.report_single_value("test_ndcg@10", 0.4321)
+    tracker.report_table("results", pd.DataFrame({"k": [5, 10], "ndcg": [0.3, 0.4]}))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1, 2], [0.2, 0.3, 0.35])
+    tracker.report_figure("curve", fig)
+    png = tmp_path / "curve.png"
+    fig.savefig(png)
+    plt.close(fig)
+    tracker.report_figure("curve_png", png)
+    metrics_file = tmp_path / "metrics.json"
+    metrics_file.write_text(json.dumps({"ndcg@10": 0.4321}))
+    tracker.upload_artifact("metrics", metrics_file)
+
+    started = time.perf_counter()
+    tracker.close()
+    close_seconds = time.perf_counter() - started
+    assert close_seconds < 5, f"close took {close_seconds:.1f} s (report_use_subprocess not disabled?)"
+    tracker.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        tracker.report_scalar("loss", "train", 0.1, iteration=3)
+
+    events = _read_events(session)
+    scalars = {
+        (e["metric"], e["variant"], e["iter"]): e["value"]
+        for e in events
+        if e["type"] == "training_stats_scalar"
+    }
+    assert scalars[("loss", "train", 1)] == pytest.approx(0.75)
+    assert scalars[("loss", "train", 2)] == pytest.approx(0.5)
+    # single values are stored as metric "Summary", variant <name>
+    assert scalars[("Summary", "test_ndcg@10", -(2**31))] == pytest.approx(0.4321)
+    plots = {e["metric"]: json.loads(e["plot_str"]) for e in events if e["type"] == "plot"}
+    assert plots["results"]["data"][0]["type"] == "table"
+    assert plots["results"]["data"][0]["cells"]["values"][1] == [0.3, 0.4]
+    assert "curve" in plots
+    images = [e for e in events if e["type"] == "training_debug_image"]
+    assert [e["metric"] for e in images] == ["curve_png"]
+    assert Path(images[0]["url"]).is_file()
+
+    task_json = json.loads((session / "task.json").read_text())
+    assert task_json["id"] == tracker.task_id
+    assert task_json["name"] == "offline-run"
+    assert task_json["project_name"] == "seqrec-tests"
+    assert task_json["type"] == "training"
+    assert "d_model = 64" in task_json["configuration"]["config"]["value"]
+    assert task_json["hyperparams"]["config"]["model/d_model"]["value"] == "64"
+    (artifact,) = task_json["execution"]["artifacts"]
+    assert artifact["key"] == "metrics"
+    assert json.loads(Path(artifact["uri"]).read_text()) == {"ndcg@10": 0.4321}
+
+    archive = tracker.offline_session_zip
+    assert archive is not None and archive.name == f"{tracker.task_id}.zip"
+    with zipfile.ZipFile(archive) as zf:
+        names = set(zf.namelist())
+    assert {"task.json", "metrics.jsonl"} <= names
+
+
+def test_sequential_trackers_get_new_tasks(clearml_sandbox):
+    from clearml import Task
+
+    from seqrec.tracking.clearml_tracker import ClearMLTracker
+
+    first = ClearMLTracker("seqrec-tests", "job-0", detect_repository=False)
+    first.report_scalar("loss", "train", 1.0, 0)
+    first.close()
+    assert Task.current_task() is None
+
+    second = ClearMLTracker("seqrec-tests", "job-1", task_type="inference", detect_repository=False)
+    assert second.task_id != first.task_id
+    second.report_scalar("loss", "train", 2.0, 0)
+    # left open on purpose (a crashed multirun job): the next tracker must still get a new task
+    third = ClearMLTracker("seqrec-tests", "job-2", detect_repository=False)
+    assert third.task_id not in {first.task_id, second.task_id}
+    assert Task.current_task().id == third.task_id
+    third.close()
+    assert second.offline_session_zip is not None
+    assert json.loads((second.offline_session_dir / "task.json").read_text())["type"] == "inference"
+    assert _read_events(second.offline_session_dir)[0]["value"] == 2.0
+
+
+def test_context_manager_closes_on_error(clearml_sandbox):
+    from clearml import Task
+
+    from seqrec.tracking.clearml_tracker import ClearMLTracker
+
+    with pytest.raises(ValueError, match="boom"):
+        with ClearMLTracker("seqrec-tests", "crash", detect_repository=False) as tracker:
+            tracker.report_scalar("loss", "train", 1.0, 0)
+            raise ValueError("boom")
+    assert tracker.closed
+    assert Task.current_task() is None
+    assert tracker.offline_session_zip is not None
+
+
+def test_invalid_arguments_are_user_errors(clearml_sandbox):
+    from seqrec.tracking.clearml_tracker import ClearMLTracker
+
+    with pytest.raises(UserError, match="task_type"):
+        ClearMLTracker("seqrec-tests", "x", task_type="trainng")
+    with pytest.raises(UserError, match="task_name"):
+        ClearMLTracker("seqrec-tests", "")
+    with pytest.raises(UserError, match="reachability_timeout"):
+        ClearMLTracker("seqrec-tests", "x", offline=False, reachability_timeout=0)
+
+
+# ------------------------------------------------------------------- ClearML online
+def test_online_unreachable_server_fails_fast(clearml_sandbox, monkeypatch):
+    from seqrec.tracking.clearml_tracker import ClearMLTracker
+
+    port = _closed_port()
+    monkeypatch.setenv("CLEARML_API_HOST", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("CLEARML_API_ACCESS_KEY", "dummy-key")
+    monkeypatch.setenv("CLEARML_API_SECRET_KEY", "dummy-secret")
+    started = time.perf_counter()
+    with pytest.raises(UserError) as excinfo:
+        ClearMLTracker("seqrec-tests", "online", offline=False, reachability_timeout=2.0)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 10, f"took {elapsed:.1f} s"
+    _assert_one_line_user_error(
+        excinfo, f"http://127.0.0.1:{port}", "unreachable", "logger=clearml_offline"
+    )
+
+
+def test_online_without_credentials(clearml_sandbox, monkeypatch):
+    from seqrec.tracking.clearml_tracker import ClearMLTracker
+
+    monkeypatch.setenv("CLEARML_API_HOST", f"http://127.0.0.1:{_closed_port()}")
+    started = time.perf_counter()
+    with pytest.raises(UserError) as excinfo:
+        ClearMLTracker("seqrec-tests", "online", offline=False)
+    assert time.perf_counter() - started < 10
+    _assert_one_line_user_error(excinfo, "no credentials", "clearml-init", "logger=clearml_offline")
+
+
+class _UnauthorizedServer(BaseHTTPRequestHandler):
+    """Answers every request like a ClearML API server rejecting the credentials."""
+
+    def _reply(self):
+        body = json.dumps(
+            {"meta": {"result_code": 401, "result_subcode": 0, "result_msg": "Unauthorized"}, "data": {}}
+        ).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _reply
+
+    def log_message(self, *args):
+        return None
+
+
+@pytest.fixture
+def unauthorized_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _UnauthorizedServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_online_rejected_credentials(clearml_sandbox, monkeypatch, unauthorized_server):
+    from seqrec.tracking.clearml_tracker import ClearMLTracker
+
+    for var in ("CLEARML_API_HOST", "CLEARML_WEB_HOST", "CLEARML_FILES_HOST"):
+        monkeypatch.setenv(var, unauthorized_server)
+    monkeypatch.setenv("CLEARML_API_ACCESS_KEY", "wrong")
+    monkeypatch.setenv("CLEARML_API_SECRET_KEY", "wrong")
+    started = time.perf_counter()
+    with pytest.raises(UserError) as excinfo:
+        ClearMLTracker("seqrec-tests", "online", offline=False)
+    assert time.perf_counter() - started < 10
+    _assert_one_line_user_error(excinfo, unauthorized_server, "login", "credentials")
+
+
+def test_fetch_run_from_server_errors(clearml_sandbox, monkeypatch, tmp_path):
+    from seqrec.tracking.clearml_tracker import fetch_run_from_server
+
+    with pytest.raises(UserError, match="clearml-init"):
+        fetch_run_from_server("abc123", tmp_path / "dest")
+    monkeypatch.setenv("CLEARML_API_HOST", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("CLEARML_API_ACCESS_KEY", "dummy-key")
+    monkeypatch.setenv("CLEARML_API_SECRET_KEY", "dummy-secret")
+    with pytest.raises(UserError, match="unreachable"):
+        fetch_run_from_server("abc123", tmp_path / "dest", reachability_timeout=1.0)
+    assert not (tmp_path / "dest").exists()
+
+
+class _FakeArtifact:
+    def __init__(self, local: Path, url: str):
+        self._local = local
+        self.url = url
+
+    def get_local_copy(self, extract_archive=True, raise_on_error=False):
+        return str(self._local)
+
+
+class _FakeTask:
+    id = "0123456789abcdef"
+    name = "train-run"
+
+    def __init__(self, artifacts):
+        self.artifacts = artifacts
+
+    def get_project_name(self):
+        return "seqrec"
+
+
+def test_fetch_run_from_server_downloads_artifacts(monkeypatch, tmp_path):
+    import seqrec.tracking.clearml_tracker as module
+
+    cache = tmp_path / "download-cache"
+    cache.mkdir()
+    (cache / "abc.config.yaml").write_text("lr: 0.001\n")
+    (cache / "def.model.ckpt").write_bytes(b"weights")
+    checkpoint_dir = cache / "extracted"
+    checkpoint_dir.mkdir()
+    artifacts = {
+        "config": _FakeArtifact(cache / "abc.config.yaml", "https://files/seqrec/run/artifacts/config/config.yaml"),
+        "checkpoint": _FakeArtifact(cache / "def.model.ckpt", "https://files/seqrec/run/artifacts/checkpoint/model.ckpt"),
+    }
+    requested = []
+
+    def fake_get_task(task_id=None, **kwargs):
+        requested.append(task_id)
+        if task_id != _FakeTask.id:
+            raise ValueError(f"Task {task_id} not found")
+        return _FakeTask(artifacts)
+
+    class FakeTaskClass:
+        get_task = staticmethod(fake_get_task)
+
+    # the server part (credentials, reachability, going online) is covered above
+    monkeypatch.setattr(module, "_go_online", lambda timeout=5.0: (FakeTaskClass, "http://clearml.test:8008"))
+
+    dest = tmp_path / "runs" / _FakeTask.id
+    fetched = module.fetch_run_from_server(_FakeTask.id, dest)
+    assert fetched.task_name == "train-run" and fetched.project_name == "seqrec"
+    assert fetched.files == {"config": dest / "config.yaml", "checkpoint": dest / "model.ckpt"}
+    assert (dest / "config.yaml").read_text() == "lr: 0.001\n"
+    assert (dest / "model.ckpt").read_bytes() == b"weights"
+
+    with pytest.raises(UserError, match="refusing to overwrite"):
+        module.fetch_run_from_server(_FakeTask.id, dest)
+    with pytest.raises(UserError) as excinfo:
+        module.fetch_run_from_server("ffffffff", tmp_path / "other")
+    _assert_one_line_user_error(excinfo, "'ffffffff'", "not found")
+    del artifacts["checkpoint"]
+    with pytest.raises(UserError, match="no artifact"):
+        module.fetch_run_from_server(_FakeTask.id, tmp_path / "third")
+
+
+# ----------------------------------------------------------------------- NoneTracker
+def test_none_tracker(tmp_path):
+    tracker = NoneTracker("seqrec", "run", task_type="inference", offline=True, tags=["x"])
+    assert re.fullmatch(r"local-[0-9a-f]{32}", tracker.task_id)
+    assert tracker.offline_session_dir is None
+    assert NoneTracker("seqrec", "run").task_id != tracker.task_id
+    artifact = tmp_path / "a.txt"
+    artifact.write_text("x")
+    with tracker:
+        assert tracker.connect_config({"a": {"b": [1, 2]}}) == {"a": {"b": [1, 2]}}
+        tracker.report_scalar("loss", "train", 1, 0)
+        tracker.report_single_value("ndcg", 0.5)
+        tracker.report_table("t", [{"a": 1}])
+        tracker.report_figure("f", artifact)
+        tracker.upload_artifact("a", artifact)
+        with pytest.raises(FileNotFoundError):
+            tracker.upload_artifact("missing", tmp_path / "missing.bin")
+        with pytest.raises(TypeError):
+            tracker.report_scalar("loss", "train", "high", 0)
+    assert tracker.closed
+    with pytest.raises(RuntimeError):
+        tracker.report_single_value("ndcg", 0.5)
+    with pytest.raises(UserError, match="task_type"):
+        NoneTracker("seqrec", "run", task_type="bogus")
+
+
+def test_to_plain_config_handles_odd_leaves(tmp_path):
+    cfg = OmegaConf.create({"a": "${b}", "b": 3, "l": [1, {"x": None}]})
+    assert to_plain_config(cfg) == {"a": 3, "b": 3, "l": [1, {"x": None}]}
+    assert to_plain_config({"p": tmp_path, 1: (1.5, True)}) == {"p": str(tmp_path), "1": [1.5, True]}
+
+
+# ------------------------------------------------------------------- Hydra configs
+def _logger_cfg(name: str):
+    return OmegaConf.create(
+        {"project_name": "seqrec-tests", "task_name": "hydra", "logger": OmegaConf.load(LOGGER_CONFIGS / f"{name}.yaml")}
+    )
+
+
+def test_logger_configs_instantiate(clearml_sandbox):
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from seqrec.tracking.clearml_tracker import ClearMLTracker
+
+    none = instantiate(_logger_cfg("none").logger, task_type="training")
+    assert isinstance(none, NoneTracker) and none.task_name == "hydra"
+
+    offline_cfg = _logger_cfg("clearml_offline")
+    assert offline_cfg.logger.offline is True
+    tracker = instantiate(offline_cfg.logger, task_type="inference", detect_repository=False)
+    try:
+        assert isinstance(tracker, ClearMLTracker) and tracker.offline
+        assert tracker.project_name == "seqrec-tests" and tracker.task_type == "inference"
+    finally:
+        tracker.close()
+
+    online_cfg = _logger_cfg("clearml")
+    assert online_cfg.logger.offline is False
+    # no clearml.conf / credentials in the sandbox -> a clear user error, no network.
+    # NB: Hydra wraps constructor errors in InstantiationException; the UserError is its __cause__.
+    with pytest.raises(InstantiationException) as excinfo:
+        instantiate(online_cfg.logger, task_type="training")
+    assert isinstance(excinfo.value.__cause__, UserError)
+    assert "clearml-init" in str(excinfo.value.__cause__)
+    # instantiate_tracker unwraps it
+    with pytest.raises(UserError, match="clearml-init"):
+        instantiate_tracker(online_cfg.logger, task_type="training")
+    with pytest.raises(UserError, match="not a tracker"):
+        instantiate_tracker(OmegaConf.create({"_target_": "builtins.dict"}), task_type="training")
+    tracker = instantiate_tracker(_logger_cfg("none").logger, task_type="inference")
+    assert isinstance(tracker, NoneTracker) and tracker.task_type == "inference"
+
+
+# ------------------------------------------------------------------ Lightning logger
+class RecordingTracker(Tracker):
+    def __init__(self):
+        super().__init__("seqrec-tests", "recording")
+        self.calls = []
+
+    @property
+    def task_id(self):
+        return "rec-1"
+
+    def _connect_config(self, cfg, name):
+        self.calls.append(("config", name, cfg))
+
+    def _report_scalar(self, title, series, value, iteration):
+        self.calls.append(("scalar", title, series, value, iteration))
+
+    def _report_single_value(self, name, value):
+        self.calls.append(("single", name, value))
+
+    def _report_table(self, title, series, df):
+        self.calls.append(("table", title))
+
+    def _report_figure(self, title, series, figure):
+        self.calls.append(("figure", title))
+
+    def _upload_artifact(self, name, path):
+        self.calls.append(("artifact", name))
+
+    def _close(self, status, reason):
+        self.calls.append(("close", status))
+
+
+def test_split_metric_name():
+    from seqrec.tracking.lightning_logger import split_metric_name
+
+    assert split_metric_name("val_ndcg@10") == ("ndcg@10", "val")
+    assert split_metric_name("train_loss_step") == ("loss_step", "train")
+    assert split_metric_name("test/hr@20") == ("hr@20", "test")
+    assert split_metric_name("lr-Adam") == ("lr-Adam", "lr-Adam")
+    assert split_metric_name("value_x") == ("value_x", "value_x")
+
+
+def test_lightning_logger_forwards_and_records_history():
+    import torch
+
+    from seqrec.tracking.lightning_logger import TrackerLogger
+
+    tracker = RecordingTracker()
+    logger = TrackerLogger(tracker)
+    assert logger.version == "rec-1" and logger.name == "recording"
+    logger.log_metrics({"train_loss_step": torch.tensor(0.9), "epoch": 0.0}, step=4)
+    logger.log_metrics({"val_ndcg@10": 0.25, "val_loss": 1.5, "epoch": 0}, step=9)
+    logger.log_metrics({"train_loss_epoch": 0.8, "epoch": 0}, step=9)
+    logger.log_metrics({"val_ndcg@10": 0.3, "epoch": 1}, step=19)
+    logger.log_metrics({"lr": 0.01}, step=20)
+    logger.log_hyperparams({"d_model": 64, "dropout": 0.1})
+
+    scalars = [call[1:] for call in tracker.calls if call[0] == "scalar"]
+    assert scalars[0][:2] == ("loss_step", "train") and scalars[0][3] == 4  # *_step -> global step
+    assert scalars[0][2] == pytest.approx(0.9)
+    assert ("ndcg@10", "val", 0.25, 0) in scalars  # epoch is the iteration
+    assert ("loss", "val", 1.5, 0) in scalars
+    assert ("loss_epoch", "train", 0.8, 0) in scalars
+    assert ("ndcg@10", "val", 0.3, 1) in scalars
+    assert ("lr", "lr", 0.01, 20) in scalars
+    assert ("config", "hyperparameters", {"d_model": 64, "dropout": 0.1}) in tracker.calls
+
+    assert logger.history[1] == {"step": 9, "epoch": 0, "val_ndcg@10": 0.25, "val_loss": 1.5}
+    assert logger.history[-1] == {"step": 20, "lr": 0.01}
+    per_epoch = logger.epoch_history()
+    assert [row["epoch"] for row in per_epoch] == [0, 1]
+    assert per_epoch[0]["val_ndcg@10"] == 0.25 and per_epoch[0]["train_loss_epoch"] == 0.8
+    assert per_epoch[1] == {"epoch": 1, "val_ndcg@10": 0.3, "step": 19}
+
+
+def test_lightning_logger_in_trainer(tmp_path):
+    import lightning.pytorch as pl
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from seqrec.tracking.lightning_logger import TrackerLogger
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.save_hyperparameters({"hidden": 2})
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, _):
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.layer(x), y)
+            self.log("train_loss", loss, on_step=False, on_epoch=True)
+            return loss
+
+        def validation_step(self, batch, _):
+            x, y = batch
+            self.log("val_mse", torch.nn.functional.mse_loss(self.layer(x), y))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(8, 2), torch.randn(8, 1))
+    tracker = RecordingTracker()
+    logger = TrackerLogger(tracker)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        logger=logger,
+        accelerator="cpu",
+        devices=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(Tiny(), DataLoader(data, batch_size=4), DataLoader(data, batch_size=8))
+
+    per_epoch = logger.epoch_history()
+    assert [row["epoch"] for row in per_epoch] == [0, 1]
+    assert all("val_mse" in row and "train_loss" in row for row in per_epoch)
+    series = {(call[1], call[2]) for call in tracker.calls if call[0] == "scalar"}
+    assert {("mse", "val"), ("loss", "train")} <= series
+    assert ("config", "hyperparameters", {"hidden": 2}) in tracker.calls
