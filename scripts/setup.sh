@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want=$(cat requirements.txt requirements-lock.txt 2>/dev/null | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt $( [ -f requirements-lock.txt ] && echo requirements-lock.txt ) | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "setup: installing requirements (a few minutes on a fresh machine)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
