@@ -23,7 +23,7 @@ from seqrec.data.split import SplitData, load_interactions, split_interactions
 from seqrec.errors import UserError
 from seqrec.metrics import compute_metrics, format_metrics, per_position_table, plot_per_position
 from seqrec.module import SeqRecModule
-from seqrec.recommend import recommend_topk
+from seqrec.generation import ban_generated, build_strategy, generate
 from seqrec.tracking.base import instantiate_tracker
 from seqrec.tracking.lightning_logger import TrackerLogger
 from seqrec.tracking.run_store import RunStore, file_log_handler
@@ -223,6 +223,8 @@ def load_trained(run_dir: Path, device: torch.device):
 def predict(cfg: DictConfig) -> float:
     """Recommend for validation and test users of a trained run; return validation NDCG@k."""
     check_predict_config(cfg)
+    params = OmegaConf.to_container(cfg.generation_params, resolve=True)
+    strategy = build_strategy(params)  # a bad strategy or parameter fails before any loading
     store = RunStore(cfg.run_store)
     train_dir = store.path(cfg.train_task)
     train_cfg = OmegaConf.load(train_dir / CONFIG_FILE)
@@ -236,31 +238,38 @@ def predict(cfg: DictConfig) -> float:
         )
     k = int(cfg.get("top_k") or train_cfg.seqrec_module.predict_top_k)
     filter_seen = bool(train_cfg.seqrec_module.filter_seen if cfg.get("filter_seen") is None else cfg.filter_seen)
-    batch_size = int(cfg.get("test_batch_size") or train_cfg.dataloader.test_batch_size)
+    rows = int(cfg.get("test_batch_size") or train_cfg.dataloader.test_batch_size)
     n_targets = train_cfg.last_n_items
 
     with open_run(cfg, "predict") as run:
+        log.info("strategy: %s", strategy.describe())
         metrics: dict[str, float] = {}
         by_part: dict[str, dict[str, float]] = {}
         tables = {}
         for part, users in (("val", split.val_users), ("test", split.test_users)):
             targets = split.targets(users, n_targets)
-            loader = EvalDataset(split.train, users, targets, train_cfg.dataset.max_length).loader(batch_size)
-            recs, scores = recommend_topk(model, loader, k, filter_seen, device, desc=f"{part} top-{k}")
+            started = time.perf_counter()
+            recs, scores = generate(
+                model, strategy, split.train, users, k=k, max_length=train_cfg.dataset.max_length,
+                filter_seen=filter_seen, rows=rows, seed=cfg.random_state, device=device,
+                no_repeat=ban_generated(params), desc=f"{part}: {strategy.describe()}",
+            )
+            seconds = time.perf_counter() - started
             part_metrics = compute_metrics(recs, targets, split.item_counts, split.n_items, k=k)
             by_part[part] = part_metrics
             metrics.update({f"{part}_{name}": float(v) for name, v in part_metrics.items()})
+            metrics[f"{part}_ms_per_user"] = 1000 * seconds / max(len(users), 1)
             tables[part] = per_position_table(part_metrics)
             name = "predictions.parquet" if part == "test" else f"{part}_predictions.parquet"
             atomic_to_parquet(_predictions_frame(split, users, recs, scores), run.dir / name)
-
+    
         atomic_write_json(run.dir / METRICS_FILE, metrics)
         table = tables["test"].rename(columns=lambda c: c if c == "position" else f"test_{c}").merge(
             tables["val"].rename(columns=lambda c: c if c == "position" else f"val_{c}"), on="position"
         )
         atomic_to_csv(table, run.dir / "per_position.csv")
         plot_path = run.dir / "per_position.png"
-        plot_per_position({"test": tables["test"], "validation": tables["val"]}, plot_path)
+        plot_per_position({f"test: {strategy.describe()}": tables["test"], "validation": tables["val"]}, plot_path)
 
         for name, value in metrics.items():
             run.tracker.report_single_value(name, value)
@@ -268,8 +277,10 @@ def predict(cfg: DictConfig) -> float:
         run.tracker.report_figure("per-position recall", plot_path)
         for name, file in (("predictions", "predictions.parquet"), ("metrics", METRICS_FILE), ("config", CONFIG_FILE)):
             run.tracker.upload_artifact(name, run.dir / file)
+        print(f"strategy: {strategy.describe()}")
         for part, part_metrics in by_part.items():
             print(format_metrics(part_metrics, part))
+        print(f"generation: {metrics['test_ms_per_user']:.2f} ms per test user")
         print(f"run {run.id}: predictions and metrics in {run.dir}")
     return metrics[f"val_ndcg@{k}"]
 

@@ -1,10 +1,8 @@
-"""Top-K recommendation from a trained model: one forward pass, best unseen items."""
+"""Top-K from one forward pass (validation during training) and seen-item masking."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 NEG_INF = float("-inf")
 
@@ -26,21 +24,3 @@ def topk_items(
     mask_seen(scores, batch["seen"] if filter_seen else None)
     top = torch.topk(scores, k, dim=1)
     return top.indices, top.values
-
-
-@torch.no_grad()
-def recommend_topk(
-    model, loader, k: int, filter_seen: bool = True, device: str | torch.device = "cpu", desc: str = "top-k"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-K for every user of an :class:`~seqrec.data.datasets.EvalDataset` loader.
-
-    Returns item indices ``[U, k]`` and scores ``[U, k]`` in the loader's user order.
-    """
-    model.eval()
-    items, scores = [], []
-    for batch in tqdm(loader, desc=desc, leave=False, unit="batch"):
-        batch = {key: t.to(device) for key, t in batch.items()}
-        idx, val = topk_items(model, batch, k, filter_seen)
-        items.append(idx.cpu())
-        scores.append(val.cpu())
-    return torch.cat(items).numpy(), torch.cat(scores).numpy()

@@ -15,6 +15,7 @@ class SequentialModel(nn.Module):
     """Base class: item sequences in, item scores out (item 0 is padding)."""
 
     n_items: int
+    supports_cache: bool = False  # True: new_cache() gives a cache the generation engine can use
 
     def encode(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None
@@ -31,7 +32,15 @@ class SequentialModel(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement output_embeddings()")
 
     def new_cache(self, batch_size: int, capacity: int):
-        """An empty cache for ``batch_size`` rows and ``capacity`` positions, or None."""
+        """An empty cache for ``batch_size`` rows and ``capacity`` positions, or None.
+
+        Models without a cache are generated from by re-encoding the whole sequence at
+        every step (the generation engine handles both).
+        """
+        return None
+
+    def history_budget(self, n_new: int) -> int | None:
+        """How many history items fit when ``n_new`` items will be appended (None: unlimited)."""
         return None
 
     def next_item_logits(

@@ -1,4 +1,4 @@
-"""GPT-2 for next-item prediction, with a preallocated KV cache.
+"""GPT-2 for next-item prediction, with KV caches (see :mod:`seqrec.models.cache`).
 
 Architecturally identical to Hugging Face's ``GPT2LMHeadModel`` (pre-LayerNorm blocks,
 tanh-GELU MLP, learned positions, output head tied to the item embeddings); module
@@ -19,47 +19,7 @@ from torch import nn
 
 from seqrec.data.padding import positions_from_mask
 from seqrec.models.base import SequentialModel
-
-
-class KVCache:
-    """Keys/values of all layers for ``batch`` rows, preallocated for ``capacity`` positions.
-
-    ``valid[b, s]`` says whether cached position ``s`` of row ``b`` is a real item (left
-    padding is not); ``n_valid[b]`` counts them, giving the next position id of each row.
-    """
-
-    def __init__(self, n_layer: int, batch: int, n_head: int, head_dim: int, capacity: int, like: torch.Tensor):
-        shape = (n_layer, batch, n_head, capacity, head_dim)
-        self.k = like.new_zeros(shape)
-        self.v = like.new_zeros(shape)
-        self.valid = torch.zeros(batch, capacity, dtype=torch.bool, device=like.device)
-        self.n_valid = torch.zeros(batch, dtype=torch.long, device=like.device)
-        self.length = 0
-
-    @property
-    def capacity(self) -> int:
-        return self.k.shape[3]
-
-    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store the new keys/values of ``layer``; return all keys/values so far."""
-        end = self.length + k.shape[2]
-        self.k[layer, :, :, self.length : end] = k
-        self.v[layer, :, :, self.length : end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
-
-    def advance(self, new_valid: torch.Tensor) -> None:
-        """Commit ``new_valid`` ``[B, T]`` positions after every layer has written them."""
-        end = self.length + new_valid.shape[1]
-        self.valid[:, self.length : end] = new_valid
-        self.n_valid += new_valid.sum(1)
-        self.length = end
-
-    def select(self, rows: torch.Tensor) -> "KVCache":
-        """A new cache holding ``rows`` (e.g. each user repeated per beam or sample)."""
-        out = KVCache.__new__(KVCache)
-        out.k, out.v = self.k[:, rows], self.v[:, rows]
-        out.valid, out.n_valid, out.length = self.valid[rows], self.n_valid[rows], self.length
-        return out
+from seqrec.models.cache import KVCache
 
 
 class CausalSelfAttention(nn.Module):
@@ -75,13 +35,11 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
         if cache is not None:
-            k, v = cache.write(layer, k, v)
-        y = F.scaled_dot_product_attention(
-            q, k, v,
-            attn_mask=mask,
-            dropout_p=self.attn_dropout if self.training else 0.0,
-            is_causal=mask is None and cache is None,
-        )
+            y = cache.attend(layer, q, k, v)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0, is_causal=mask is None
+            )
         return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
@@ -111,6 +69,8 @@ class Block(nn.Module):
 
 class GPT2(SequentialModel):
     """GPT-2 over items ``1..n_items`` (0 = padding)."""
+
+    supports_cache = True
 
     def __init__(
         self,
@@ -155,40 +115,40 @@ class GPT2(SequentialModel):
     def new_cache(self, batch_size: int, capacity: int) -> KVCache:
         return KVCache(self.n_layer, batch_size, self.n_head, self.n_embd // self.n_head, capacity, self.wte.weight)
 
-    def encode(self, input_ids, attention_mask=None, cache: KVCache | None = None):
-        B, T = input_ids.shape
+    def encode(self, input_ids, attention_mask=None, cache=None):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         attention_mask = attention_mask.bool()
-        positions = positions_from_mask(attention_mask)
-        if cache is not None:
-            positions = positions + cache.n_valid[:, None]
+        if cache is None:
+            positions, mask = positions_from_mask(attention_mask), self._attention_mask(attention_mask)
+        else:
+            positions, mask = cache.begin(attention_mask), None
         if int(positions.max()) >= self.n_positions:
             raise ValueError(f"sequence longer than n_positions={self.n_positions}; crop the input")
         x = self.drop(self.wte(input_ids) + self.wpe(positions))
-        mask = self._attention_mask(attention_mask, cache)
         for layer, block in enumerate(self.h):
             x = block(x, mask, cache, layer)
         if cache is not None:
-            cache.advance(attention_mask)
+            cache.end()
         return self.ln_f(x)
 
+    def history_budget(self, n_new: int) -> int:
+        return self.n_positions - n_new
+
     @staticmethod
-    def _attention_mask(attention_mask: torch.Tensor, cache: KVCache | None) -> torch.Tensor | None:
-        """``[B, 1, T, S]`` boolean mask, or None when a plain causal mask is exact.
+    def _attention_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
+        """``[B, 1, T, T]`` causal mask without padded keys, or None when plain causal is exact.
 
         Padded query rows may see themselves, so no softmax row is empty (their outputs
         are never used).
         """
-        past = 0 if cache is None else cache.length
-        if cache is None and bool(attention_mask.all()):
+        if bool(attention_mask.all()):
             return None
         T = attention_mask.shape[1]
-        key_valid = attention_mask if cache is None else torch.cat([cache.valid[:, :past], attention_mask], 1)
-        q_idx = torch.arange(T, device=attention_mask.device)[:, None] + past
-        k_idx = torch.arange(past + T, device=attention_mask.device)[None, :]
-        causal = k_idx <= q_idx
-        allowed = (causal & key_valid[:, None, :]) | (k_idx == q_idx)
+        idx = torch.arange(T, device=attention_mask.device)
+        allowed = ((idx[None, :] <= idx[:, None]) & attention_mask[:, None, :]) | torch.eye(
+            T, dtype=torch.bool, device=attention_mask.device
+        )
         return allowed[:, None]
 
     def output_embeddings(self) -> torch.Tensor:

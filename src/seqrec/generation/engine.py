@@ -1,0 +1,100 @@
+"""The one generation engine: any model, any strategy, users in bounded chunks.
+
+Users are processed ``max(1, rows // strategy.width)`` at a time, so memory stays
+bounded by ``rows x catalogue`` whatever N or the number of beams. Every strategy sees
+the same history window: the last ``min(max_length, model budget - k)`` items, so that
+the k generated items still fit the model's positions (Top-K included, for a fair
+comparison). Seen items are the user's whole training history, not only the window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from seqrec.data.padding import pad_sequences
+from seqrec.data.split import Sequences
+from seqrec.errors import UserError
+from seqrec.generation.base import Strategy
+from seqrec.generation.state import Context, GenerationState, make_decoder
+
+
+def history_length(model, max_length: int, k: int) -> int:
+    budget = model.history_budget(k)
+    return max_length if budget is None else min(max_length, budget)
+
+
+def seen_matrix(history: Sequences | None, n_users: int, n_columns: int, device) -> torch.Tensor:
+    """``[U, V]`` bool: padding (column 0) and, when given, every item of each user's history."""
+    seen = torch.zeros(n_users, n_columns, dtype=torch.bool, device=device)
+    seen[:, 0] = True
+    if history is not None and len(history.items):
+        seen.scatter_(1, pad_sequences(history, side="right").to(device), True)
+    return seen
+
+
+def check_capacity(strategy: Strategy, train: Sequences, users: np.ndarray, n_items: int, k: int, filter_seen: bool):
+    """Refuse more beams/sequences (or a longer list) than some user has allowed items."""
+    longest = int(train.lengths[users].max()) if filter_seen and len(users) else 0
+    allowed = n_items - longest
+    if k > allowed:
+        raise UserError(
+            f"a user has only {allowed} unseen items but {k} recommendations were asked; lower predict top_k"
+        )
+    if strategy.width > allowed:
+        key = "num_beams" if strategy.name == "beam" else "num_return_sequences"
+        raise UserError(
+            f"generation_params.{key}={strategy.width} exceeds the {allowed} unseen items some user has; "
+            f"use at most {allowed}"
+        )
+
+
+@torch.no_grad()
+def generate(
+    model,
+    strategy: Strategy,
+    train: Sequences,
+    users: np.ndarray,
+    k: int = 10,
+    max_length: int = 128,
+    filter_seen: bool = True,
+    rows: int = 1024,
+    seed: int = 42,
+    device: str | torch.device = "cpu",
+    use_cache: bool = True,
+    no_repeat: bool = True,
+    desc: str | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recommend ``k`` items to each of ``users`` (indices into ``train``) with ``strategy``.
+
+    Returns item ids ``[U, k]`` and scores ``[U, k]`` in the order of ``users``. The same
+    ``seed`` gives the same recommendations (on the same device and chunking).
+    ``no_repeat=False`` lets a sequence repeat items (only for comparisons with HF ``generate``).
+    """
+    model.eval()
+    device = torch.device(device)
+    users = np.asarray(users, dtype=np.int64)
+    check_capacity(strategy, train, users, model.n_items, k, filter_seen)
+    window = history_length(model, max_length, k)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    per_chunk = max(1, rows // strategy.width)
+    items_out, scores_out = [], []
+    bar = tqdm(total=len(users), desc=desc or strategy.describe(), unit="user", disable=not progress, leave=False)
+    for start in range(0, len(users), per_chunk):
+        chunk = users[start : start + per_chunk]
+        history = train.select(chunk)
+        input_ids = pad_sequences(history, length=window, side="left").to(device)
+        seen = seen_matrix(history if filter_seen else None, len(chunk), model.n_items + 1, device)
+        decoder = make_decoder(model, input_ids, input_ids != 0, n_new=k, use_cache=use_cache)
+        ctx = Context(k=k, seen=seen, ban_generated=no_repeat, generator=generator)
+        items, scores = strategy.generate(GenerationState(decoder, ctx))
+        items_out.append(items.cpu())
+        scores_out.append(scores.float().cpu())
+        bar.update(len(chunk))
+    bar.close()
+    if not items_out:
+        return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
+    return torch.cat(items_out).numpy(), torch.cat(scores_out).numpy()
+

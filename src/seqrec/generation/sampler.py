@@ -1,0 +1,36 @@
+"""One sampling step: temperature, top-k, top-p (nucleus), then a draw per row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Sampler:
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float = 1.0
+
+    def __call__(self, logits: torch.Tensor, generator: torch.Generator | None):
+        """Draw one item per row from ``softmax(logits / T)`` restricted by top-k/top-p.
+
+        Returns ``(items [R], candidates [R, C] or None, probs [R, C])``: the distribution
+        actually sampled from, over ``candidates`` (all items when None).
+        """
+        scaled = logits / self.temperature
+        candidates = None
+        if self.top_k is not None and self.top_k < scaled.shape[1]:
+            scaled, candidates = torch.topk(scaled, self.top_k, dim=1)  # sorted, descending
+        if self.top_p < 1.0:
+            if candidates is None:
+                scaled, candidates = torch.sort(scaled, dim=1, descending=True)
+            probs = torch.softmax(scaled, dim=1)
+            # drop an item when the items before it already reach top_p (the first always stays)
+            drop = (probs.cumsum(1) - probs) >= self.top_p
+            scaled = scaled.masked_fill(drop, float("-inf"))
+        probs = torch.softmax(scaled, dim=1)
+        choice = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        items = choice if candidates is None else candidates.gather(1, choice[:, None]).squeeze(1)
+        return items, candidates, probs

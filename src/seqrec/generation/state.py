@@ -1,0 +1,109 @@
+"""The state of a batch of generations: decoder (model + cache), rows, masks, generated items.
+
+Rows are user-major: a batch of ``U`` users has ``U * width`` rows, user ``u`` owning rows
+``u * width .. u * width + width - 1`` (beams or sampled sequences). Strategies only see
+this class; whether the model decodes with a KV cache or by re-encoding is decided here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+NEG_INF = float("-inf")
+
+
+class CachedDecoder:
+    """Prefill every history once, then feed one new item per row and step (KV cache)."""
+
+    def __init__(self, model, input_ids, attention_mask, n_new: int):
+        self.model = model
+        cache = model.new_cache(input_ids.shape[0], input_ids.shape[1])
+        self.first = model.next_item_logits(input_ids, attention_mask, cache)
+        self.cache = cache.shared(n_new)
+
+    def expand(self, width: int) -> None:
+        self.cache.expand(width)
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        self.cache.reorder(rows)
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model.next_item_logits(tokens[:, None], None, self.cache)
+
+
+class RecomputeDecoder:
+    """For models without a cache (e.g. bidirectional ones): re-encode the sequence each step."""
+
+    def __init__(self, model, input_ids, attention_mask, n_new: int):
+        self.model, self.ids, self.mask = model, input_ids, attention_mask.bool()
+        self.first = model.next_item_logits(self.ids, self.mask)
+
+    def expand(self, width: int) -> None:
+        self.ids = self.ids.repeat_interleave(width, 0)
+        self.mask = self.mask.repeat_interleave(width, 0)
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        self.ids, self.mask = self.ids[rows], self.mask[rows]
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.ids = torch.cat([self.ids, tokens[:, None]], 1)
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], 1)
+        return self.model.next_item_logits(self.ids, self.mask)
+
+
+def make_decoder(model, input_ids, attention_mask, n_new: int, use_cache: bool = True):
+    cached = use_cache and getattr(model, "supports_cache", False)
+    return (CachedDecoder if cached else RecomputeDecoder)(model, input_ids, attention_mask, n_new)
+
+
+@dataclass
+class Context:
+    """What every strategy needs besides the model: list length, bans, randomness."""
+
+    k: int
+    seen: torch.Tensor  # [U, V] bool: items never to recommend (column 0, padding, always)
+    ban_generated: bool  # a sequence never repeats an item
+    generator: torch.Generator | None = None
+
+
+class GenerationState:
+    """Rows of partial sequences; ``logits()`` gives next-item scores with every ban applied."""
+
+    def __init__(self, decoder, ctx: Context):
+        self.decoder, self.ctx = decoder, ctx
+        self.users = ctx.seen.shape[0]
+        self.width = 1
+        self.generated = torch.zeros(self.users, 0, dtype=torch.long, device=ctx.seen.device)
+        self._logits = decoder.first.float()
+        self._pending: torch.Tensor | None = None
+
+    def logits(self) -> torch.Tensor:
+        """``[rows, V]`` float scores of the next item; banned items are -inf. A fresh tensor."""
+        if self._pending is not None:
+            self._logits = self.decoder.step(self._pending).float()
+            self._pending = None
+        scores = self._logits.clone()
+        V = scores.shape[1]
+        scores.view(self.users, self.width, V).masked_fill_(self.ctx.seen[:, None, :], NEG_INF)
+        if self.ctx.ban_generated and self.generated.shape[1]:
+            scores.scatter_(1, self.generated, NEG_INF)
+        return scores
+
+    def expand(self, width: int) -> None:
+        """Each row becomes ``width`` rows (before any item is pushed, or to branch later)."""
+        if self._pending is not None:
+            self.logits()
+        self.decoder.expand(width)
+        self._logits = self._logits.repeat_interleave(width, 0)
+        self.generated = self.generated.repeat_interleave(width, 0)
+        self.width *= width
+
+    def push(self, tokens: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        """Append ``tokens[i]`` to row ``i``, which continues old row ``rows[i]`` (beam search)."""
+        if rows is not None:
+            self.decoder.reorder(rows)
+            self.generated = self.generated[rows]
+        self.generated = torch.cat([self.generated, tokens[:, None]], 1)
+        self._pending = tokens

@@ -1,0 +1,1 @@
+"""One file per generation strategy; each registers itself by its ``name``."""
