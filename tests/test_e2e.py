@@ -149,3 +149,55 @@ def test_cli_unknown_train_task(tmp_path):
     assert res.returncode == 1 and "unknown run ID 'nope'" in res.stderr and "Traceback" not in res.stderr
     res = run_cli("src/run_predict.py", f"run_store={tmp_path}", "logger=none")
     assert res.returncode == 1 and "train_task is required" in res.stderr
+
+
+def test_generation_configs_on_a_trained_run(tmp_path, capsys, synthetic_csv):
+    """Every predict config runs on one trained run; multirun gives one run folder per job."""
+    runs = tmp_path / "runs"
+    cfg = compose("GPT_train", [f"data_path={synthetic_csv}", f"run_store={runs}", *SMALL, "trainer_params.max_epochs=3"])
+    train(cfg)
+    train_id = capsys.readouterr().out.strip().splitlines()[-1].split("train_task=")[1].split()[0]
+    results = {}
+    for name, extra in [
+        ("GPT_predict", []), ("GPT_greedy", []), ("GPT_beam", ["generation_params.num_beams=3"]),
+        ("GPT_temperature", ["generation_params.temperature=0.3", "generation_params.num_return_sequences=8"]),
+        ("GPT_temperature", ["generation_params.num_return_sequences=8", "generation_params.aggregation=ra"]),
+        ("GPT_two_stage", []),
+    ]:
+        pcfg = compose(name, [f"train_task={train_id}", f"run_store={runs}", "logger=none", *extra])
+        results[(name, *extra)] = predict(pcfg)
+        out = capsys.readouterr().out
+        assert re.search(r"^test_recall@10_pos9 +0\.\d{4}$", out, re.M), out
+    assert all(0 < v <= 1 for v in results.values())
+    assert len([p for p in runs.iterdir() if p.is_dir()]) == 1 + len(results)
+
+
+def test_cli_multirun_beam_gives_two_runs(tmp_path, synthetic_csv):
+    runs = tmp_path / "runs"
+    res = run_cli(
+        "src/run_train.py", f"data_path={synthetic_csv}", f"run_store={runs}", "trainer_params.max_epochs=1", *SMALL,
+    )
+    train_id = res.stdout.strip().splitlines()[-1].split("train_task=")[1].split()[0]
+    res = run_cli(
+        "src/run_predict.py", "--multirun", "--config-name=GPT_beam", "task_name=ml1_GPT_beam", f"train_task={train_id}",
+        f"run_store={runs}", "generation_params.num_beams=2,3",
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.count("strategy: beam (num_beams=2)") == 1 and res.stdout.count("strategy: beam (num_beams=3)") == 1
+    predict_runs = [json.loads((p / "run.json").read_text()) for p in runs.iterdir() if p.name != train_id]
+    assert len(predict_runs) == 2 and len({r["task_id"] for r in predict_runs}) == 2
+    assert all(r["status"] == "completed" and r.get("clearml_offline_session") for r in predict_runs)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("generation_params.num_beams=0", "generation_params.num_beams must be an integer >= 1"),
+        ("generation_params.strategy=nucleus", "generation_params.strategy='nucleus' is unknown"),
+        ("generation_params.temperature=0", "generation_params.temperature must be > 0"),
+    ],
+)
+def test_cli_bad_generation_params(tmp_path, override, message):
+    cfg = "--config-name=GPT_beam" if "beams" in override else "--config-name=GPT_temperature"
+    res = run_cli("src/run_predict.py", cfg, "train_task=whatever", f"run_store={tmp_path}", "logger=none", override)
+    assert res.returncode == 1 and message in res.stderr and "Traceback" not in res.stderr, res.stderr

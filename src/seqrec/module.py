@@ -8,12 +8,17 @@ stopping monitors.
 
 from __future__ import annotations
 
+import logging
+import time
+
 import lightning as L
 import numpy as np
 import torch
 
 from seqrec.metrics import compute_metrics
 from seqrec.recommend import topk_items
+
+log = logging.getLogger("seqrec")
 
 
 class SeqRecModule(L.LightningModule):
@@ -34,6 +39,10 @@ class SeqRecModule(L.LightningModule):
         self.item_counts = item_counts if item_counts is not None else np.ones(model.n_items + 1, dtype=np.int64)
         self._val_recs: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
+        self._epoch_started = time.perf_counter()
+
+    def on_train_epoch_start(self):
+        self._epoch_started = time.perf_counter()
 
     def training_step(self, batch, batch_idx):
         labels = batch["labels"]
@@ -58,6 +67,11 @@ class SeqRecModule(L.LightningModule):
         k = self.predict_top_k
         for name in (f"ndcg@{k}", f"recall@{k}", f"map@{k}"):
             self.log(f"val_{name}", float(metrics[name]), prog_bar=name.startswith("ndcg"))
+        if not self.trainer.sanity_checking:
+            log.info(
+                "epoch %d: val_ndcg@%d %.4f, val_recall@%d %.4f (%.1f s)", self.current_epoch, k,
+                metrics[f"ndcg@{k}"], k, metrics[f"recall@{k}"], time.perf_counter() - self._epoch_started,
+            )
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)

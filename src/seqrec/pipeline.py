@@ -238,7 +238,8 @@ def predict(cfg: DictConfig) -> float:
         )
     k = int(cfg.get("top_k") or train_cfg.seqrec_module.predict_top_k)
     filter_seen = bool(train_cfg.seqrec_module.filter_seen if cfg.get("filter_seen") is None else cfg.filter_seen)
-    rows = int(cfg.get("test_batch_size") or train_cfg.dataloader.test_batch_size)
+    batch_size = int(cfg.get("test_batch_size") or train_cfg.dataloader.test_batch_size)
+    rows = int(params.get("max_rows") or 16 * batch_size)
     n_targets = train_cfg.last_n_items
 
     with open_run(cfg, "predict") as run:
@@ -277,7 +278,6 @@ def predict(cfg: DictConfig) -> float:
         run.tracker.report_figure("per-position recall", plot_path)
         for name, file in (("predictions", "predictions.parquet"), ("metrics", METRICS_FILE), ("config", CONFIG_FILE)):
             run.tracker.upload_artifact(name, run.dir / file)
-        print(f"strategy: {strategy.describe()}")
         for part, part_metrics in by_part.items():
             print(format_metrics(part_metrics, part))
         print(f"generation: {metrics['test_ms_per_user']:.2f} ms per test user")

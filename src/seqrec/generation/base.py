@@ -115,6 +115,9 @@ def aggregation(params) -> str:
 
 
 def check_common(params) -> None:
+    max_rows = params.get("max_rows")
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1):
+        raise UserError(f"generation_params.max_rows must be an integer >= 1 or null (got {max_rows!r})")
     ngram = params.get("no_repeat_ngram_size", 1)
     if ngram not in (None, 0, 1):
         raise UserError(

@@ -19,10 +19,10 @@ class Sampler:
         Returns ``(items [R], candidates [R, C] or None, probs [R, C])``: the distribution
         actually sampled from, over ``candidates`` (all items when None).
         """
-        scaled = logits / self.temperature
         candidates = None
-        if self.top_k is not None and self.top_k < scaled.shape[1]:
-            scaled, candidates = torch.topk(scaled, self.top_k, dim=1)  # sorted, descending
+        if self.top_k is not None and self.top_k < logits.shape[1]:
+            logits, candidates = torch.topk(logits, self.top_k, dim=1)  # sorted; T > 0 keeps the order
+        scaled = logits / self.temperature
         if self.top_p < 1.0:
             if candidates is None:
                 scaled, candidates = torch.sort(scaled, dim=1, descending=True)

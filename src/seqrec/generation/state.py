@@ -80,11 +80,15 @@ class GenerationState:
         self._pending: torch.Tensor | None = None
 
     def logits(self) -> torch.Tensor:
-        """``[rows, V]`` float scores of the next item; banned items are -inf. A fresh tensor."""
+        """``[rows, V]`` float scores of the next item with every ban applied (-inf).
+
+        The caller owns the returned tensor and may modify it in place.
+        """
         if self._pending is not None:
-            self._logits = self.decoder.step(self._pending).float()
+            scores = self.decoder.step(self._pending).float()
             self._pending = None
-        scores = self._logits.clone()
+        else:  # the first call, or after expand(): keep the raw scores for a later expand()
+            scores = self._logits.clone()
         V = scores.shape[1]
         scores.view(self.users, self.width, V).masked_fill_(self.ctx.seen[:, None, :], NEG_INF)
         if self.ctx.ban_generated and self.generated.shape[1]:
@@ -94,7 +98,8 @@ class GenerationState:
     def expand(self, width: int) -> None:
         """Each row becomes ``width`` rows (before any item is pushed, or to branch later)."""
         if self._pending is not None:
-            self.logits()
+            self._logits = self.decoder.step(self._pending).float()
+            self._pending = None
         self.decoder.expand(width)
         self._logits = self._logits.repeat_interleave(width, 0)
         self.generated = self.generated.repeat_interleave(width, 0)
