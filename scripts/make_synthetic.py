@@ -9,14 +9,13 @@ beats popularity by a wide margin. Example:
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from seqrec.data.synthetic import write_synthetic  # noqa: E402
-from seqrec.errors import UserError  # noqa: E402
+from seqrec.cli import run_script  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,23 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        out = write_synthetic(
-            args.out,
-            n_users=args.users,
-            n_items=args.items,
-            min_len=args.min_len,
-            max_len=args.max_len,
-            n_successors=args.successors,
-            noise=args.noise,
-            seed=args.seed,
-        )
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(out)
-    return 0
+    return run_script(
+        write_synthetic,
+        args.out,
+        n_users=args.users,
+        n_items=args.items,
+        min_len=args.min_len,
+        max_len=args.max_len,
+        n_successors=args.successors,
+        noise=args.noise,
+        seed=args.seed,
+    )
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from seqrec.data.movielens import DATASETS, prepare_movielens  # noqa: E402
-from seqrec.errors import UserError  # noqa: E402
+from seqrec.cli import run_script  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,14 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mirror", metavar="URL", help="base URL (or local folder) holding <name>.zip instead of files.grouplens.org")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        out = prepare_movielens(args.name, source=args.source, out=args.out, cache_dir=args.cache_dir, mirror=args.mirror)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(out)
-    return 0
+    return run_script(
+        prepare_movielens, args.name, source=args.source, out=args.out, cache_dir=args.cache_dir, mirror=args.mirror
+    )
 
 
 if __name__ == "__main__":

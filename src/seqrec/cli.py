@@ -34,3 +34,14 @@ def run_main(fn: Callable[[DictConfig], float], cfg: DictConfig) -> float:
     except KeyboardInterrupt:
         print("error: interrupted; the run folder is marked failed, nothing else was changed", file=sys.stderr)
         sys.exit(130)
+
+
+def run_script(fn: Callable, *args, **kwargs) -> int:
+    """For plain ``scripts/*.py``: log INFO to stderr, print ``fn``'s result, one-line errors."""
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        print(fn(*args, **kwargs))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
