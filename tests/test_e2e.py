@@ -184,7 +184,9 @@ def test_cli_multirun_beam_gives_two_runs(tmp_path, synthetic_csv):
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.count("strategy: beam (num_beams=2)") == 1 and res.stdout.count("strategy: beam (num_beams=3)") == 1
-    predict_runs = [json.loads((p / "run.json").read_text()) for p in runs.iterdir() if p.name != train_id]
+    predict_runs = [json.loads((p / "run.json").read_text()) for p in runs.iterdir()
+                    if (p / "run.json").exists() and p.name != train_id]
+    assert list(runs.glob("multirun/*/multirun.yaml")), "Hydra's multirun.yaml belongs under the run store"
     assert len(predict_runs) == 2 and len({r["task_id"] for r in predict_runs}) == 2
     assert all(r["status"] == "completed" and r.get("clearml_offline_session") for r in predict_runs)
 

@@ -68,3 +68,15 @@ def linear_cross_entropy(
     if hidden.shape[0] == 0:
         return hidden.sum() * 0.0
     return _LinearCrossEntropy.apply(hidden, weight, targets, chunk, dtype or hidden.dtype)
+
+
+def fast_bfloat16(device: str | torch.device | None = None) -> bool:
+    """Whether bfloat16 matrix products run natively (faster than fp32) on ``device``.
+
+    CUDA: GPUs with bf16 support. CPU: AVX512-BF16 or AMX; elsewhere bf16 is emulated and slower.
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)

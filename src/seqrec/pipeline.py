@@ -16,13 +16,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from seqrec.config import check_predict_config, check_train_config
-from seqrec.data.datasets import CausalLMDataset, EvalDataset
+from seqrec.config import apply_model_aliases, check_predict_config, check_train_config, model_class
+from seqrec.data.datasets import EvalDataset
 from seqrec.data.io import atomic_to_csv, atomic_to_parquet, atomic_write, atomic_write_json, atomic_write_text
 from seqrec.data.split import SplitData, load_interactions, split_interactions
 from seqrec.errors import UserError
 from seqrec.metrics import compute_metrics, format_metrics, per_position_table, plot_per_position
 from seqrec.module import SeqRecModule
+from seqrec.ops import fast_bfloat16
 from seqrec.generation import ban_generated, build_strategy, generate
 from seqrec.tracking.base import instantiate_tracker
 from seqrec.tracking.lightning_logger import TrackerLogger
@@ -110,20 +111,24 @@ def _device(name: str | None) -> torch.device:
 # --------------------------------------------------------------------------- train
 def train(cfg: DictConfig) -> float:
     """Train the configured model; return the best validation NDCG@k (for sweepers)."""
+    model_args = apply_model_aliases(cfg)  # model_params: model arguments + aliases of other settings
     check_train_config(cfg)
     L.seed_everything(cfg.random_state, workers=True, verbose=False)
     split = prepare_split(cfg)
     with open_run(cfg, "train") as run:
-        model = instantiate(cfg.model, n_items=split.n_items, **cfg.model_params)
-        loss = instantiate(cfg.seqrec_module.loss)
+        model = build(model_class(cfg), "model_params", n_items=split.n_items, **model_args)
+        loss = build_node(cfg.seqrec_module.loss, "seqrec_module.loss")
         k = cfg.seqrec_module.predict_top_k
         module = SeqRecModule(
             model, loss, lr=cfg.seqrec_module.lr, weight_decay=cfg.seqrec_module.weight_decay,
             predict_top_k=k, filter_seen=cfg.seqrec_module.filter_seen, item_counts=split.item_counts,
         )
-        train_set = CausalLMDataset(split.train, cfg.dataset.max_length, cfg.dataset.train_window, cfg.random_state)
+        train_set = build_node(  # next-item windows, masked items, ...: chosen by train_dataset._target_
+            cfg.train_dataset, "train_dataset", train=split.train, max_length=cfg.dataset.max_length,
+            window=cfg.dataset.train_window, seed=cfg.random_state, n_items=split.n_items,
+        )
         train_loader = torch.utils.data.DataLoader(
-            train_set, batch_size=cfg.dataloader.batch_size, shuffle=True, collate_fn=CausalLMDataset.collate,
+            train_set, batch_size=cfg.dataloader.batch_size, shuffle=True, collate_fn=train_set.collate,
             num_workers=cfg.dataloader.num_workers, generator=torch.Generator().manual_seed(cfg.random_state),
         )
         val_set = EvalDataset(split.train, split.val_users, split.targets(split.val_users, 1), cfg.dataset.max_length)
@@ -136,10 +141,12 @@ def train(cfg: DictConfig) -> float:
         )
         stop = L.pytorch.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience)
         tlogger = TrackerLogger(run.tracker)
+        trainer_params = OmegaConf.to_container(cfg.trainer_params, resolve=True)
+        if trainer_params.get("precision") == "auto":
+            trainer_params["precision"] = "bf16-mixed" if fast_bfloat16() else "32-true"
         trainer = L.Trainer(
-            callbacks=[ckpt, stop], logger=tlogger, default_root_dir=str(run.dir),
-            num_sanity_val_steps=0,
-            **OmegaConf.to_container(cfg.trainer_params, resolve=True),
+            callbacks=[ckpt, stop], logger=tlogger, default_root_dir=str(run.dir), num_sanity_val_steps=0,
+            **trainer_params,
         )
         started = time.perf_counter()
         trainer.fit(module, train_loader, val_loader)
@@ -152,7 +159,7 @@ def train(cfg: DictConfig) -> float:
             module.load_state_dict(state)
         model_meta = {
             "target": cfg.model._target_,
-            "params": OmegaConf.to_container(cfg.model_params, resolve=True),
+            "params": model_args,
             "n_items": split.n_items,
             "n_users": split.n_users,
             "state_dict": model.state_dict(),
@@ -182,6 +189,27 @@ def train(cfg: DictConfig) -> float:
         run_id = run.id
     print(predict_command(cfg, run_id))
     return best
+
+
+def build(cls, where: str, **kwargs):
+    """``cls(**kwargs)``; a bad value (ValueError/TypeError) becomes a one-line UserError."""
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{where}: {exc}") from exc
+
+
+def build_node(node: DictConfig, where: str, **kwargs):
+    """Instantiate a config node with ``_target_`` plus ``kwargs`` (see :func:`build`)."""
+    from hydra.utils import get_class
+
+    params = OmegaConf.to_container(node, resolve=True)
+    target = params.pop("_target_", None)
+    try:
+        cls = get_class(target)
+    except Exception as exc:
+        raise UserError(f"{where}._target_={target!r} is not an importable class ({exc})") from None
+    return build(cls, where, **params, **kwargs)
 
 
 def _best_epoch(history: pd.DataFrame, monitor: str) -> int | None:

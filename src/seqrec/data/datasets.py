@@ -21,10 +21,18 @@ class CausalLMDataset(Dataset):
     carry no training signal and are skipped.
     """
 
-    def __init__(self, train: Sequences, max_length: int, window: str = "random", seed: int = 0):
+    span_extra = 1  # a window holds max_length inputs + the last target
+
+    def __init__(
+        self, train: Sequences, max_length: int, window: str = "random", seed: int = 0, n_items: int | None = None
+    ):
+        # n_items: the catalogue size, given to every training dataset by the pipeline
+        # (the masked one needs it for its [MASK] id); causal windows only check against it
         if window not in ("random", "last"):
             raise ValueError(f"window must be 'random' or 'last', got {window!r}")
-        self.train, self.max_length, self.window = train, max_length, window
+        if n_items is not None and len(train.items) and int(train.items.max()) > n_items:
+            raise ValueError(f"item ids exceed n_items={n_items}")
+        self.train, self.max_length, self.window, self.n_items = train, max_length, window, n_items
         self.users = np.flatnonzero(train.lengths >= 2)
         self.rng = np.random.default_rng(seed)
 
@@ -33,7 +41,7 @@ class CausalLMDataset(Dataset):
 
     def __getitem__(self, i: int) -> np.ndarray:
         seq = self.train[self.users[i]]
-        span = self.max_length + 1
+        span = self.max_length + self.span_extra
         if len(seq) <= span:
             return seq
         start = len(seq) - span if self.window == "last" else int(self.rng.integers(0, len(seq) - span + 1))
@@ -43,6 +51,54 @@ class CausalLMDataset(Dataset):
     def collate(windows: list[np.ndarray]) -> dict[str, torch.Tensor]:
         batch = pad_sequences(windows, side="right")
         return {"input_ids": batch[:, :-1], "labels": batch[:, 1:]}
+
+
+class MaskedLMDataset(CausalLMDataset):
+    """Masked-item (cloze) training windows for bidirectional models (BERT4Rec).
+
+    A window is ``max_length`` consecutive items (random or last, as for
+    :class:`CausalLMDataset`). Each item is replaced by the ``[MASK]`` token
+    (``n_items + 1``) with probability ``mask_rate`` and becomes a label there; labels
+    are 0 elsewhere, so a target is never visible at its own position. A window with
+    no masked item gets its last item masked, and with probability ``last_item_rate``
+    a window masks only its last item: the next-item task used at prediction time.
+    """
+
+    span_extra = 0
+
+    def __init__(
+        self,
+        train: Sequences,
+        max_length: int,
+        window: str = "random",
+        seed: int = 0,
+        n_items: int | None = None,
+        mask_rate: float = 0.2,
+        last_item_rate: float = 0.1,
+    ):
+        if n_items is None:
+            raise ValueError("MaskedLMDataset needs n_items (the [MASK] token is n_items + 1)")
+        if not 0.0 < mask_rate < 1.0:
+            raise ValueError(f"mask_rate must be in (0, 1), got {mask_rate}")
+        if not 0.0 <= last_item_rate <= 1.0:
+            raise ValueError(f"last_item_rate must be in [0, 1], got {last_item_rate}")
+        super().__init__(train, max_length, window, seed, n_items)
+        self.mask_token, self.mask_rate, self.last_item_rate = n_items + 1, mask_rate, last_item_rate
+
+    def collate(self, windows: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        items = pad_sequences(windows, side="right")
+        real = items != 0
+        masked = torch.from_numpy(self.rng.random(tuple(items.shape)) < self.mask_rate) & real
+        lengths = real.sum(1)
+        last = torch.zeros_like(real)
+        last[torch.arange(len(items)), lengths - 1] = True
+        only_last = torch.from_numpy(self.rng.random(len(items)) < self.last_item_rate) | ~masked.any(1)
+        masked = torch.where(only_last[:, None], last, masked)
+        return {
+            "input_ids": items.masked_fill(masked, self.mask_token),
+            "attention_mask": real,
+            "labels": items.masked_fill(~masked, 0),
+        }
 
 
 @dataclass

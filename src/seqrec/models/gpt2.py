@@ -19,6 +19,7 @@ from torch import nn
 
 from seqrec.data.padding import positions_from_mask
 from seqrec.models.base import SequentialModel
+from seqrec.models.blocks import causal_mask
 from seqrec.models.cache import KVCache
 
 
@@ -135,21 +136,7 @@ class GPT2(SequentialModel):
     def history_budget(self, n_new: int) -> int:
         return self.n_positions - n_new
 
-    @staticmethod
-    def _attention_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
-        """``[B, 1, T, T]`` causal mask without padded keys, or None when plain causal is exact.
-
-        Padded query rows may see themselves, so no softmax row is empty (their outputs
-        are never used).
-        """
-        if bool(attention_mask.all()):
-            return None
-        T = attention_mask.shape[1]
-        idx = torch.arange(T, device=attention_mask.device)
-        allowed = ((idx[None, :] <= idx[:, None]) & attention_mask[:, None, :]) | torch.eye(
-            T, dtype=torch.bool, device=attention_mask.device
-        )
-        return allowed[:, None]
+    _attention_mask = staticmethod(causal_mask)  # shared with SASRec (seqrec.models.blocks)
 
     def output_embeddings(self) -> torch.Tensor:
         return self.wte.weight  # tied input/output item embeddings

@@ -1,0 +1,108 @@
+"""BERT4Rec (Sun et al., 2019): a bidirectional encoder trained to fill in masked items.
+
+Token ids: ``0`` padding, ``1..n_items`` items, ``n_items + 1`` the ``[MASK]`` token.
+Blocks are post-LN transformer blocks (RecBole's layout: embedding LayerNorm and
+dropout, ``n_layers`` blocks, a dense + activation + LayerNorm output head); scores are
+dot products with the item embeddings of ``0..n_items`` only, so the score columns are
+those of every other model (column 0 = padding, never recommended).
+
+Next-item scores: ``[MASK]`` is appended after the (left-padded) history and its
+output is scored. There is no KV cache -- every position attends to every other, so
+appending an item changes all of them -- and the generation engine re-encodes the
+sequence at every step (``supports_cache = False``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seqrec.data.padding import positions_from_mask
+from seqrec.models.base import SequentialModel
+from seqrec.models.blocks import ItemPositionEmbedding, TransformerBlock, activation, padding_mask
+
+
+class BERT4Rec(SequentialModel):
+    supports_cache = False
+
+    def __init__(
+        self,
+        n_items: int,
+        max_seq_length: int = 128,
+        hidden_size: int = 64,
+        inner_size: int = 256,
+        n_layers: int = 2,
+        n_heads: int = 2,
+        hidden_dropout_prob: float = 0.1,
+        attn_dropout_prob: float = 0.1,
+        hidden_act: str = "gelu",
+        layer_norm_eps: float = 1e-12,
+        initializer_range: float = 0.02,
+    ):
+        super().__init__()
+        if hidden_size % n_heads:
+            raise ValueError(f"hidden_size ({hidden_size}) must be divisible by n_heads ({n_heads})")
+        if max_seq_length < 2:
+            raise ValueError(f"max_seq_length must be >= 2 (history + [MASK]), got {max_seq_length}")
+        self.n_items, self.max_seq_length = n_items, max_seq_length
+        self.mask_token = n_items + 1
+        self.embed = ItemPositionEmbedding(
+            n_items + 2, max_seq_length, hidden_size, hidden_dropout_prob, layer_norm_eps=layer_norm_eps
+        )
+        self.blocks = nn.ModuleList(
+            TransformerBlock(
+                hidden_size, n_heads, inner_size, hidden_dropout_prob, attn_dropout_prob, layer_norm_eps,
+                act=hidden_act, norm_first=False,
+            )
+            for _ in range(n_layers)
+        )
+        self.head = nn.Linear(hidden_size, hidden_size)
+        self.head_act = activation(hidden_act)
+        self.head_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self._init_weights(initializer_range)
+
+    def _init_weights(self, std: float) -> None:
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=std)
+                if isinstance(module, nn.Linear):
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        with torch.no_grad():
+            self.embed.item.weight[0].zero_()
+
+    def encode(self, input_ids, attention_mask=None, cache=None):
+        if cache is not None:
+            raise ValueError("BERT4Rec is bidirectional and has no KV cache")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        attention_mask = attention_mask.bool()
+        mask = padding_mask(attention_mask)
+        x = self.embed(input_ids, positions_from_mask(attention_mask))
+        for layer, block in enumerate(self.blocks):
+            x = block(x, mask, None, layer, causal=False)
+        return self.head_norm(self.head_act(self.head(x)))
+
+    def output_embeddings(self) -> torch.Tensor:
+        return self.embed.item.weight[: self.n_items + 1]  # the [MASK] row is never a candidate
+
+    def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.output_embeddings().T
+
+    def history_budget(self, n_new: int) -> int:
+        # n_new - 1 generated items are fed back before the last prediction, plus [MASK]
+        return self.max_seq_length - n_new
+
+    def next_item_logits(self, input_ids, attention_mask=None, cache=None):
+        if cache is not None:
+            raise ValueError("BERT4Rec is bidirectional and has no KV cache")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        keep = self.max_seq_length - 1  # the most recent items that fit beside [MASK]
+        input_ids, attention_mask = input_ids[:, -keep:], attention_mask[:, -keep:].bool()
+        B = input_ids.shape[0]
+        ids = torch.cat([input_ids, input_ids.new_full((B, 1), self.mask_token)], 1)
+        mask = torch.cat([attention_mask, attention_mask.new_ones(B, 1)], 1)
+        return self.item_logits(self.encode(ids, mask)[:, -1])
