@@ -17,7 +17,7 @@ from seqrec.data.padding import pad_sequences
 from seqrec.data.split import Sequences
 from seqrec.errors import UserError
 from seqrec.generation.base import Strategy
-from seqrec.generation.state import Context, GenerationState, make_decoder
+from seqrec.generation.state import Context, GenerationState, decoder_class
 
 
 def history_length(model, max_length: int, k: int) -> int:
@@ -80,14 +80,15 @@ def generate(
     window = history_length(model, max_length, k)
     generator = torch.Generator(device=device).manual_seed(seed)
     per_chunk = max(1, rows // strategy.width)
+    Decoder = decoder_class(model, use_cache)
     items_out, scores_out = [], []
     bar = tqdm(total=len(users), desc=desc or strategy.describe(), unit="user", disable=not progress, leave=False)
     for start in range(0, len(users), per_chunk):
         chunk = users[start : start + per_chunk]
         history = train.select(chunk)
-        input_ids = pad_sequences(history, length=window, side="left").to(device)
+        input_ids = pad_sequences(history, length=window, side=Decoder.padding_side).to(device)
         seen = seen_matrix(history if filter_seen else None, len(chunk), model.n_items + 1, device)
-        decoder = make_decoder(model, input_ids, input_ids != 0, n_new=k, use_cache=use_cache)
+        decoder = Decoder(model, input_ids, input_ids != 0, n_new=k)
         ctx = Context(k=k, seen=seen, ban_generated=no_repeat, generator=generator)
         items, scores = strategy.generate(GenerationState(decoder, ctx))
         items_out.append(items.cpu())

@@ -15,12 +15,21 @@ NEG_INF = float("-inf")
 
 
 class CachedDecoder:
-    """Prefill every history once, then feed one new item per row and step (KV cache)."""
+    """Prefill every history once, then feed one new item per row and step (KV cache).
+
+    Histories are right-padded: the prefill then runs under a plain causal mask (the
+    fastest attention kernel) and the scores are read at each row's last real item.
+    """
+
+    padding_side = "right"
 
     def __init__(self, model, input_ids, attention_mask, n_new: int):
         self.model = model
-        cache = model.new_cache(input_ids.shape[0], input_ids.shape[1])
-        self.first = model.next_item_logits(input_ids, attention_mask, cache)
+        B, T = input_ids.shape
+        cache = model.new_cache(B, T)
+        hidden = model.encode(input_ids, attention_mask, cache)
+        last = attention_mask.sum(1).clamp_min(1) - 1
+        self.first = model.item_logits(hidden[torch.arange(B, device=hidden.device), last])
         self.cache = cache.shared(n_new)
 
     def expand(self, width: int) -> None:
@@ -35,6 +44,8 @@ class CachedDecoder:
 
 class RecomputeDecoder:
     """For models without a cache (e.g. bidirectional ones): re-encode the sequence each step."""
+
+    padding_side = "left"
 
     def __init__(self, model, input_ids, attention_mask, n_new: int):
         self.model, self.ids, self.mask = model, input_ids, attention_mask.bool()
@@ -53,9 +64,9 @@ class RecomputeDecoder:
         return self.model.next_item_logits(self.ids, self.mask)
 
 
-def make_decoder(model, input_ids, attention_mask, n_new: int, use_cache: bool = True):
-    cached = use_cache and getattr(model, "supports_cache", False)
-    return (CachedDecoder if cached else RecomputeDecoder)(model, input_ids, attention_mask, n_new)
+def decoder_class(model, use_cache: bool = True):
+    """The decoder for ``model``: KV-cached where the model supports it."""
+    return CachedDecoder if use_cache and getattr(model, "supports_cache", False) else RecomputeDecoder
 
 
 @dataclass

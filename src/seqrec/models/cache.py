@@ -23,16 +23,22 @@ import torch.nn.functional as F
 
 
 class KVCache:
-    """Keys/values of ``n_layer`` layers for ``batch`` rows and up to ``capacity`` positions."""
+    """Keys/values of ``n_layer`` layers for ``batch`` rows and up to ``capacity`` positions.
+
+    A prefill that fills the whole capacity at once keeps the layers' keys/values as they
+    are (no copy); otherwise a buffer is allocated once and written in place.
+    """
 
     def __init__(self, n_layer: int, batch: int, n_head: int, head_dim: int, capacity: int, like: torch.Tensor):
-        shape = (n_layer, batch, n_head, capacity, head_dim)
-        self.k = like.new_zeros(shape)
-        self.v = like.new_zeros(shape)
+        self.shape = (batch, n_head, capacity, head_dim)
+        self.like = like
+        self.k: list[torch.Tensor | None] = [None] * n_layer
+        self.v: list[torch.Tensor | None] = [None] * n_layer
         self.valid = torch.zeros(batch, capacity, dtype=torch.bool, device=like.device)
         self.n_valid = torch.zeros(batch, dtype=torch.long, device=like.device)
         self.length = 0
         self._mask: torch.Tensor | None = None
+        self._causal = False
         self._new_valid: torch.Tensor | None = None
 
     def begin(self, new_valid: torch.Tensor) -> torch.Tensor:
@@ -41,18 +47,31 @@ class KVCache:
         end = past + T
         self.valid[:, past:end] = new_valid
         self._new_valid = new_valid
-        q_idx = torch.arange(past, end, device=new_valid.device)[:, None]
-        k_idx = torch.arange(end, device=new_valid.device)[None, :]
-        # causal and no padding; a padded query may see itself so no softmax row is empty
-        allowed = ((k_idx <= q_idx) & self.valid[:, None, :end]) | (k_idx == q_idx)
-        self._mask = None if bool(allowed.all()) else allowed[:, None]
+        if past == 0 and bool((new_valid[:, 1:] <= new_valid[:, :-1]).all()):
+            # a first block whose padding (if any) is on the right: a plain causal mask is exact
+            # for every real position (padded ones are never read), and the fastest kernel
+            self._mask, self._causal = None, T > 1
+        else:
+            q_idx = torch.arange(past, end, device=new_valid.device)[:, None]
+            k_idx = torch.arange(end, device=new_valid.device)[None, :]
+            # causal and no padding; a padded query may see itself so no softmax row is empty
+            allowed = ((k_idx <= q_idx) & self.valid[:, None, :end]) | (k_idx == q_idx)
+            self._mask, self._causal = (None if bool(allowed.all()) else allowed[:, None]), False
         return self.n_valid[:, None] + (new_valid.long().cumsum(1) - 1).clamp_min(0)
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        end = self.length + k.shape[2]
-        self.k[layer, :, :, self.length : end] = k
-        self.v[layer, :, :, self.length : end] = v
-        return F.scaled_dot_product_attention(q, self.k[layer, :, :, :end], self.v[layer, :, :, :end], attn_mask=self._mask)
+        T = k.shape[2]
+        end = self.length + T
+        if self.k[layer] is None and self.length == 0 and T == self.shape[2]:
+            self.k[layer], self.v[layer] = k, v
+        else:
+            if self.k[layer] is None:
+                self.k[layer], self.v[layer] = self.like.new_empty(self.shape), self.like.new_empty(self.shape)
+            self.k[layer][:, :, self.length : end] = k
+            self.v[layer][:, :, self.length : end] = v
+        return F.scaled_dot_product_attention(
+            q, self.k[layer][:, :, :end], self.v[layer][:, :, :end], attn_mask=self._mask, is_causal=self._causal
+        )
 
     def end(self) -> None:
         self.n_valid += self._new_valid.sum(1)
@@ -62,9 +81,11 @@ class KVCache:
     def select(self, rows: torch.Tensor) -> "KVCache":
         """A new cache holding ``rows`` (copies)."""
         out = KVCache.__new__(KVCache)
-        out.k, out.v = self.k[:, rows], self.v[:, rows]
+        out.shape, out.like = (len(rows), *self.shape[1:]), self.like
+        out.k = [None if t is None else t[rows] for t in self.k]
+        out.v = [None if t is None else t[rows] for t in self.v]
         out.valid, out.n_valid, out.length = self.valid[rows], self.n_valid[rows], self.length
-        out._mask = out._new_valid = None
+        out._mask, out._causal, out._new_valid = None, False, None
         return out
 
     def shared(self, suffix_capacity: int) -> "SharedPrefixCache":
@@ -80,16 +101,18 @@ class SharedPrefixCache:
     """
 
     def __init__(self, prefix: KVCache, suffix_capacity: int):
-        self.pk, self.pv = prefix.k[:, :, :, : prefix.length], prefix.v[:, :, :, : prefix.length]
+        # laid out once for the per-step products: keys as [U, H, D, L], values as [U, H, L, D]
+        self.pk_t = [k[:, :, : prefix.length].transpose(-1, -2).contiguous() for k in prefix.k]
+        self.pv = [v[:, :, : prefix.length].contiguous() for v in prefix.v]
         self.prefix_valid = prefix.valid[:, : prefix.length]
         self.prefix_n_valid = prefix.n_valid
-        n_layer, users, n_head, _, head_dim = self.pk.shape
+        users, n_head, head_dim, _ = self.pk_t[0].shape
         self.users, self.width, self.capacity = users, 1, suffix_capacity
-        self.sk = self.pk.new_zeros(n_layer, users, n_head, suffix_capacity, head_dim)
-        self.sv = torch.zeros_like(self.sk)
+        self.sk = self.pv[0].new_empty(len(self.pv), users, n_head, suffix_capacity, head_dim)
+        self.sv = torch.empty_like(self.sk)
         self.length = 0
         self.scale = 1.0 / math.sqrt(head_dim)
-        self._prefix_bias = torch.zeros(self.prefix_valid.shape, dtype=self.pk.dtype, device=self.pk.device)
+        self._prefix_bias = torch.zeros(self.prefix_valid.shape, dtype=self.pv[0].dtype, device=self.sk.device)
         self._prefix_bias.masked_fill_(~self.prefix_valid, float("-inf"))
         self._prefix_bias = self._prefix_bias[:, None, None, :]  # [U, 1, 1, L]
 
@@ -119,7 +142,7 @@ class SharedPrefixCache:
         self.sk[layer, :, :, t] = k[:, :, 0]
         self.sv[layer, :, :, t] = v[:, :, 0]
         q_users = q.view(U, W, H, D).transpose(1, 2)  # [U, H, W, D]: a user's rows share its prefix
-        s_prefix = torch.matmul(q_users, self.pk[layer].transpose(-1, -2)).mul_(self.scale)  # [U, H, W, L]
+        s_prefix = torch.matmul(q_users, self.pk_t[layer]).mul_(self.scale)  # [U, H, W, L]
         s_prefix += self._prefix_bias
         s_suffix = torch.matmul(q, self.sk[layer, :, :, : t + 1].transpose(-1, -2)).mul_(self.scale)  # [R, H, 1, t+1]
         s_suffix = s_suffix.view(U, W, H, t + 1).transpose(1, 2)  # [U, H, W, t+1]
