@@ -404,9 +404,10 @@ def popularity(synthetic_csv):
             "BERT4Rec_train",
             ["trainer_params.max_epochs=12", "seqrec_module.lr=3e-3", "model_params.hidden_size=32",
              "model_params.inner_size=64"],
-            # open: masked-item training stays near popularity on this data (loss 4.77 -> 4.45 in 6 epochs,
-            # no gain with 30 epochs, larger init or no dropout); to be investigated before ML-1M runs
-            marks=pytest.mark.xfail(reason="BERT4Rec does not yet beat popularity on synthetic data", strict=False),
+            # open (issue 5): post-LN BERT4Rec sits on a plateau here -- masked-item accuracy ~4% for ~250
+            # steps, then 30% at ~400 and 56% at ~800 steps (plain loop, no dropout, lr 1e-3) -- so 12
+            # epochs (~120 steps) are too few; needs warm-up / a longer schedule. Strict: a pass flags the fix.
+            marks=pytest.mark.xfail(reason="BERT4Rec plateaus for ~250 steps; 12 epochs are too few", strict=True),
         ),
     ],
 )
