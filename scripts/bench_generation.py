@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--hf-users", type=int, default=None, help="users for HF generate")
     ap.add_argument("--strategies", default=",".join(STRATEGIES), help=f"subset of {','.join(STRATEGIES)}")
     ap.add_argument("--rows", type=int, default=4096, help="rows per chunk for our engine")
+    ap.add_argument("--precision", default="auto", help="our engine: float32 | bfloat16 | auto (the predict default)")
     ap.add_argument("--train-task", default=None)
     ap.add_argument("--run-store", default="runs")
     args = ap.parse_args()
@@ -90,14 +91,16 @@ def main() -> None:
     hf_users = {name: split.test_users[: args.hf_users or (2 if args.quick else 10) * (1 if name == "rra" else 5)]
                 for name in STRATEGIES}
     window = history_length(model, 128, K)
-    print(f"data: {source}; our engine: {len(users)} users, history {window} items, {K} items each")
+    print(f"data: {source}; our engine: {len(users)} users, history {window} items, {K} items each, "
+          f"precision {args.precision} (the identity check with HF runs in float32)")
 
     for name in args.strategies.split(","):
         ours_params, hf_kwargs = STRATEGIES[name]
         strategy = build_strategy(ours_params)
-        generate(model, strategy, split.train, users[:8], k=K, rows=args.rows, progress=False)  # warm-up
+        run = dict(k=K, rows=args.rows, precision=args.precision, progress=False)
+        generate(model, strategy, split.train, users[:8], **run)  # warm-up
         start = time.perf_counter()
-        generate(model, strategy, split.train, users, k=K, rows=args.rows, progress=False)
+        generate(model, strategy, split.train, users, **run)
         ours_ms = 1000 * (time.perf_counter() - start) / len(users)
 
         hf_users_now = hf_users[name]
@@ -111,7 +114,7 @@ def main() -> None:
 
         if not hf_kwargs["do_sample"]:  # same items when neither side filters
             ours_items, _ = generate(model, strategy, split.train, hf_users_now, k=K, rows=args.rows,
-                                     filter_seen=False, no_repeat=False, progress=False)
+                                     filter_seen=False, no_repeat=False, precision="float32", progress=False)
             theirs = np.stack([hf_generate(hf, split.train[u], window, hf_kwargs, ban=False)[0].numpy()
                                for u in hf_users_now])
             same = int((ours_items == theirs).all(1).sum())

@@ -115,6 +115,9 @@ def aggregation(params) -> str:
 
 
 def check_common(params) -> None:
+    precision = params.get("precision", "float32")
+    if precision not in ("float32", "bfloat16", "auto"):
+        raise UserError(f"generation_params.precision={precision!r} is unknown; allowed: float32, bfloat16, auto")
     max_rows = params.get("max_rows")
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1):
         raise UserError(f"generation_params.max_rows must be an integer >= 1 or null (got {max_rows!r})")

@@ -18,6 +18,9 @@ from seqrec.data.split import Sequences
 from seqrec.errors import UserError
 from seqrec.generation.base import Strategy
 from seqrec.generation.state import Context, GenerationState, decoder_class
+from seqrec.ops import fast_bfloat16
+
+PRECISIONS = ("float32", "bfloat16", "auto")
 
 
 def history_length(model, max_length: int, k: int) -> int:
@@ -64,6 +67,7 @@ def generate(
     device: str | torch.device = "cpu",
     use_cache: bool = True,
     no_repeat: bool = True,
+    precision: str = "float32",
     desc: str | None = None,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -72,9 +76,14 @@ def generate(
     Returns item ids ``[U, k]`` and scores ``[U, k]`` in the order of ``users``. The same
     ``seed`` gives the same recommendations (on the same device and chunking).
     ``no_repeat=False`` lets a sequence repeat items (only for comparisons with HF ``generate``).
+    ``precision``: ``float32``; ``bfloat16`` runs the model's matrix products in bf16 (autocast;
+    softmax, sampling and aggregation stay fp32); ``auto``: bf16 where the hardware runs it natively.
     """
     model.eval()
     device = torch.device(device)
+    if precision not in PRECISIONS:
+        raise UserError(f"generation_params.precision={precision!r} is unknown; allowed: {', '.join(PRECISIONS)}")
+    bf16 = precision == "bfloat16" or (precision == "auto" and fast_bfloat16(device))
     users = np.asarray(users, dtype=np.int64)
     check_capacity(strategy, train, users, model.n_items, k, filter_seen)
     window = history_length(model, max_length, k)
@@ -88,9 +97,10 @@ def generate(
         history = train.select(chunk)
         input_ids = pad_sequences(history, length=window, side=Decoder.padding_side).to(device)
         seen = seen_matrix(history if filter_seen else None, len(chunk), model.n_items + 1, device)
-        decoder = Decoder(model, input_ids, input_ids != 0, n_new=k)
-        ctx = Context(k=k, seen=seen, ban_generated=no_repeat, generator=generator)
-        items, scores = strategy.generate(GenerationState(decoder, ctx))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            decoder = Decoder(model, input_ids, input_ids != 0, n_new=k)
+            ctx = Context(k=k, seen=seen, ban_generated=no_repeat, generator=generator)
+            items, scores = strategy.generate(GenerationState(decoder, ctx))
         items_out.append(items.cpu())
         scores_out.append(scores.float().cpu())
         bar.update(len(chunk))
