@@ -7,6 +7,7 @@ with no list to edit. ``from_params`` receives the whole ``generation_params`` m
 
 from __future__ import annotations
 
+import abc
 import importlib
 import pkgutil
 from typing import Any, ClassVar
@@ -20,7 +21,7 @@ REGISTRY: dict[str, type["Strategy"]] = {}
 AGGREGATIONS = ("rra", "ra")
 
 
-class Strategy:
+class Strategy(abc.ABC):
     """Produces ``k`` items per user from a :class:`GenerationState`."""
 
     name: ClassVar[str] = ""
@@ -32,12 +33,13 @@ class Strategy:
             REGISTRY[cls.name] = cls
 
     @classmethod
+    @abc.abstractmethod
     def from_params(cls, params: dict[str, Any]) -> "Strategy":
-        raise NotImplementedError(f"{cls.__name__} must implement from_params()")
+        """The strategy configured by ``generation_params`` (checked, one-line errors)."""
 
+    @abc.abstractmethod
     def generate(self, state: GenerationState) -> tuple[torch.Tensor, torch.Tensor]:
         """``(items [U, k], scores [U, k])`` for the users of ``state``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement generate()")
 
     def describe(self) -> str:
         return self.name

@@ -21,15 +21,15 @@ class SequentialModel(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None
     ) -> torch.Tensor:
         """Hidden states ``[B, T, C]`` for ``input_ids`` ``[B, T]`` (0 = padding)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement encode()")
+        raise TypeError(f"{type(self).__name__} does not define encode(); training and the default next_item_logits need it")
 
     def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores over the whole vocabulary ``[..., n_items + 1]`` (column 0 is padding)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement item_logits()")
+        raise TypeError(f"{type(self).__name__} does not define item_logits(); training and the default next_item_logits need it")
 
     def output_embeddings(self) -> torch.Tensor:
         """``[n_items + 1, C]`` matrix with ``item_logits(h) == h @ output_embeddings().T``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement output_embeddings()")
+        raise TypeError(f"{type(self).__name__} does not define output_embeddings(); the fused training losses need it")
 
     def new_cache(self, batch_size: int, capacity: int):
         """An empty cache for ``batch_size`` rows and ``capacity`` positions, or None.
