@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job, from a fresh clone: set up .venv, prepare ML-1M, train GPT-2, predict, print metrics.
+# The main job, from a fresh clone: set up .venv, prepare ML-1M, train GPT-2, then recommend with Top-K and
+# with multi-sequence generation (RRA, T = 0.3, 20 sequences) and print the metrics of both.
 #   bash scripts/main.sh [--source PATH] [hydra overrides for training ...]
 # Without --source, ML-1M is downloaded from GroupLens (checksum verified). ClearML runs offline.
 set -euo pipefail
@@ -19,3 +20,8 @@ rm -f "$log"
 if [ -z "$cmd" ]; then echo "error: training did not print a run_predict command; see the output above" >&2; exit 1; fi
 echo "+ $cmd"
 eval "$py ${cmd#python }"
+# generation: the paper's best strategy, 20 sampled sequences aggregated by reciprocal rank
+gen="${cmd/--config-name=GPT_predict/--config-name=GPT_temperature}"
+gen="${gen/_predict /_multisequence } generation_params.temperature=0.3 generation_params.num_return_sequences=20"
+echo "+ $gen"
+eval "$py ${gen#python }"
