@@ -64,14 +64,23 @@ def score_items(hidden: torch.Tensor, weight: torch.Tensor, items: torch.Tensor)
 
 
 class _Sampled(nn.Module):
-    """Base of the sampled-negative losses: positive and negative scores of every row."""
+    """Base of the sampled-negative losses: scores the positive and ``num_negatives`` uniform
+    negatives of every row, then ``loss(pos [N], neg [N, k], n_items)`` combines them."""
 
-    def scores(self, model, hidden, targets, k, negatives=None):
+    num_negatives: int
+
+    def forward(self, model, hidden, targets, negatives=None):
+        if hidden.shape[0] == 0:
+            return hidden.sum() * 0.0
         weight = model.output_embeddings()
+        n_items = weight.shape[0] - 1
         if negatives is None:
-            negatives = sample_negatives(targets, weight.shape[0] - 1, k)
+            negatives = sample_negatives(targets, n_items, self.num_negatives)
         pos = (hidden * weight[targets]).sum(-1)
-        return pos, score_items(hidden, weight, negatives)
+        return self.loss(pos, score_items(hidden, weight, negatives), n_items)
+
+    def loss(self, pos: torch.Tensor, neg: torch.Tensor, n_items: int) -> torch.Tensor:
+        raise TypeError(f"{type(self).__name__} does not define loss()")
 
 
 def _check_count(name: str, value: int) -> int:
@@ -90,10 +99,7 @@ class BCE(_Sampled):
         super().__init__()
         self.num_negatives = _check_count("num_negatives", num_negatives)
 
-    def forward(self, model, hidden, targets, negatives=None):
-        if hidden.shape[0] == 0:
-            return hidden.sum() * 0.0
-        pos, neg = self.scores(model, hidden, targets, self.num_negatives, negatives)
+    def loss(self, pos, neg, n_items):
         return (-F.logsigmoid(pos) - F.logsigmoid(-neg).sum(-1)).mean()
 
 
@@ -115,23 +121,19 @@ class gBCE(_Sampled):  # noqa: N801 -- the paper's name
 
     def __init__(self, neg_per_positive: int = 256, gbce_t: float = 0.75, eps: float = 1e-10):
         super().__init__()
-        self.neg_per_positive = _check_count("neg_per_positive", neg_per_positive)
+        self.neg_per_positive = self.num_negatives = _check_count("neg_per_positive", neg_per_positive)
         if not 0.0 <= gbce_t <= 1.0:
             raise ValueError(f"gbce_t must be in [0, 1], got {gbce_t}")
         if not 0.0 < eps < 0.5:
             raise ValueError(f"eps must be in (0, 0.5), got {eps}")
         self.t, self.eps = float(gbce_t), float(eps)
 
-    def forward(self, model, hidden, targets, negatives=None):
-        if hidden.shape[0] == 0:
-            return hidden.sum() * 0.0
-        n_items = model.output_embeddings().shape[0] - 1
+    def loss(self, pos, neg, n_items):
         beta = gbce_beta(self.neg_per_positive, n_items, self.t)
-        pos, neg = self.scores(model, hidden, targets, self.neg_per_positive, negatives)
         floor = math.log(self.eps)
         log_pos = F.logsigmoid(pos.double()).clamp_min(floor)
         log_not_neg = F.logsigmoid(-neg.double()).clamp_min(floor)
-        return (-beta * log_pos - log_not_neg.sum(-1)).mean().to(hidden.dtype)
+        return (-beta * log_pos - log_not_neg.sum(-1)).mean().to(pos.dtype)
 
 
 class BPR(_Sampled):
@@ -141,10 +143,7 @@ class BPR(_Sampled):
         super().__init__()
         self.num_negatives = _check_count("num_negatives", num_negatives)
 
-    def forward(self, model, hidden, targets, negatives=None):
-        if hidden.shape[0] == 0:
-            return hidden.sum() * 0.0
-        pos, neg = self.scores(model, hidden, targets, self.num_negatives, negatives)
+    def loss(self, pos, neg, n_items):
         return -F.logsigmoid(pos[:, None] - neg).mean()
 
 
@@ -155,9 +154,6 @@ class SampledSoftmax(_Sampled):
         super().__init__()
         self.num_negatives = _check_count("num_negatives", num_negatives)
 
-    def forward(self, model, hidden, targets, negatives=None):
-        if hidden.shape[0] == 0:
-            return hidden.sum() * 0.0
-        pos, neg = self.scores(model, hidden, targets, self.num_negatives, negatives)
+    def loss(self, pos, neg, n_items):
         logits = torch.cat([pos[:, None], neg], 1)
-        return F.cross_entropy(logits, torch.zeros_like(targets))
+        return F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device))
