@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from contextlib import contextmanager
@@ -122,3 +123,26 @@ def file_md5(path: str | os.PathLike) -> str:
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     return _file_digest(path, "sha256")
+
+
+def write_interaction_log(df, path: str | os.PathLike, name: str) -> Path:
+    """Write a prepared interaction log (``user_id,item_id,timestamp,rating``) atomically and log its size.
+
+    The one writer of ``prepare_data.py`` and ``make_synthetic.py`` outputs; a folder or an
+    unwritable path is a one-line :class:`~seqrec.errors.UserError`.
+    """
+    from seqrec.errors import UserError
+
+    out = Path(path)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; pass a file name such as {out / (name + '.csv')}")
+    existed = out.exists()
+    try:
+        atomic_to_csv_numeric(df, out)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {' '.join(str(exc).split())}; pass a writable --out FILE") from None
+    logging.getLogger("seqrec.data").info(
+        "%s: %d users, %d items, %d interactions -> %s%s", name, df["user_id"].nunique(),
+        df["item_id"].nunique(), len(df), out, " (replaced)" if existed else "",
+    )
+    return out

@@ -41,7 +41,7 @@ from typing import BinaryIO, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from seqrec.data.io import atomic_to_csv_numeric, file_md5
+from seqrec.data.io import file_md5, write_interaction_log
 from seqrec.errors import UserError
 
 LOG = logging.getLogger("seqrec.data")
@@ -470,14 +470,5 @@ def prepare_movielens(
     if out_path.is_dir():
         raise UserError(f"--out {out_path} is a folder; pass a file name such as {out_path / (spec.name + '.csv')}")
     df = load_movielens(spec.name, source=source, cache_dir=cache_dir, mirror=mirror)
-    existed = out_path.exists()
-    try:
-        atomic_to_csv_numeric(df, out_path)
-    except OSError as exc:
-        raise UserError(f"cannot write {out_path}: {_one_line(exc)}; pass a writable --out FILE") from None
-    LOG.info(
-        "%s: %d users, %d items, %d interactions -> %s%s",
-        spec.name, df["user_id"].nunique(), df["item_id"].nunique(), len(df), out_path,
-        " (replaced)" if existed else "",
-    )
+    write_interaction_log(df, out_path, spec.name)
     return out_path

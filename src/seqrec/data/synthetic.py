@@ -16,17 +16,15 @@ memory of the per-user "seen" mask).
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from seqrec.data.io import atomic_to_csv_numeric
+from seqrec.data.io import write_interaction_log
 from seqrec.errors import UserError
 
-LOG = logging.getLogger("seqrec.data")
 
 ZIPF_EXPONENT = 1.0  # popularity of item at popularity rank r is proportional to r ** -ZIPF_EXPONENT
 _SEEN_MASK_BUDGET = 1 << 25  # at most this many booleans in the per-block "seen" mask (32 MiB)
@@ -195,16 +193,4 @@ def make_synthetic(
 
 def write_synthetic(path: str | os.PathLike, **kwargs) -> Path:
     """Write :func:`make_synthetic` ``(**kwargs)`` to ``path`` as CSV (atomically); return ``path``."""
-    df = make_synthetic(**kwargs)
-    out = Path(path)
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; pass a file name such as {out / 'synthetic.csv'}")
-    try:
-        atomic_to_csv_numeric(df, out)
-    except OSError as exc:
-        raise UserError(f"cannot write {out}: {' '.join(str(exc).split())}; pass a writable --out FILE") from None
-    LOG.info(
-        "synthetic: %d users, %d items, %d interactions -> %s",
-        df["user_id"].nunique(), df["item_id"].nunique(), len(df), out,
-    )
-    return out
+    return write_interaction_log(make_synthetic(**kwargs), path, "synthetic")
