@@ -282,7 +282,7 @@ def predict(cfg: DictConfig) -> float:
                 model, strategy, split.train, users, k=k, max_length=train_cfg.dataset.max_length,
                 filter_seen=filter_seen, rows=rows, seed=cfg.random_state, device=device,
                 no_repeat=ban_generated(params), precision=params.get("precision") or "float32",
-                desc=f"{part}: {strategy.describe()}",
+                desc=f"{part}: {strategy.describe()}", progress=bool(cfg.get("progress", True)),
             )
             seconds = time.perf_counter() - started
             part_metrics = compute_metrics(recs, targets, split.item_counts, split.n_items, k=k)

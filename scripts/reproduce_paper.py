@@ -1,0 +1,152 @@
+#!/usr/bin/env python
+"""The paper's experiment in one command: train GPT-2, SASRec, gSASRec and BERT4Rec, generate with every strategy.
+
+Each step is a normal tracked run (ClearML offline + run store); finished runs are reused, so the command
+resumes after an interruption and re-running it only rebuilds the report. Outputs go to
+results/<dataset>/ (summary.csv, training.csv, per_position.png, README.md).
+
+Examples:
+    python scripts/reproduce_paper.py --dataset ml-100k
+    python scripts/reproduce_paper.py --dataset ml-1m --source ../shared/data/ml-1m
+    python scripts/reproduce_paper.py --dataset data/my_log.csv --quick          # smoke run, results/my_log-quick/
+    python scripts/reproduce_paper.py --dataset ml-1m --reuse GPT=<TRAIN_ID>     # use a model trained already
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from seqrec.cli import quiet_third_party  # noqa: E402
+from seqrec.errors import UserError  # noqa: E402
+
+QUICK_TRAIN = ["trainer_params.max_epochs=2", "trainer_params.limit_train_batches=4", "dataloader.validation_size=100"]
+QUICK_GRID = dict(beams=(2,), temperatures=(0.5,), sequences=(4,))
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise argparse.ArgumentTypeError(f"expected MODEL=RUN_ID, got {text!r}")
+    return key, value
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True, help="ml-1m | ml-100k | path to an interaction CSV")
+    parser.add_argument("--source", metavar="PATH", help="MovieLens zip/folder to prepare from (default: "
+                        "../shared/data/<name> beside the repo if present, else download from GroupLens)")
+    parser.add_argument("--quick", action="store_true", help="2 short epochs and a one-point grid (smoke test); "
+                        "results go to results/<dataset>-quick")
+    parser.add_argument("--models", nargs="+", default=None, help="subset of GPT SASRec gSASRec BERT4Rec")
+    parser.add_argument("--beams", nargs="+", type=int, default=[2, 3])
+    parser.add_argument("--temperatures", nargs="+", type=float, default=[0.3, 0.6])
+    parser.add_argument("--sequences", nargs="+", type=int, default=[10, 20], help="N of multi-sequence aggregation")
+    parser.add_argument("--reuse", action="append", type=_key_value, default=[], metavar="MODEL=TRAIN_ID",
+                        help="use this completed training run for MODEL instead of training (repeatable)")
+    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra Hydra override for every training run (repeatable)")
+    parser.add_argument("--predict-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra Hydra override for every predict run (repeatable)")
+    parser.add_argument("--run-store", default=str(ROOT / "runs"))
+    parser.add_argument("--results", default=str(ROOT / "results"), help="parent folder of results/<dataset>")
+    parser.add_argument("--logger", default="clearml_offline", help="logger config group: clearml_offline | clearml | none")
+    return parser.parse_args(argv)
+
+
+def dataset_path(name: str, source: str | None) -> tuple[str, Path]:
+    """(label, CSV path) for a MovieLens name (prepared if missing) or a CSV path."""
+    from seqrec.data.movielens import DATASETS, prepare_movielens
+
+    if name in DATASETS:
+        out = ROOT / "data" / f"{name}.csv"
+        if not out.exists():
+            shared = ROOT.parent / "shared" / "data" / name
+            prepare_movielens(name, source=source or (str(shared) if shared.exists() else None), out=str(out))
+        return name, out
+    path = Path(name)
+    if not path.is_file():
+        raise UserError(f"--dataset {name}: not a MovieLens name ({', '.join(DATASETS)}) nor an existing CSV file")
+    return path.stem, path
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    quiet_third_party()
+    import logging
+
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from seqrec.experiment import MODELS, Experiment, strategy_grid
+    from seqrec.report import summary_row, build_summary, write_report, TRAINING_COLUMNS
+
+    started = time.perf_counter()
+    try:
+        label, data = dataset_path(args.dataset, args.source)
+        grid = QUICK_GRID if args.quick else dict(beams=args.beams, temperatures=args.temperatures,
+                                                   sequences=args.sequences)
+        out_dir = Path(args.results) / (f"{label}-quick" if args.quick else label)
+        train_overrides = ["trainer_params.enable_progress_bar=false", "trainer_params.enable_model_summary=false"]
+        experiment = Experiment(
+            data, dataset=f"{label}-quick" if args.quick else label, run_store=args.run_store,
+            models=args.models or list(MODELS), strategies=strategy_grid(**grid),
+            train_overrides=train_overrides + (QUICK_TRAIN if args.quick else []) + args.train_override,
+            predict_overrides=["progress=false", *args.predict_override], reuse=dict(args.reuse), logger=args.logger,
+        )
+
+        def report(outcome, done, total):
+            what = outcome.spec.strategy + (f" {outcome.spec.label}" if outcome.spec and outcome.spec.label else "") \
+                if outcome.spec else "train"
+            how = "reused" if outcome.reused else f"{outcome.seconds:.0f} s"
+            print(f"[{done}/{total}] {outcome.model} {what}: {outcome.run.task_id} ({how})", flush=True)
+
+        outcomes = experiment.run(on_step=report)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    rows, training = [], []
+    compute_seconds = 0.0
+    for o in outcomes:
+        compute_seconds += _duration(o.run)
+        metrics = o.metrics()
+        if o.spec is None:
+            from omegaconf import OmegaConf
+
+            cfg = OmegaConf.load(o.run.path / "config.yaml")
+            training.append({
+                "model": o.model, "loss": str(cfg.seqrec_module.loss._target_).rsplit(".", 1)[-1],
+                "epochs": metrics.get("epochs"), "best_epoch": metrics.get("best_epoch"),
+                "seconds_per_epoch": metrics.get("seconds_per_epoch"), "fit_seconds": metrics.get("fit_seconds"),
+                "best_val_ndcg@10": metrics.get("best_val_ndcg@10"), "train_task": o.run.task_id,
+            })
+            train_id = o.run.task_id
+        else:
+            rows.append(summary_row(o.model, o.spec.strategy, o.spec.label, metrics, train_id, o.run.task_id))
+    import pandas as pd
+
+    command = "python scripts/reproduce_paper.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    paths = write_report(build_summary(rows), out_dir, label, command=command,
+                         training=pd.DataFrame(training, columns=TRAINING_COLUMNS), elapsed_seconds=compute_seconds)
+    print(f"{len(rows)} predict runs, {len(training)} models; compute time of all runs "
+          f"{compute_seconds / 60:.1f} min, this invocation {(time.perf_counter() - started) / 60:.1f} min")
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _duration(record) -> float:
+    try:
+        return (datetime.fromisoformat(record.finished) - datetime.fromisoformat(record.created)).total_seconds()
+    except (TypeError, ValueError):
+        return 0.0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""The paper's experiment as a plan of ordinary tracked runs: train each model, then generate with each strategy.
+
+Every step is a normal ``run_train`` / ``run_predict`` run (ClearML task + run-store folder), composed
+from the same Hydra configs as the command line.  A run records the step it implements
+(``experiment_step`` in its ``run.json``); a later invocation reuses every completed run whose step
+matches exactly, so an interrupted experiment resumes where it stopped and a finished one is only
+re-collected.  :mod:`seqrec.report` turns the collected rows into tables and plots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Optional, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from seqrec.errors import UserError
+from seqrec.tracking.run_store import RunRecord, RunStore
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+STEP_FIELD = "experiment_step"
+
+# model label -> training config (src/configs/<name>.yaml)
+MODELS: dict[str, str] = {
+    "GPT": "GPT_train",
+    "SASRec": "SASRec_train",
+    "gSASRec": "gSASRec_train",
+    "BERT4Rec": "BERT4Rec_train",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategySpec:
+    """One generation setting: a predict config plus ``generation_params`` overrides."""
+
+    strategy: str                 # family: topk, greedy, beam, sampling, rra, ra, two_stage
+    config: str                   # predict config name (model-neutral alias)
+    params: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """Human-readable parameters, e.g. ``T=0.3 N=20``."""
+        short = {"num_beams": "B", "temperature": "T", "num_return_sequences": "N", "top_k": "top_k",
+                 "first_stage": "first"}
+        return " ".join(f"{short.get(k, k)}={v}" for k, v in self.params if k in short)
+
+    @property
+    def slug(self) -> str:
+        text = "_".join([self.strategy] + [f"{k}{v}" for k, v in self.params if k != "aggregation"])
+        return text.replace("num_return_sequences", "N").replace("temperature", "T").replace("num_beams", "B")
+
+    def overrides(self) -> list[str]:
+        return [f"generation_params.{k}={_value(v)}" for k, v in self.params]
+
+
+def _value(v: object) -> str:
+    return "null" if v is None else str(v)
+
+
+def strategy_grid(
+    beams: Sequence[int] = (2, 3),
+    temperatures: Sequence[float] = (0.3, 0.6),
+    sequences: Sequence[int] = (10, 20),
+    sampling_temperature: float = 0.3,
+    top_k: Optional[int] = 50,
+    two_stage_first: Optional[int] = 9,
+) -> list[StrategySpec]:
+    """Top-K, greedy, beam search, one sampled sequence, and RRA / RA over ``temperatures`` x ``sequences``."""
+    specs = [StrategySpec("topk", "predict"), StrategySpec("greedy", "greedy")]
+    specs += [StrategySpec("beam", "beam", (("num_beams", int(b)),)) for b in beams]
+    specs.append(StrategySpec("sampling", "temperature", (("temperature", float(sampling_temperature)),
+                                                          ("top_k", top_k), ("num_return_sequences", 1))))
+    for aggregation in ("rra", "ra"):
+        for t in temperatures:
+            for n in sequences:
+                specs.append(StrategySpec(aggregation, "temperature", (
+                    ("temperature", float(t)), ("top_k", top_k), ("num_return_sequences", int(n)),
+                    ("aggregation", aggregation),
+                )))
+    if two_stage_first is not None:
+        specs.append(StrategySpec("two_stage", "two_stage", (("first_stage", int(two_stage_first)),)))
+    return specs
+
+
+@dataclasses.dataclass
+class Outcome:
+    """A finished step: its run and whether it was reused."""
+
+    model: str
+    spec: Optional[StrategySpec]
+    run: RunRecord
+    reused: bool
+    seconds: float
+
+    def metrics(self) -> dict:
+        return json.loads((self.run.path / "metrics.json").read_text(encoding="utf-8"))
+
+
+def compose(config_name: str, overrides: Iterable[str]) -> DictConfig:
+    """Compose ``config_name`` with ``overrides`` exactly as the entry points do."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+class Experiment:
+    """Train ``models`` on ``data_path`` and generate with ``strategies``, reusing finished runs.
+
+    ``reuse`` maps a model label to an existing completed training run to use instead of training.
+    ``train_overrides`` / ``predict_overrides`` are extra Hydra overrides for every run of that kind
+    (``model_overrides`` per model label).
+    """
+
+    def __init__(
+        self,
+        data_path: str | Path,
+        dataset: str,
+        run_store: str | Path = "runs",
+        models: Sequence[str] = tuple(MODELS),
+        strategies: Sequence[StrategySpec] = (),
+        train_overrides: Sequence[str] = (),
+        model_overrides: Optional[Mapping[str, Sequence[str]]] = None,
+        predict_overrides: Sequence[str] = (),
+        reuse: Optional[Mapping[str, str]] = None,
+        logger: str = "clearml_offline",
+        train_fn: Optional[Callable[[DictConfig], float]] = None,
+        predict_fn: Optional[Callable[[DictConfig], float]] = None,
+    ) -> None:
+        unknown = [m for m in models if m not in MODELS]
+        if unknown:
+            raise UserError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+        self.data_path = str(Path(data_path).resolve())
+        self.dataset = dataset
+        self.run_store = str(Path(run_store).resolve())
+        self.store = RunStore(self.run_store)
+        self.models = list(models)
+        self.strategies = list(strategies) or strategy_grid()
+        self.train_overrides = list(train_overrides)
+        self.model_overrides = {k: list(v) for k, v in (model_overrides or {}).items()}
+        self.predict_overrides = list(predict_overrides)
+        self.reuse = dict(reuse or {})
+        for model, run_id in self.reuse.items():
+            if model not in MODELS:
+                raise UserError(f"--reuse {model}={run_id}: unknown model; choose from {', '.join(MODELS)}")
+            record = self.store.info(run_id)
+            if record.kind != "train" or record.status != "completed":
+                raise UserError(f"--reuse {model}={run_id}: that run is a {record.status} {record.kind} run; "
+                                "pass a completed training run")
+        self.logger = logger
+        if train_fn is None or predict_fn is None:
+            from seqrec import pipeline
+
+            train_fn = train_fn or pipeline.train
+            predict_fn = predict_fn or pipeline.predict
+        self.train_fn, self.predict_fn = train_fn, predict_fn
+
+    # ------------------------------------------------------------------ steps
+    def _common(self) -> list[str]:
+        return [f"run_store={self.run_store}", f"logger={self.logger}"]
+
+    def train_step(self, model: str) -> tuple[str, list[str]]:
+        overrides = [f"data_path={self.data_path}", f"task_name={self.dataset}_{model}_train",
+                     *self.train_overrides, *self.model_overrides.get(model, [])]
+        return MODELS[model], overrides
+
+    def predict_step(self, model: str, train_id: str, spec: StrategySpec) -> tuple[str, list[str]]:
+        overrides = [f"train_task={train_id}", f"task_name={self.dataset}_{model}_{spec.slug}",
+                     *spec.overrides(), *self.predict_overrides]
+        return spec.config, overrides
+
+    @staticmethod
+    def _key(config: str, overrides: Sequence[str]) -> str:
+        return json.dumps([config, sorted(overrides)])
+
+    def _finished(self, kind: str, key: str) -> Optional[RunRecord]:
+        for record in reversed(self.store.list_runs(kind)):
+            if record.status == "completed" and record.extra.get(STEP_FIELD) == key:
+                return record
+        return None
+
+    def _run(self, kind: str, config: str, overrides: list[str]) -> tuple[RunRecord, bool, float]:
+        key = self._key(config, overrides)
+        found = self._finished(kind, key)
+        if found is not None:
+            return found, True, 0.0
+        before = {r.task_id for r in self.store.list_runs(kind)}
+        cfg = compose(config, [*overrides, *self._common()])
+        started = time.perf_counter()
+        (self.train_fn if kind == "train" else self.predict_fn)(cfg)
+        seconds = time.perf_counter() - started
+        new = [r for r in self.store.list_runs(kind) if r.task_id not in before and r.task_name == cfg.task_name]
+        if len(new) != 1:
+            raise UserError(f"could not find the {kind} run just made for {cfg.task_name} in {self.run_store}")
+        self.store.update(new[0].task_id, **{STEP_FIELD: key})
+        return self.store.info(new[0].task_id), False, seconds
+
+    # ------------------------------------------------------------------ plan
+    def run(self, on_step: Optional[Callable[[Outcome, int, int], None]] = None) -> list[Outcome]:
+        """Run (or reuse) every step; ``on_step(outcome, done, total)`` is called after each."""
+        total = len(self.models) * (1 + len(self.strategies))
+        done = 0
+        outcomes: list[Outcome] = []
+        for model in self.models:
+            if model in self.reuse:
+                record, reused, seconds = self.store.info(self.reuse[model]), True, 0.0
+            else:
+                record, reused, seconds = self._run("train", *self.train_step(model))
+            trained = Outcome(model, None, record, reused, seconds)
+            outcomes.append(trained)
+            done += 1
+            if on_step:
+                on_step(trained, done, total)
+            for spec in self.strategies:
+                record, reused, seconds = self._run("predict", *self.predict_step(model, trained.run.task_id, spec))
+                outcome = Outcome(model, spec, record, reused, seconds)
+                outcomes.append(outcome)
+                done += 1
+                if on_step:
+                    on_step(outcome, done, total)
+        return outcomes
+
+
+def train_config(record: RunRecord) -> DictConfig:
+    return OmegaConf.load(record.path / "config.yaml")
