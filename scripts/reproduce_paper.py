@@ -49,6 +49,9 @@ def parse_args(argv):
     parser.add_argument("--beams", nargs="+", type=int, default=[2, 3])
     parser.add_argument("--temperatures", nargs="+", type=float, default=[0.3, 0.6])
     parser.add_argument("--sequences", nargs="+", type=int, default=[10, 20], help="N of multi-sequence aggregation")
+    parser.add_argument("--reduced-grid", nargs="+", default=[], metavar="MODEL",
+                        help="for these models, RRA and RA only at the first temperature and the first N "
+                        "(e.g. BERT4Rec, which has no KV cache and recomputes every step)")
     parser.add_argument("--reuse", action="append", type=_key_value, default=[], metavar="MODEL=TRAIN_ID",
                         help="use this completed training run for MODEL instead of training (repeatable)")
     parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
@@ -98,6 +101,8 @@ def main(argv=None) -> int:
             models=args.models or list(MODELS), strategies=strategy_grid(**grid),
             train_overrides=train_overrides + (QUICK_TRAIN if args.quick else []) + args.train_override,
             predict_overrides=["progress=false", *args.predict_override], reuse=dict(args.reuse), logger=args.logger,
+            model_strategies={m: strategy_grid(**{**grid, "temperatures": grid["temperatures"][:1],
+                                                  "sequences": grid["sequences"][:1]}) for m in args.reduced_grid},
         )
 
         def report(outcome, done, total):

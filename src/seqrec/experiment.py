@@ -117,7 +117,9 @@ def compose(config_name: str, overrides: Iterable[str]) -> DictConfig:
 class Experiment:
     """Train ``models`` on ``data_path`` and generate with ``strategies``, reusing finished runs.
 
-    ``reuse`` maps a model label to an existing completed training run to use instead of training.
+    ``reuse`` maps a model label to an existing completed training run to use instead of training;
+    ``model_strategies`` replaces ``strategies`` for the models it names (e.g. a smaller grid for a
+    model without a KV cache).
     ``train_overrides`` / ``predict_overrides`` are extra Hydra overrides for every run of that kind
     (``model_overrides`` per model label).
     """
@@ -133,6 +135,7 @@ class Experiment:
         model_overrides: Optional[Mapping[str, Sequence[str]]] = None,
         predict_overrides: Sequence[str] = (),
         reuse: Optional[Mapping[str, str]] = None,
+        model_strategies: Optional[Mapping[str, Sequence[StrategySpec]]] = None,
         logger: str = "clearml_offline",
         train_fn: Optional[Callable[[DictConfig], float]] = None,
         predict_fn: Optional[Callable[[DictConfig], float]] = None,
@@ -146,6 +149,10 @@ class Experiment:
         self.store = RunStore(self.run_store)
         self.models = list(models)
         self.strategies = list(strategies) or strategy_grid()
+        self.model_strategies = {k: list(v) for k, v in (model_strategies or {}).items()}  # per-model replacement
+        for model in self.model_strategies:
+            if model not in MODELS:
+                raise UserError(f"--reduced-grid {model}: unknown model; choose from {', '.join(MODELS)}")
         self.train_overrides = list(train_overrides)
         self.model_overrides = {k: list(v) for k, v in (model_overrides or {}).items()}
         self.predict_overrides = list(predict_overrides)
@@ -208,7 +215,8 @@ class Experiment:
     # ------------------------------------------------------------------ plan
     def run(self, on_step: Optional[Callable[[Outcome, int, int], None]] = None) -> list[Outcome]:
         """Run (or reuse) every step; ``on_step(outcome, done, total)`` is called after each."""
-        total = len(self.models) * (1 + len(self.strategies))
+        plans = {model: self.model_strategies.get(model, self.strategies) for model in self.models}
+        total = sum(1 + len(plan) for plan in plans.values())
         done = 0
         outcomes: list[Outcome] = []
         for model in self.models:
@@ -221,7 +229,7 @@ class Experiment:
             done += 1
             if on_step:
                 on_step(trained, done, total)
-            for spec in self.strategies:
+            for spec in plans[model]:
                 record, reused, seconds = self._run("predict", *self.predict_step(model, trained.run.task_id, spec))
                 outcome = Outcome(model, spec, record, reused, seconds)
                 outcomes.append(outcome)
