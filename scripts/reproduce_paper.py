@@ -86,6 +86,8 @@ def main(argv=None) -> int:
     import logging
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # libraries' INFO records propagate here: warnings only
+        handler.setLevel(logging.WARNING)
     from seqrec.experiment import MODELS, Experiment, strategy_grid
     from seqrec.report import summary_row, build_summary, write_report, TRAINING_COLUMNS
 

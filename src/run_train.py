@@ -10,14 +10,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hydra  # noqa: E402
 
-from seqrec.cli import run_main  # noqa: E402
-from seqrec.pipeline import train  # noqa: E402
+from seqrec.cli import hydra_entry, run_main  # noqa: E402
+from seqrec.config import check_train_config  # noqa: E402
+
+CONFIG_NAME = "GPT_train"
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="GPT_train")
+@hydra.main(version_base="1.3", config_path="configs", config_name=CONFIG_NAME)
 def main(cfg):
-    return run_main(train, cfg)
+    # the config is checked before the pipeline (torch, Lightning) is imported: a wrong value fails at once
+    return run_main("seqrec.pipeline:train", cfg, check=check_train_config)
 
 
 if __name__ == "__main__":
-    main()
+    hydra_entry(main, CONFIG_NAME)  # Hydra errors (unknown key or config) become one "error:" line too

@@ -19,7 +19,7 @@ def test_compose(name):
     if "train" in name:
         check_train_config(cfg)
     elif "predict" in name.lower():
-        check_predict_config(cfg)
+        check_predict_config(cfg, check_run=False)  # no run store here: schema and strategy only
 
 
 @pytest.mark.parametrize("logger", ["clearml_offline", "clearml", "none"])
@@ -65,3 +65,81 @@ def test_bad_values(override, match):
 def test_predict_requires_train_task():
     with pytest.raises(UserError, match="train_task is required"):
         check_predict_config(compose("GPT_predict"))
+
+
+# --------------------------------------------------------------------------- the declared schema
+def test_declared_settings_exist_in_the_configs():
+    """Every required Setting of the schema is a key of the configs it checks (no stale entries)."""
+    from omegaconf import OmegaConf
+
+    from seqrec.config import PREDICT, TRAIN
+
+    for name, settings in (("GPT_train", TRAIN), ("GPT_predict", PREDICT)):
+        cfg = compose(name, [] if "train" in name else ["train_task=abc"])
+        missing = [s.key for s in settings if s.required and OmegaConf.select(cfg, s.key, default="<none>") == "<none>"]
+        assert not missing, (name, missing)
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("+lr=1e-3", r"unknown key lr in the training config; did you mean seqrec_module\.lr\?"),
+        ("+dataloder=3", r"did you mean dataloader\?"),
+        ("+dataset.max_lenght=8", r"unknown key dataset\.max_lenght; did you mean dataset\.max_length\?"),
+        ("+seqrec_module.learning_rate=1", r"seqrec_module takes only"),
+        ("+trainer_params.max_epoch=3", r"trainer_params\.max_epoch is not an argument .* trainer_params\.max_epochs"),
+        ("+trainer_params.callbacks=[]", r"set by run_train\.py itself"),
+        ("trainer_params.precision=nonsense", r"trainer_params\.precision must be auto or a lightning\.Trainer precision"),
+        ("trainer_params.limit_train_batches=1.5", r"limit_train_batches must be an integer >= 1 \(batches\) or a fraction"),
+        ("dataloader.batch_size=abc", r"dataloader\.batch_size must be an integer >= 1 \(got 'abc'\)"),
+        ("last_n_items=0", r"last_n_items must be an integer >= 1"),
+        ("random_state=1.5", r"random_state must be an integer"),
+        ("task_name=''", r"task_name must be a non-empty string"),
+        ("logger.reachability_timeout=0", r"logger\.reachability_timeout must be a number > 0"),
+        ("+train_dataset.foo=1", r"train_dataset\.foo is not an argument of CausalLMDataset"),
+        ("+train_dataset.seed=1", r"train_dataset\.seed is set by run_train\.py itself"),
+        ("+seqrec_module.loss.chunks=8", r"not an argument of CrossEntropy .*did you mean seqrec_module\.loss\.chunk\?"),
+        ("+model_params.n_layers=2", r"model_params\.n_layers is not a setting of GPT2; allowed keys: .*did you mean model_params\.n_layer\?"),
+    ],
+)
+def test_schema_rejects_before_any_data(override, match):
+    with pytest.raises(UserError, match=match):
+        check_train_config(compose("GPT_train", [override, "data_path=/nonexistent.csv"]))
+
+
+@pytest.mark.parametrize(
+    "config, override, match",
+    [
+        ("GPT_predict", "+temprature=0.5", r"unknown key temprature .* did you mean generation_params\.temperature\?"),
+        ("GPT_predict", "+generation_params.num_beam=2", r"did you mean generation_params\.num_beams\?"),
+        ("GPT_beam", "generation_params.num_beams=0", r"generation_params\.num_beams must be an integer >= 1"),
+        ("GPT_temperature", "generation_params.temperature=0", r"temperature must be a number > 0 .*GPT_greedy"),
+        ("GPT_temperature", "generation_params.top_p=2", r"generation_params\.top_p must be a number in \(0, 1\]"),
+        ("GPT_temperature", "generation_params.aggregation=foo", r"generation_params\.aggregation must be one of rra, ra"),
+        ("GPT_predict", "generation_params.strategy=foo", r"strategy='foo' is unknown; allowed: .*two_stage"),
+        ("GPT_predict", "generation_params.precision=half", r"generation_params\.precision must be one of auto"),
+        ("GPT_greedy", "generation_params.do_sample=true", r"contradicts strategy greedy"),
+        ("GPT_predict", "top_k=0", r"top_k must be an integer >= 1 \(or null\)"),
+        ("GPT_predict", "device=tpu", r"device must be auto, cpu, mps, cuda or cuda:<N>"),
+        ("GPT_predict", "progress=maybe", r"progress must be true or false"),
+    ],
+)
+def test_predict_schema(config, override, match):
+    with pytest.raises(UserError, match=match):
+        check_predict_config(compose(config, ["train_task=abc", override]), check_run=False)
+
+
+def test_predict_checks_the_training_run(tmp_path):
+    cfg = compose("GPT_predict", ["train_task=abc", f"run_store={tmp_path}"])
+    with pytest.raises(UserError, match=r"unknown run ID 'abc' in .*; pass train_task=<ID> printed by run_train\.py"):
+        check_predict_config(cfg)
+
+
+def test_suggest_key():
+    from seqrec.config import suggest_key
+
+    keys = ["seqrec_module.lr", "dataloader.batch_size", "dataset.max_length", "patience"]
+    assert suggest_key("lr", keys) == "seqrec_module.lr"
+    assert suggest_key("dataloder.batch_size", keys) == "dataloader.batch_size"
+    assert suggest_key("patiense", keys) == "patience"
+    assert suggest_key("completely_different", keys) is None

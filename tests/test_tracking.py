@@ -249,6 +249,264 @@ def test_online_without_credentials(clearml_sandbox, monkeypatch):
     _assert_one_line_user_error(excinfo, "no credentials", "clearml-init", "logger=clearml_offline")
 
 
+# ------------------------------------------------------- ClearML server trouble
+def _dead_server(monkeypatch) -> str:
+    """API, web and files server on a closed port of 127.0.0.1, with (dummy) credentials."""
+    host = f"http://127.0.0.1:{_closed_port()}"
+    for var in ("CLEARML_API_HOST", "CLEARML_WEB_HOST", "CLEARML_FILES_HOST"):
+        monkeypatch.setenv(var, host)
+    monkeypatch.setenv("CLEARML_API_ACCESS_KEY", "dummy-key")
+    monkeypatch.setenv("CLEARML_API_SECRET_KEY", "dummy-secret")
+    return host
+
+
+def test_dead_server_default_is_a_user_error(clearml_sandbox, monkeypatch):
+    host = _dead_server(monkeypatch)
+    cfg = _logger_cfg("clearml")
+    assert cfg.logger.fallback_offline is False and cfg.logger.execute_remotely is None
+    started = time.perf_counter()
+    with pytest.raises(UserError) as excinfo:
+        instantiate_tracker(cfg.logger, task_type="training", detect_repository=False)
+    elapsed = time.perf_counter() - started
+    print(f"dead server detected in {elapsed:.2f} s")
+    assert elapsed < 10, f"took {elapsed:.1f} s"
+    _assert_one_line_user_error(
+        excinfo, host, "unreachable", "logger.fallback_offline=true", "logger=clearml_offline"
+    )
+
+
+def test_dead_server_fallback_offline(clearml_sandbox, monkeypatch, capsys, caplog, tmp_path):
+    import logging
+
+    host = _dead_server(monkeypatch)
+    cfg = _logger_cfg("clearml")
+    cfg.logger.fallback_offline = True
+    started = time.perf_counter()
+    with caplog.at_level(logging.WARNING):
+        tracker = instantiate_tracker(cfg.logger, task_type="training", detect_repository=False)
+    elapsed = time.perf_counter() - started
+    print(f"dead server -> offline fallback in {elapsed:.2f} s")
+    assert elapsed < 10, f"took {elapsed:.1f} s"
+    assert tracker.offline and tracker.fell_back_offline and tracker.server is None
+    assert tracker.task_id.startswith("offline-")
+    assert tracker.offline_session_dir == clearml_sandbox / "offline" / tracker.task_id
+
+    zip_path = f"{tracker.offline_session_dir}.zip"
+    stderr_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(stderr_lines) == 1
+    warning = stderr_lines[0]
+    import_hint = "clearml-task --import-offline-session"
+    for fragment in (host, "unreachable", "offline", tracker.task_id, import_hint, zip_path):
+        assert fragment in warning, (fragment, warning)
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    logged = [message for message in logged if "fallback_offline" in message]
+    assert len(logged) == 1 and host in logged[0] and zip_path in logged[0]
+
+    # the run's log file is attached after the tracker exists (pipeline.open_run): it gets the warning too
+    run_log = tmp_path / "run.log"
+    handler = logging.FileHandler(run_log)
+    logging.getLogger().addHandler(handler)
+    try:
+        tracker.connect_config({"lr": 0.001})
+        tracker.report_scalar("loss", "train", 0.5, iteration=1)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    assert "fallback_offline" in run_log.read_text() and zip_path in run_log.read_text()
+
+    tracker.close()
+    assert not tracker.degraded
+    assert tracker.offline_session_zip == Path(zip_path) and Path(zip_path).is_file()
+    assert _read_events(tracker.offline_session_dir)[0]["value"] == 0.5
+
+
+def test_backend_failures_mid_run_degrade_without_raising(clearml_sandbox, caplog, tmp_path):
+    import logging
+
+    from clearml import Logger
+
+    from seqrec.tracking.clearml_tracker import ClearMLTracker
+
+    def server_gone(*args, **kwargs):
+        raise ConnectionError("Connection refused: the server went away")
+
+    artifact = tmp_path / "metrics.json"
+    artifact.write_text("{}")
+
+    # 1. a report fails: one warning, later calls skipped, close still finishes the session
+    tracker = ClearMLTracker("seqrec-tests", "mid-run", detect_repository=False)
+    tracker.report_scalar("loss", "train", 1.0, iteration=0)
+    upload_calls = []
+    with pytest.MonkeyPatch.context() as mp, caplog.at_level(logging.WARNING):
+        mp.setattr(Logger, "report_scalar", server_gone)
+        mp.setattr(Logger, "report_single_value", server_gone)
+        mp.setattr(tracker.task, "upload_artifact", lambda *a, **k: upload_calls.append(a) or server_gone())
+        tracker.report_scalar("loss", "train", 0.5, iteration=1)
+        tracker.report_scalar("loss", "train", 0.4, iteration=2)
+        tracker.report_single_value("ndcg", 0.3)
+        tracker.upload_artifact("metrics", artifact)
+        tracker.flush()
+        tracker.close(status="completed")
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    message = warnings[0].getMessage()
+    assert "\n" not in message and tracker.task_id in message and "ConnectionError" in message
+    assert "report_scalar" in message and "run folder" in message
+    assert tracker.degraded and tracker.degraded_reason.startswith("report_scalar: ConnectionError")
+    assert upload_calls == []  # skipped once degraded
+    assert tracker.closed and tracker.offline_session_zip is not None  # close still ran
+    assert [e["value"] for e in _read_events(tracker.offline_session_dir)] == [1.0]
+    with pytest.raises(RuntimeError, match="already closed"):  # caller errors are still errors
+        tracker.report_scalar("loss", "train", 0.1, iteration=3)
+    caplog.clear()
+
+    # 2. upload and close fail (server gone at the end of the run)
+    tracker = ClearMLTracker("seqrec-tests", "end-of-run", detect_repository=False)
+    with pytest.MonkeyPatch.context() as mp, caplog.at_level(logging.WARNING):
+        mp.setattr(tracker.task, "upload_artifact", server_gone)
+        mp.setattr(tracker.task, "close", server_gone)
+        tracker.upload_artifact("metrics", artifact)
+        tracker.close(status="failed", reason="boom")
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "upload_artifact" in warnings[0].getMessage()
+    assert tracker.closed and tracker.degraded
+    with pytest.raises(TypeError):  # validation happens before the backend is involved
+        NoneTracker("seqrec", "x").report_scalar("loss", "train", "high", 0)
+
+
+def test_open_run_survives_tracker_failures(clearml_sandbox, tmp_path):
+    """Pipeline level: every backend call raises, the run folder is still complete."""
+    from clearml import Logger, Task
+
+    from conftest import compose
+    from seqrec.pipeline import open_run
+
+    def server_gone(*args, **kwargs):
+        raise ConnectionError("server went away")
+
+    runs = tmp_path / "runs"
+    cfg = compose("GPT_predict", [f"run_store={runs}", "train_task=dummy", "logger=clearml_offline"])
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("connect_configuration", "upload_artifact"):
+            mp.setattr(Task, name, server_gone)
+        for name in ("report_scalar", "report_single_value", "report_table"):
+            mp.setattr(Logger, name, server_gone)
+        with open_run(cfg, "predict") as run:
+            run.tracker.report_single_value("test_ndcg@10", 0.5)
+            run.tracker.upload_artifact("a", tmp_path / "a.txt")
+            (run.dir / "metrics.json").write_text("{}")
+    info = json.loads((runs / run.id / "run.json").read_text())
+    assert info["status"] == "completed" and info["clearml_offline_zip"]
+    assert run.tracker.degraded and run.tracker.degraded_reason.startswith("connect_config")
+    assert "stopped working" in (runs / run.id / "run.log").read_text()
+    assert Task.current_task() is None  # closed: the next run of a --multirun gets a task of its own
+
+
+def test_open_run_with_fallback_records_offline_session(clearml_sandbox, monkeypatch, tmp_path, capsys):
+    """Pipeline level: logger=clearml with a dead server and fallback_offline=true."""
+    from conftest import compose
+    from seqrec.pipeline import open_run
+
+    host = _dead_server(monkeypatch)
+    runs = tmp_path / "runs"
+    cfg = compose("GPT_predict", [f"run_store={runs}", "train_task=dummy", "logger=clearml",
+                                  "logger.fallback_offline=true", "logger.detect_repository=false"])
+    with open_run(cfg, "predict") as run:
+        run.tracker.report_single_value("test_ndcg@10", 0.5)
+    info = json.loads((runs / run.id / "run.json").read_text())
+    assert run.id.startswith("offline-") and info["status"] == "completed"
+    assert Path(info["clearml_offline_zip"]).is_file()
+    run_log = (runs / run.id / "run.log").read_text()
+    assert host in run_log and f"--import-offline-session {info['clearml_offline_zip']}" in run_log
+    assert f"warning: ClearML server {host} is unreachable" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ ClearML agents
+def test_execute_remotely_needs_a_server(clearml_sandbox, monkeypatch):
+    from seqrec.tracking.clearml_tracker import ClearMLTracker
+
+    cfg = _logger_cfg("clearml_offline")
+    assert cfg.logger.execute_remotely is None
+    cfg.logger.execute_remotely = "gpu-queue"
+    with pytest.raises(UserError) as excinfo:
+        instantiate_tracker(cfg.logger, task_type="training")
+    _assert_one_line_user_error(excinfo, "execute_remotely=gpu-queue", "needs a ClearML server", "logger=clearml")
+    with pytest.raises(UserError, match="needs a ClearML server"):
+        ClearMLTracker("seqrec-tests", "x", offline=True, execute_remotely="gpu-queue")
+    with pytest.raises(UserError, match="queue name"):
+        ClearMLTracker("seqrec-tests", "x", offline=False, execute_remotely=3)
+    from clearml import Task
+
+    assert Task.current_task() is None  # failed up front: no task was created
+
+    # no offline fallback for a run meant for an agent
+    host = _dead_server(monkeypatch)
+    online = _logger_cfg("clearml")
+    online.logger.fallback_offline = True
+    online.logger.execute_remotely = "gpu-queue"
+    started = time.perf_counter()
+    with pytest.raises(UserError) as excinfo:
+        instantiate_tracker(online.logger, task_type="training")
+    assert time.perf_counter() - started < 10
+    _assert_one_line_user_error(excinfo, host, "unreachable", "logger.execute_remotely=null")
+    assert Task.current_task() is None
+
+
+def test_execute_remotely_enqueues_and_agent_restores_arguments(clearml_sandbox, monkeypatch, capsys):
+    """Local side (store the Hydra command line, enqueue, exit) and agent side (restore argv), on a real
+    (offline) task object; only ``Task.execute_remotely`` and ``Task.get_task`` need the server and are faked."""
+    from clearml import Task
+
+    from seqrec.tracking.clearml_tracker import LAUNCH_SECTION, ClearMLTracker, restore_remote_launch_args
+
+    tracker = ClearMLTracker("seqrec-tests", "remote", detect_repository=False)
+    task = tracker.task
+    enqueued = []
+
+    def execute_remotely(queue_name=None, clone=False, exit_process=True):
+        enqueued.append((queue_name, clone, exit_process))
+        raise SystemExit(0)  # what clearml's leave_process does
+
+    monkeypatch.setattr(task, "execute_remotely", execute_remotely)
+    launch = {"config_name": "SASRec_train", "overrides": [
+        "data_path=data/ml-1m.csv", "logger=clearml", "logger.execute_remotely=gpu", "+tags=[a,b]",
+        "task_name='my run'"]}
+    with pytest.raises(SystemExit) as excinfo:
+        tracker._enqueue("gpu", launch)
+    assert excinfo.value.code == 0
+    assert enqueued == [("gpu", False, True)]
+    assert "enqueued on ClearML queue 'gpu'" in capsys.readouterr().out
+    assert set(task.get_parameters(backwards_compatibility=False)) >= {
+        f"{LAUNCH_SECTION}/config_name", f"{LAUNCH_SECTION}/overrides"}
+
+    # on the agent: CLEARML_TASK_ID is set and the entry point starts without arguments
+    monkeypatch.setattr(Task, "get_task", staticmethod(lambda task_id=None, **kw: task))
+    argv = ["src/run_train.py"]
+    assert restore_remote_launch_args(argv, task_id=tracker.task_id)
+    assert argv == ["src/run_train.py", "--config-name=SASRec_train", *launch["overrides"]]
+    explicit = ["src/run_train.py", "task_name=x"]
+    assert not restore_remote_launch_args(explicit, task_id=tracker.task_id)  # explicit arguments win
+    assert explicit == ["src/run_train.py", "task_name=x"]
+    assert not restore_remote_launch_args(["src/run_train.py"], task_id=None)  # not on an agent
+    tracker.close()
+
+    # a task that was not enqueued by us is left alone
+    other = ClearMLTracker("seqrec-tests", "other", detect_repository=False)
+    monkeypatch.setattr(Task, "get_task", staticmethod(lambda task_id=None, **kw: other.task))
+    assert not restore_remote_launch_args(["src/run_train.py"], task_id=other.task_id)
+
+    # an SDK error while enqueueing (unknown queue …) is a one-line UserError, and the task is closed
+    def no_queue(queue_name=None, clone=False, exit_process=True):
+        raise ValueError(f'Could not find queue named "{queue_name}"')
+
+    monkeypatch.setattr(other.task, "execute_remotely", no_queue)
+    with pytest.raises(UserError) as excinfo:
+        other._enqueue("nope", None)
+    _assert_one_line_user_error(excinfo, "'nope'", "queue name", "logger.execute_remotely=null")
+    assert Task.current_task() is None
+
+
 class _UnauthorizedServer(BaseHTTPRequestHandler):
     """Answers every request like a ClearML API server rejecting the credentials."""
 

@@ -274,7 +274,10 @@ def _find_in_folder(spec: MovieLensSpec, folder: Path) -> _Found:
         if ordered is not None:
             return _Found(label=str(ordered), order_only=True, path=ordered)
     names = ", ".join(str(p.relative_to(folder)) for p in looked)
-    raise UserError(f"no {spec.name} ratings file in folder {folder} (looked for {names}); pass the folder that holds it, the zip, or the file itself")
+    raise UserError(
+        f"no {spec.name} ratings file in folder {folder}; pass the folder that holds it, the zip, or the file itself "
+        f"(looked for {names})"
+    )
 
 
 def _locate(spec: MovieLensSpec, source: Path) -> _Found:
@@ -286,6 +289,11 @@ def _locate(spec: MovieLensSpec, source: Path) -> _Found:
         )
     if source.is_dir():
         return _find_in_folder(spec, source)
+    if source.suffix.lower() == ".zip" and not zipfile.is_zipfile(source):
+        raise UserError(
+            f"{source} is not a readable zip archive (truncated or corrupt download?); download {spec.name}.zip "
+            "again, or pass the extracted folder or ratings file as --source"
+        )
     if zipfile.is_zipfile(source):
         found = _find_in_zip(spec, source)
         got = file_md5(source)

@@ -94,6 +94,14 @@ def load_interactions(path: str | Path) -> pd.DataFrame:
         not df[list(REQUIRED_COLUMNS)].isna().any().any(),
         f"data_path '{path}' has empty values in user_id/item_id/timestamp; fill or drop those rows",
     )
+    for col in ("user_id", "item_id"):
+        ids = df[col]
+        if pd.api.types.is_float_dtype(ids) and (ids != np.floor(ids)).any():
+            example = ids[ids != np.floor(ids)].iloc[0].item()
+            raise UserError(
+                f"data_path '{path}': {col} holds non-integer numbers (first: {example!r}); ids must be integers "
+                "(or text labels): check that the header names the columns in the right order"
+            )
     df["timestamp"] = _numeric_timestamps(df["timestamp"], path)
     return df
 

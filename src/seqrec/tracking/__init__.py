@@ -12,11 +12,19 @@ Hydra instantiates trackers from the ``logger`` config group
 which is ``hydra.utils.instantiate(cfg.logger, task_type=...)`` except that a
 tracker's :class:`~seqrec.errors.UserError` is re-raised as is (Hydra would wrap
 it in ``InstantiationException``).
+
+Under a ClearML agent (``CLEARML_TASK_ID`` set) importing this package also
+restores the Hydra command line of a run sent there with
+``logger.execute_remotely=<queue>`` (see
+:func:`~seqrec.tracking.clearml_tracker.restore_remote_launch_args`); the entry
+points import it before Hydra reads ``sys.argv``.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
 
 from seqrec.tracking.base import NoneTracker, Tracker, instantiate_tracker, to_plain_config
@@ -27,6 +35,7 @@ _LAZY = {
     "FetchedRun": "seqrec.tracking.clearml_tracker",
     "fetch_run_from_server": "seqrec.tracking.clearml_tracker",
     "reload_clearml_config": "seqrec.tracking.clearml_tracker",
+    "restore_remote_launch_args": "seqrec.tracking.clearml_tracker",
     "TrackerLogger": "seqrec.tracking.lightning_logger",
     "split_metric_name": "seqrec.tracking.lightning_logger",
 }
@@ -50,3 +59,20 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def _restore_agent_arguments() -> None:
+    if not os.environ.get("CLEARML_TASK_ID") or len(sys.argv) > 1:
+        return
+    try:
+        from seqrec.tracking.clearml_tracker import restore_remote_launch_args
+
+        restore_remote_launch_args()
+    except Exception as exc:  # noqa: BLE001 - running the default config instead would be silently wrong
+        raise SystemExit(
+            f"error: could not restore the Hydra arguments of ClearML task {os.environ['CLEARML_TASK_ID']} "
+            f"on this agent ({' '.join(str(exc).split())}); check the agent's access to the ClearML server"
+        ) from exc
+
+
+_restore_agent_arguments()

@@ -9,6 +9,12 @@ the backend hooks (``_report_scalar`` …), so all backends behave the same way:
 values become plain ``float``/``int``, configs become plain JSON-like dicts,
 missing files raise :class:`FileNotFoundError`, and any call after
 :meth:`Tracker.close` raises :class:`RuntimeError`.
+
+Tracking is never allowed to break a run: when a backend hook fails (a ClearML
+server that went away mid-run, an upload that cannot be stored …) the tracker
+logs one warning, becomes :attr:`Tracker.degraded` and skips further reports;
+:meth:`Tracker.close` is still attempted and never raises either.  The local run
+store is written independently of the tracker, so the run folder stays complete.
 """
 
 from __future__ import annotations
@@ -123,6 +129,7 @@ class Tracker(abc.ABC):
             raise UserError(f"unknown logger task_type {task_type!r}; use one of: {', '.join(TASK_TYPES)}")
         self.task_type = task_type
         self._closed = False
+        self._degraded_reason: Optional[str] = None
 
     # ----------------------------------------------------------------- identity
     @property
@@ -139,6 +146,16 @@ class Tracker(abc.ABC):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def degraded(self) -> bool:
+        """True once a backend call failed; later reports are skipped (see module doc)."""
+        return self._degraded_reason is not None
+
+    @property
+    def degraded_reason(self) -> Optional[str]:
+        """``"<what>: <error>"`` of the first backend failure, else ``None``."""
+        return self._degraded_reason
+
     # ---------------------------------------------------------------- reporting
     def connect_config(self, cfg: Any, name: str = "config") -> dict:
         """Record the run configuration (a dict, DictConfig, dataclass …) under ``name``.
@@ -149,20 +166,26 @@ class Tracker(abc.ABC):
         plain = to_plain_config(cfg)
         if not isinstance(plain, dict):
             raise TypeError(f"config must be a mapping, got {type(cfg).__name__}")
-        self._connect_config(plain, str(name))
+        self._call_backend("connect_config", self._connect_config, plain, str(name))
         return plain
 
     def report_scalar(self, title: str, series: str, value: Any, iteration: Any) -> None:
         """One point of the curve ``title``/``series`` at ``iteration``."""
         self._check_open()
-        self._report_scalar(
-            str(title), str(series), _as_float(value, "scalar value"), _as_int(iteration, "iteration")
+        self._call_backend(
+            "report_scalar",
+            self._report_scalar,
+            str(title),
+            str(series),
+            _as_float(value, "scalar value"),
+            _as_int(iteration, "iteration"),
         )
 
     def report_single_value(self, name: str, value: Any) -> None:
         """A final summary number (e.g. test NDCG@10)."""
         self._check_open()
-        self._report_single_value(str(name), _as_float(value, "single value"))
+        value = _as_float(value, "single value")
+        self._call_backend("report_single_value", self._report_single_value, str(name), value)
 
     def report_table(self, title: str, df: Any, series: Optional[str] = None) -> None:
         """A table: a pandas DataFrame, or anything ``pandas.DataFrame(...)`` accepts."""
@@ -171,7 +194,7 @@ class Tracker(abc.ABC):
 
         if not isinstance(df, pd.DataFrame):
             df = pd.DataFrame(df)
-        self._report_table(str(title), str(series or title), df)
+        self._call_backend("report_table", self._report_table, str(title), str(series or title), df)
 
     def report_figure(self, title: str, figure_or_png_path: Any, series: Optional[str] = None) -> None:
         """A matplotlib/plotly figure, or the path of an image file (PNG)."""
@@ -188,7 +211,7 @@ class Tracker(abc.ABC):
                 "report_figure expects a matplotlib figure, a plotly figure/dict or an image path, "
                 f"got {type(figure).__name__}"
             )
-        self._report_figure(str(title), str(series or title), figure)
+        self._call_backend("report_figure", self._report_figure, str(title), str(series or title), figure)
 
     def upload_artifact(self, name: str, path: PathLike) -> None:
         """Store a file or folder (config, checkpoint, metrics …) with the run."""
@@ -196,12 +219,12 @@ class Tracker(abc.ABC):
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"artifact {name!r}: {path} does not exist")
-        self._upload_artifact(str(name), path)
+        self._call_backend("upload_artifact", self._upload_artifact, str(name), path)
 
     def flush(self) -> None:
         """Push buffered reports to the backend (no-op when nothing is buffered)."""
         if not self._closed:
-            self._flush()
+            self._call_backend("flush", self._flush)
 
     def close(self, status: str = "completed", reason: Optional[str] = None) -> None:
         """Finish the run (idempotent).  ``status`` is "completed" or "failed"."""
@@ -210,7 +233,10 @@ class Tracker(abc.ABC):
         if self._closed:
             return
         self._closed = True
-        self._close(status, reason)
+        try:  # attempted even when degraded: it finishes the backend's own record (offline zip …)
+            self._close(status, reason)
+        except Exception as exc:  # noqa: BLE001 - tracking must never break the run
+            self._degrade("close", exc)
 
     def __enter__(self) -> "Tracker":
         return self
@@ -228,6 +254,35 @@ class Tracker(abc.ABC):
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"tracker for run {self.task_id} is already closed")
+
+    # ------------------------------------------------------------- degradation
+    def _call_backend(self, what: str, hook: Any, *args: Any) -> None:
+        """Run a backend hook; a failure degrades the tracker instead of raising."""
+        if self._degraded_reason is not None:
+            return
+        try:
+            hook(*args)
+        except Exception as exc:  # noqa: BLE001 - tracking must never break the run
+            self._degrade(what, exc)
+
+    def _degrade(self, what: str, exc: BaseException) -> None:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        reason = f"{what}: {type(exc).__name__}: {detail}"
+        if self._degraded_reason is not None:
+            log.debug("tracker of run %s: %s failed too (%s)", self.task_id, what, reason)
+            return
+        self._degraded_reason = reason
+        log.warning(
+            "experiment tracking of run %s stopped working (%s, %s); the run goes on without it "
+            "(later reports are skipped, the local run folder still gets everything)",
+            self.task_id,
+            self._describe_backend(),
+            reason,
+        )
+
+    def _describe_backend(self) -> str:
+        """Where reports go, for messages (e.g. "ClearML server https://…")."""
+        return type(self).__name__
 
     # ------------------------------------------------------------ backend hooks
     @abc.abstractmethod

@@ -50,6 +50,23 @@ Environment / SDK behaviour this module relies on (checked against clearml 2.1.x
   ``upload_artifact`` instead (works offline: copied into the session ``data/``).
 * Offline, ``mark_failed`` does not change the recorded status; the local run
   store (``run.json``) records the status in that case.
+* **Fallback** – with ``fallback_offline=True`` an unreachable server (the probe
+  above, so still decided within ``reachability_timeout`` s) switches the run to
+  offline mode with a one-line warning; the session zip is imported later with
+  ``clearml-task --import-offline-session <zip>`` (= ``Task.import_offline_session``).
+  Missing or rejected credentials still stop the run (a configuration error).
+* **Mid-run failures** – the SDK sends reports from background threads and retries
+  a server that went away (``api.http.retries`` in clearml.conf: 240 tries with
+  backoff by default), so most calls do not fail, but uploads and ``close()`` may
+  wait for those retries.  A call that does raise degrades the tracker (see
+  :class:`~seqrec.tracking.base.Tracker`): one warning, no more reports, no error.
+* **Agents** – ``execute_remotely=<queue>``: after ``Task.init`` the task is
+  enqueued with ``Task.execute_remotely(queue_name, exit_process=True)`` and this
+  process exits.  An agent re-runs the entry point without arguments, so the
+  Hydra command line (config name + overrides) is stored in the task's
+  ``seqrec_launch`` parameters and :func:`restore_remote_launch_args` (called
+  when :mod:`seqrec.tracking` is imported under an agent, i.e. with
+  ``CLEARML_TASK_ID`` set, before Hydra parses ``sys.argv``) puts it back.
 """
 
 from __future__ import annotations
@@ -57,6 +74,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -98,6 +116,20 @@ _FRAMEWORKS = (
 RUN_ARTIFACTS = ("config", "checkpoint", "metrics")
 
 _OFFLINE_HINT = "or run with logger=clearml_offline"
+_FALLBACK_HINT = f"set logger.fallback_offline=true to continue offline, {_OFFLINE_HINT}"
+#: Task parameter section holding the Hydra command line of a run sent to an agent.
+LAUNCH_SECTION = "seqrec_launch"
+
+
+class ServerUnreachableError(UserError):
+    """The ClearML API server did not answer the reachability probe."""
+
+    def __init__(self, message: str, host: str, reason: str) -> None:
+        super().__init__(message)
+        self.host = host
+        self.reason = reason
+
+
 _sdk_override_tree: Any = None
 _sdk_lock = threading.Lock()
 
@@ -205,19 +237,27 @@ def check_server(reachability_timeout: float = 5.0) -> str:
         )
     error = _probe_server(host, float(reachability_timeout))
     if error is not None:
-        raise UserError(
-            f"ClearML server {host} is unreachable ({error}); start it, fix api_server in "
-            f"{_config_file_hint()} (or CLEARML_API_HOST), {_OFFLINE_HINT}"
-        )
+        raise ServerUnreachableError(_unreachable_message(host, error), host=host, reason=error)
     return host
 
 
-def _prepare_sdk(offline: bool, reachability_timeout: float) -> tuple[Any, Optional[str]]:
+def _unreachable_message(host: str, error: str, alternatives: str = _OFFLINE_HINT) -> str:
+    return (
+        f"ClearML server {host} is unreachable ({error}); start it, fix api_server in "
+        f"{_config_file_hint()} (or CLEARML_API_HOST), {alternatives}"
+    )
+
+
+def _prepare_sdk(
+    offline: bool, reachability_timeout: float, fallback_offline: bool = False
+) -> tuple[Any, Optional[str], Optional[ServerUnreachableError]]:
     """Import the SDK, apply our settings, check the server (online) and switch mode.
 
-    Returns ``(clearml.Task, api host or None)``.  The server check must come
-    before ``Task.set_offline(False)``: going online makes every session created
-    so far log in, and against a dead server that retries for hours.
+    Returns ``(clearml.Task, api host or None, unreachable error or None)``; the
+    error is returned (not raised) when ``fallback_offline`` switched to offline
+    mode because of it.  The server check must come before
+    ``Task.set_offline(False)``: going online makes every session created so far
+    log in, and against a dead server that retries for hours.
     """
     reload_clearml_config()
     from clearml import Task
@@ -229,12 +269,20 @@ def _prepare_sdk(offline: bool, reachability_timeout: float) -> tuple[Any, Optio
             leftover.close()
         except Exception as exc:  # noqa: BLE001 - a broken leftover must not block the new run
             log.warning("could not close leftover ClearML task %s: %s", leftover.id, exc)
-    server = None if offline else check_server(reachability_timeout)
+    server: Optional[str] = None
+    unreachable: Optional[ServerUnreachableError] = None
+    if not offline:
+        try:
+            server = check_server(reachability_timeout)
+        except ServerUnreachableError as exc:
+            if not fallback_offline:
+                raise
+            offline, unreachable = True, exc
     try:
         Task.set_offline(offline_mode=offline)
     except _login_error_types() as exc:
         raise _login_failed(exc) from exc
-    return Task, server
+    return Task, server, unreachable
 
 
 def _login_failed(exc: BaseException) -> UserError:
@@ -285,12 +333,86 @@ def _forget_foreign_master_process() -> None:
             del os.environ[name]
 
 
+def _check_queue(queue: Any, offline: bool) -> Optional[str]:
+    """Validate ``execute_remotely`` (a ClearML queue name or ``None``) before anything starts."""
+    if queue is None or queue == "":
+        return None
+    if not isinstance(queue, str) or not queue.strip():
+        raise UserError(
+            f"logger.execute_remotely must be a ClearML queue name or null, got {queue!r}; "
+            "e.g. logger.execute_remotely=default"
+        )
+    if offline:
+        raise UserError(
+            f"logger.execute_remotely={queue} needs a ClearML server; use logger=clearml "
+            f"logger.execute_remotely={queue} (server and credentials from clearml.conf), "
+            "or drop logger.execute_remotely to run here offline"
+        )
+    return queue
+
+
+def _hydra_launch() -> Optional[dict]:
+    """The Hydra command line of the current job (config name, overrides, multirun), if any."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+    except ImportError:
+        return None
+    if not HydraConfig.initialized():
+        return None  # compose API (tests, notebooks): no command line to replay
+    hydra_cfg = HydraConfig.get()
+    return {
+        "config_name": hydra_cfg.job.get("config_name"),
+        "overrides": [str(item) for item in hydra_cfg.overrides.task],
+        "multirun": hydra_cfg.mode == RunMode.MULTIRUN,
+    }
+
+
+def _running_on_agent() -> bool:
+    from clearml.config import running_remotely
+
+    return bool(running_remotely())
+
+
+def restore_remote_launch_args(argv: Optional[list] = None, task_id: Optional[str] = None) -> bool:
+    """On a ClearML agent: put the stored Hydra command line of the task back into ``argv``.
+
+    An agent starts the entry point (``src/run_train.py`` …) without arguments;
+    :meth:`ClearMLTracker._enqueue` stored ``--config-name`` and the overrides in
+    the task's ``seqrec_launch`` parameters.  ``argv`` (default ``sys.argv``) is
+    changed in place only when it has no arguments of its own and the task has
+    them stored.  Returns whether it was changed.  ``task_id`` defaults to
+    ``$CLEARML_TASK_ID`` (set by the agent).
+    """
+    argv = sys.argv if argv is None else argv
+    task_id = task_id or os.environ.get("CLEARML_TASK_ID")
+    if not task_id or len(argv) > 1:
+        return False
+    from clearml import Task
+
+    params = Task.get_task(task_id=task_id).get_parameters(backwards_compatibility=False) or {}
+    overrides = params.get(f"{LAUNCH_SECTION}/overrides")
+    if overrides in (None, ""):
+        return False
+    restored = [str(item) for item in json.loads(overrides)]
+    config_name = params.get(f"{LAUNCH_SECTION}/config_name")
+    if config_name:
+        restored.insert(0, f"--config-name={config_name}")
+    argv[1:] = restored
+    print(f"seqrec: ClearML agent task {task_id}: restored arguments {' '.join(restored)}", file=sys.stderr)
+    return True
+
+
 class ClearMLTracker(Tracker):
     """A ClearML task; its id is the run ID.
 
     ``offline=True`` (default, ``logger=clearml_offline``) needs no server and
     no clearml.conf.  ``offline=False`` (``logger=clearml``) talks to the
-    server configured in clearml.conf / ``CLEARML_API_HOST``.
+    server configured in clearml.conf / ``CLEARML_API_HOST``; with
+    ``fallback_offline=True`` an unreachable server makes the run continue
+    offline (``offline`` is then ``True`` and ``fell_back_offline`` is set).
+    ``execute_remotely=<queue>`` (online only) enqueues the run for a ClearML
+    agent and ends this process.
     """
 
     def __init__(
@@ -303,9 +425,21 @@ class ClearMLTracker(Tracker):
         tags: Any = None,
         detect_repository: bool = True,
         repo_detection_timeout: float = 30.0,
+        fallback_offline: bool = False,
+        execute_remotely: Optional[str] = None,
     ) -> None:
         super().__init__(project_name, task_name, task_type)
         self.offline = bool(offline)
+        self.fallback_offline = bool(fallback_offline)
+        self.fell_back_offline = False
+        self.execute_remotely = _check_queue(execute_remotely, self.offline)
+        launch = _hydra_launch() if self.execute_remotely else None
+        if launch is not None and launch["multirun"] and not _running_on_agent():
+            raise UserError(
+                f"logger.execute_remotely={self.execute_remotely} enqueues one run and ends the process, so it "
+                "cannot be used with --multirun (only the first job would be sent); enqueue runs one by one, "
+                "or sweep on a cluster with hydra/launcher=slurm"
+            )
         try:
             timeout = float(reachability_timeout)
         except (TypeError, ValueError):
@@ -319,7 +453,22 @@ class ClearMLTracker(Tracker):
         tag_list = _normalise_tags(tags)
 
         _forget_foreign_master_process()
-        Task, self.server = _prepare_sdk(self.offline, timeout)
+        try:
+            Task, self.server, unreachable = _prepare_sdk(
+                self.offline, timeout, self.fallback_offline and not self.execute_remotely
+            )
+        except ServerUnreachableError as exc:
+            if self.execute_remotely:
+                alternatives = f"or set logger.execute_remotely=null to run here, {_OFFLINE_HINT}"
+            else:
+                alternatives = _FALLBACK_HINT
+            raise ServerUnreachableError(
+                _unreachable_message(exc.host, exc.reason, alternatives), host=exc.host, reason=exc.reason
+            ) from None
+        if unreachable is not None:
+            self.offline = self.fell_back_offline = True
+        self._root_handlers = {id(handler) for handler in logging.getLogger().handlers}
+        self._pending_notice: Optional[logging.LogRecord] = None
         _preimport_ipython()
         frameworks: dict[str, bool] = {name: False for name in _FRAMEWORKS}
         frameworks["detect_repository"] = bool(detect_repository)
@@ -349,6 +498,67 @@ class ClearMLTracker(Tracker):
             self.project_name,
             self.task_name,
         )
+        if unreachable is not None:
+            self._warn_fallback(unreachable)
+        if self.execute_remotely:
+            self._enqueue(self.execute_remotely, launch)
+
+    def _warn_fallback(self, unreachable: ServerUnreachableError) -> None:
+        zip_path = self._offline_dir.with_name(self._offline_dir.name + ".zip") if self._offline_dir else None
+        message = (
+            f"ClearML server {unreachable.host} is unreachable ({unreachable.reason}); "
+            f"logger.fallback_offline=true, so run {self._task_id} continues in ClearML offline mode; "
+            f"when the server is back, import it with: clearml-task --import-offline-session {zip_path} "
+            "(written when the run ends; also in run.json as clearml_offline_zip)"
+        )
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+        log.warning(message)
+        # the run's log file is attached after the tracker exists: replay it there (see _replay_notice)
+        self._pending_notice = log.makeRecord(log.name, logging.WARNING, __file__, 0, message, None, None)
+
+    def _replay_notice(self) -> None:
+        """Write the fallback warning to log files attached since construction (the run's ``run.log``)."""
+        record, self._pending_notice = self._pending_notice, None
+        if record is None:
+            return
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler) and id(handler) not in self._root_handlers:
+                try:
+                    handler.handle(record)
+                except Exception as exc:  # noqa: BLE001 - only a courtesy copy
+                    log.debug("could not copy the fallback warning to %s: %s", handler, exc)
+
+    def _enqueue(self, queue: str, launch: Optional[dict]) -> None:
+        """Hand the run to a ClearML agent (``Task.execute_remotely``); ends the process locally."""
+        if _running_on_agent():
+            log.info("running on a ClearML agent as task %s (queue %s)", self._task_id, queue)
+            return
+        try:
+            if launch is not None:
+                self._task.set_parameter(
+                    f"{LAUNCH_SECTION}/config_name", launch["config_name"] or "",
+                    description="Hydra --config-name of the enqueued run (restored on the agent)",
+                )
+                self._task.set_parameter(
+                    f"{LAUNCH_SECTION}/overrides", json.dumps(launch["overrides"]),
+                    description="Hydra overrides of the enqueued run, JSON list (restored on the agent)",
+                )
+            print(
+                f"run {self._task_id}: enqueued on ClearML queue {queue!r} of {self.server}; "
+                "a ClearML agent serving that queue runs it (its run folder is on the agent's machine)",
+                flush=True,
+            )
+            self._task.execute_remotely(queue_name=queue, clone=False, exit_process=True)
+        except Exception as exc:  # noqa: BLE001 - SDK raises ValueError / APIError variants
+            try:
+                self._task.close()
+            except Exception as close_exc:  # noqa: BLE001 - the enqueue error is the one to report
+                log.debug("could not close ClearML task %s: %s", self._task_id, close_exc)
+            raise UserError(
+                f"could not enqueue run {self._task_id} on ClearML queue {queue!r} of {self.server} "
+                f"({_one_line(exc)[:150]}); check the queue name (web UI: Workers & Queues) "
+                "or set logger.execute_remotely=null to run here"
+            ) from exc
 
     # ----------------------------------------------------------------- identity
     @property
@@ -373,7 +583,13 @@ class ClearMLTracker(Tracker):
         return zip_path if zip_path.is_file() else None
 
     # ---------------------------------------------------------------- reporting
+    def _describe_backend(self) -> str:
+        if self.offline:
+            return f"ClearML offline session {self._offline_dir}"
+        return f"ClearML server {self.server}"
+
     def _connect_config(self, cfg: dict, name: str) -> None:
+        self._replay_notice()
         # full nested config as an editable configuration object …
         self._task.connect_configuration(cfg, name=name)
         # … and flattened "name/a/b" hyperparameters for comparing runs in the UI
@@ -406,6 +622,7 @@ class ClearMLTracker(Tracker):
         self._task.flush(wait_for_uploads=True)
 
     def _close(self, status: str, reason: Optional[str]) -> None:
+        self._replay_notice()
         task = self._task
         waiter = getattr(task, "_wait_for_repo_detection", None)
         if callable(waiter):
@@ -521,9 +738,12 @@ def fetch_run_from_server(
 __all__ = [
     "ClearMLTracker",
     "FetchedRun",
+    "LAUNCH_SECTION",
     "RUN_ARTIFACTS",
+    "ServerUnreachableError",
     "api_server_host",
     "check_server",
     "fetch_run_from_server",
     "reload_clearml_config",
+    "restore_remote_launch_args",
 ]
