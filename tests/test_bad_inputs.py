@@ -218,10 +218,9 @@ CASES = [
     C("dataset-unknown-key", "inproc-train", [*TRAIN, "+dataset.max_lenght=8"], "dataset.max_length?"),
     C("train-dataset-bad-arg", "train", [*TRAIN, "+train_dataset.foo=1"], "train_dataset.foo", "CausalLMDataset"),
     C("loss-arg-typo", "inproc-train", [*TRAIN, "+seqrec_module.loss.chunks=8"], "seqrec_module.loss.chunk?"),
-    # known only once the data is loaded, inside the run: k above the 40 items of the data. The catch-all
-    # of run_main turns the crash into one line naming the run's run.log, which keeps the traceback
-    # (a UserError for it belongs in pipeline.py, after the split; the run folder is then marked failed).
-    C("top-k-above-items", "train", [*TRAIN, "seqrec_module.predict_top_k=100"], "run.log", creates_run=True),
+    # known only once the data is loaded: k above the 40 items of the data, checked before a run folder exists
+    C("top-k-above-items", "train", [*TRAIN, "seqrec_module.predict_top_k=100"], "seqrec_module.predict_top_k=100",
+      "smaller"),
     # ---- generation parameters: run_predict.py
     C("beams-zero", "predict", ["--config-name=GPT_beam", *PREDICT, "generation_params.num_beams=0"],
       "generation_params.num_beams", ">= 1"),

@@ -188,6 +188,7 @@ COMMON = (
 
 TRAIN = COMMON + (
     Str("data_path", "data/ml-1m.csv"),
+    Str("resume", "<TRAIN_ID>", null=True, required=False, want="a training run ID printed by run_train.py (or null)"),
     Int("last_n_items", "10", ge=1),
     Int("patience", "10", ge=0),
     Int("dataset.max_length", "128", ge=2),
@@ -224,7 +225,7 @@ TRAIN = COMMON + (
 #: are checked by the class they configure; these are closed: no other key is allowed
 TRAIN_SECTIONS = {
     "": {c.key for c in COMMON} | {
-        "data_path", "last_n_items", "patience", "dataset", "dataloader", "seqrec_module", "train_dataset",
+        "data_path", "resume", "last_n_items", "patience", "dataset", "dataloader", "seqrec_module", "train_dataset",
         "trainer_params", "model", "model_params", "predict_config_name", "logger", "hydra",
     },
     "dataset": {"max_length", "train_window"},

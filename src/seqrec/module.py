@@ -4,11 +4,18 @@ Training batches carry ``input_ids`` and ``labels`` (0 = no target at that posit
 causal (shifted) and masked-item objectives share the same step. Validation ranks the
 whole catalogue for the next item and reports ``val_ndcg@10`` and friends, which early
 stopping monitors.
+
+With a ``seed``, the global random generators (torch, numpy, ``random``: dropout, sampled
+negatives) are reseeded at the start of every training epoch from ``(seed, epoch)``. Together
+with :class:`~seqrec.data.datasets.EpochSampler` this makes epoch ``e`` of a run resumed
+from a checkpoint identical to epoch ``e`` of an uninterrupted one (Lightning checkpoints do
+not hold the generators' states).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 import lightning as L
@@ -31,6 +38,7 @@ class SeqRecModule(L.LightningModule):
         predict_top_k: int = 10,
         filter_seen: bool = True,
         item_counts: np.ndarray | None = None,
+        seed: int | None = None,
     ):
         super().__init__()
         self.model, self.loss = model, loss
@@ -40,9 +48,29 @@ class SeqRecModule(L.LightningModule):
         self._val_recs: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
         self._epoch_started = time.perf_counter()
+        self.seed = seed
+        self._seeded_epoch: int | None = None
 
     def on_train_epoch_start(self):
         self._epoch_started = time.perf_counter()
+        self._seed_epoch()
+
+    def on_train_batch_start(self, batch, batch_idx):
+        # Lightning skips on_train_epoch_start when it restarts inside an epoch (from a mid-epoch
+        # checkpoint); the first batch of every epoch still passes here
+        if batch_idx == 0:
+            self._seed_epoch()
+
+    def _seed_epoch(self) -> None:
+        """Reseed the global generators from ``(seed, epoch)``, once per epoch."""
+        epoch = int(self.current_epoch)
+        if self.seed is None or self._seeded_epoch == epoch:
+            return
+        self._seeded_epoch = epoch
+        state = np.random.SeedSequence([int(self.seed) & 0xFFFF_FFFF_FFFF_FFFF, epoch, 0x5EED_0002]).generate_state(2)
+        torch.manual_seed(int(state[0]))  # CPU and every CUDA device
+        np.random.seed(int(state[1]))
+        random.seed(int(state[1]))
 
     def training_step(self, batch, batch_idx):
         labels = batch["labels"]

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import shlex
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seqrec.config import apply_model_aliases, check_predict_config, check_train_config, model_class
-from seqrec.data.datasets import EvalDataset
+from seqrec.data.datasets import EpochSampler, EvalDataset
 from seqrec.data.io import atomic_to_csv, atomic_to_parquet, atomic_write, atomic_write_json, atomic_write_text
 from seqrec.data.split import SplitData, load_interactions, split_interactions
 from seqrec.errors import UserError
@@ -27,7 +28,7 @@ from seqrec.ops import fast_bfloat16
 from seqrec.generation import ban_generated, build_strategy, generate
 from seqrec.tracking.base import instantiate_tracker
 from seqrec.tracking.lightning_logger import TrackerLogger
-from seqrec.tracking.run_store import RunStore, file_log_handler
+from seqrec.tracking.run_store import RunStore, current_process, file_log_handler
 
 log = logging.getLogger("seqrec")
 
@@ -78,8 +79,8 @@ def open_run(cfg: DictConfig, kind: str):
         log.exception("%s run %s failed", kind, tracker.task_id)
         raise
     finally:
+        store.finish(tracker.task_id, status=status)  # first: a tracker stuck on a dead server cannot hold it back
         tracker.close(status=status)
-        store.finish(tracker.task_id, status=status)
         session = getattr(tracker, "offline_session_dir", None)
         if session is not None:  # where the ClearML record of this run lives, for a later import
             zipped = getattr(tracker, "offline_session_zip", None)
@@ -110,25 +111,46 @@ def _device(name: str | None) -> torch.device:
 
 # --------------------------------------------------------------------------- train
 def train(cfg: DictConfig) -> float:
-    """Train the configured model; return the best validation NDCG@k (for sweepers)."""
+    """Train the configured model; return the best validation NDCG@k (for sweepers).
+
+    With ``resume=<ID>`` the training run ``<ID>`` (killed, failed or interrupted) continues
+    in its own folder from ``checkpoints/last.ckpt``; see :func:`check_resume`.
+    """
     model_args = apply_model_aliases(cfg)  # model_params: model arguments + aliases of other settings
     check_train_config(cfg)
-    L.seed_everything(cfg.random_state, workers=True, verbose=False)
+    resume = cfg.get("resume")
+    last_ckpt, last_epoch = check_resume(cfg, str(resume)) if resume is not None else (None, None)  # before any data
     split = prepare_split(cfg)
-    with open_run(cfg, "train") as run:
+    if cfg.seqrec_module.predict_top_k > split.n_items:
+        raise UserError(
+            f"seqrec_module.predict_top_k={cfg.seqrec_module.predict_top_k} exceeds the {split.n_items} items of "
+            f"{cfg.data_path}; pass a smaller seqrec_module.predict_top_k"
+        )
+    with (resumed_run(cfg, str(resume), last_epoch) if resume is not None else open_run(cfg, "train")) as run:
+        # known at once, not only on exit: a killed run is "running" with a dead process, and its ClearML
+        # offline session (not zipped) can still be imported
+        session = getattr(run.tracker, "offline_session_dir", None)
+        early = {"clearml_offline_session": str(session)} if session is not None and resume is None else {}
+        run.store.update(run.id, process=current_process(), **early)
+        # seeded after the tracker: ClearML's Task.init seeds torch/numpy/random with its own 1337
+        L.seed_everything(cfg.random_state, workers=True, verbose=False)
         model = build(model_class(cfg), "model_params", n_items=split.n_items, **model_args)
         loss = build_node(cfg.seqrec_module.loss, "seqrec_module.loss")
         k = cfg.seqrec_module.predict_top_k
         module = SeqRecModule(
             model, loss, lr=cfg.seqrec_module.lr, weight_decay=cfg.seqrec_module.weight_decay,
             predict_top_k=k, filter_seen=cfg.seqrec_module.filter_seen, item_counts=split.item_counts,
+            seed=cfg.random_state,  # dropout etc. reseeded from (seed, epoch): a resumed run continues identically
         )
         train_set = build_node(  # next-item windows, masked items, ...: chosen by train_dataset._target_
             cfg.train_dataset, "train_dataset", train=split.train, max_length=cfg.dataset.max_length,
             window=cfg.dataset.train_window, seed=cfg.random_state, n_items=split.n_items,
         )
+        sampler = EpochSampler(len(train_set), cfg.random_state)  # order, windows, masks: functions of (seed, epoch)
+        if last_epoch is not None:  # checkpoints are taken at the end of an epoch: the next one comes first.
+            sampler.set_epoch(last_epoch + 1)  # (workers start drawing before Lightning calls set_epoch)
         train_loader = torch.utils.data.DataLoader(
-            train_set, batch_size=cfg.dataloader.batch_size, shuffle=True, collate_fn=train_set.collate,
+            train_set, batch_size=cfg.dataloader.batch_size, sampler=sampler, collate_fn=train_set.collate,
             num_workers=cfg.dataloader.num_workers, generator=torch.Generator().manual_seed(cfg.random_state),
         )
         val_set = EvalDataset(split.train, split.val_users, split.targets(split.val_users, 1), cfg.dataset.max_length)
@@ -141,16 +163,20 @@ def train(cfg: DictConfig) -> float:
         )
         stop = L.pytorch.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience)
         tlogger = TrackerLogger(run.tracker)
+        progress = _TrainingProgress(tlogger)  # history and time so far, kept in the checkpoints for a resume
         trainer_params = OmegaConf.to_container(cfg.trainer_params, resolve=True)
         if trainer_params.get("precision") == "auto":
             trainer_params["precision"] = "bf16-mixed" if fast_bfloat16() else "32-true"
         trainer = L.Trainer(
-            callbacks=[ckpt, stop], logger=tlogger, default_root_dir=str(run.dir), num_sanity_val_steps=0,
+            callbacks=[ckpt, stop, progress], logger=tlogger, default_root_dir=str(run.dir), num_sanity_val_steps=0,
             **trainer_params,
         )
-        started = time.perf_counter()
-        trainer.fit(module, train_loader, val_loader)
-        fit_seconds = time.perf_counter() - started
+        progress.start()
+        with warnings.catch_warnings():
+            if last_ckpt is not None:  # its own folder holds its checkpoints, of course
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            trainer.fit(module, train_loader, val_loader, ckpt_path=last_ckpt)
+        fit_seconds = progress.seconds()  # of every attempt, a resumed run's earlier ones included
         epochs = trainer.current_epoch
         best = float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")
 
@@ -189,6 +215,202 @@ def train(cfg: DictConfig) -> float:
         run_id = run.id
     print(predict_command(cfg, run_id))
     return best
+
+
+# --------------------------------------------------------------------------- resume
+LAST_CKPT = Path("checkpoints") / "last.ckpt"
+#: keys a resumed run may change (and their model_params aliases): how long it trains, what the screen shows
+RESUME_MAY_CHANGE = (
+    "resume", "trainer_params.max_epochs", "trainer_params.min_epochs", "trainer_params.max_steps",
+    "trainer_params.min_steps", "trainer_params.max_time", "trainer_params.enable_progress_bar",
+    "trainer_params.enable_model_summary",
+)
+
+
+@dataclass
+class ResumedRun(Run):
+    """A resumed training run: its folder and ID are the original run's, its tracker task is new."""
+
+    run_id: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.run_id
+
+
+def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
+    """``checkpoints/last.ckpt`` of training run ``run_id`` and its epoch, checked for ``resume=<ID>``.
+
+    One-line :class:`UserError` when the run is unknown, completed or still running, when
+    its config differs from ``cfg`` in a key other than :data:`RESUME_MAY_CHANGE`, or when it
+    has no readable last checkpoint.
+    """
+    store = RunStore(cfg.run_store)
+    store.check_resumable(run_id)
+    run_dir = store.path(run_id)
+    stored_file = run_dir / CONFIG_FILE
+    try:
+        stored = OmegaConf.to_container(OmegaConf.load(stored_file), resolve=True)
+    except FileNotFoundError:
+        raise UserError(f"resume={run_id}: the run has no {CONFIG_FILE} in {run_dir}; start a new run") from None
+    except Exception as exc:
+        raise UserError(f"resume={run_id}: {stored_file} is damaged ({type(exc).__name__}); start a new run") from None
+    from seqrec.config import ALIASES
+
+    may_change = (*RESUME_MAY_CHANGE, *(f"model_params.{a}" for a, key in ALIASES.items() if key in RESUME_MAY_CHANGE))
+    differences = _config_differences(stored, OmegaConf.to_container(cfg, resolve=True), may_change)
+    if differences:
+        shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
+        raise UserError(
+            f"resume={run_id}: the config differs from the run's {stored_file}: {shown}; pass the run's own "
+            "settings (only trainer_params.max_epochs and similar run-length keys may change)"
+        )
+    last = run_dir / LAST_CKPT
+    if not last.is_file():
+        raise UserError(
+            f"resume={run_id}: the run has no {LAST_CKPT} (it stopped before its first checkpoint); start a new run"
+        )
+    try:
+        epoch = int(torch.load(last, map_location="cpu", weights_only=False).get("epoch", 0))
+    except Exception as exc:
+        raise UserError(
+            f"resume={run_id}: {last} cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())[:80]}); "
+            "start a new run"
+        ) from None
+    return last, epoch
+
+
+def _config_differences(stored: dict, new: dict, may_change: tuple[str, ...]) -> list[str]:
+    flat_old, flat_new = _flatten(stored), _flatten(new)
+    out = []
+    for key in sorted(set(flat_old) | set(flat_new)):
+        if key in may_change:
+            continue
+        old, now = flat_old.get(key, "<absent>"), flat_new.get(key, "<absent>")
+        if old != now:
+            out.append(f"{key}={_short(now)} (the run has {_short(old)})")
+    return out
+
+
+def _flatten(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out if out or not prefix else {prefix[:-1]: {}}
+    return {prefix[:-1]: node}
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@contextlib.contextmanager
+def resumed_run(cfg: DictConfig, run_id: str, from_epoch: int):
+    """:func:`open_run` for ``resume=<ID>``: the existing folder, a new tracker task linked to it.
+
+    ``run.json`` goes back to ``running`` with a ``resumed`` entry (see
+    :meth:`RunStore.resume`); ``config.yaml`` is replaced by ``cfg`` (it differs at most in
+    run-length keys and ``resume``); ``run.log`` is appended to. The new tracker task (a
+    new ClearML task, offline or not) records ``resumed_from_task``.
+    """
+    store = RunStore(cfg.run_store)
+    run_dir = store.path(run_id)
+    tracker = instantiate_tracker(cfg.logger, task_type="training")
+    try:
+        store.resume(run_id, tracker_task_id=tracker.task_id, from_checkpoint=str(LAST_CKPT), checkpoint_epoch=from_epoch)
+    except BaseException:
+        tracker.close(status="failed")
+        raise
+    handler = file_log_handler(run_dir)
+    logging.getLogger().addHandler(handler)
+    run = ResumedRun(tracker, store, run_dir, run_id=run_id)
+    status = "failed"
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+        tracker.connect_config(resolved)
+        resumes = len(store.info(run_id).extra.get("resumed", []))
+        session = getattr(tracker, "offline_session_dir", None)
+        if session is not None:
+            store.update_last_resume(run_id, clearml_offline_session=str(session))
+        tracker.connect_config(
+            {"resumed_from_task": run_id, "resume_count": resumes, "checkpoint_epoch": from_epoch}, name="resume"
+        )
+        log.info(
+            "train run %s resumed from %s (epoch %d, resume #%d; tracker task %s) -> %s",
+            run_id, LAST_CKPT, from_epoch, resumes, tracker.task_id, run_dir,
+        )
+        yield run
+        status = "completed"
+    except BaseException:
+        log.exception("train run %s (resumed) failed", run_id)
+        raise
+    finally:
+        store.finish(run_id, status=status)
+        tracker.close(status=status)
+        session = getattr(tracker, "offline_session_dir", None)
+        if session is not None:
+            zipped = getattr(tracker, "offline_session_zip", None)
+            store.update_last_resume(
+                run_id, clearml_offline_session=str(session), clearml_offline_zip=str(zipped) if zipped else None
+            )
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+class _TrainingProgress(L.pytorch.callbacks.Callback):
+    """Checkpointed with the model: the per-epoch history and the training time so far.
+
+    A resumed run thus writes the whole ``history.csv`` and reports the earlier epochs to
+    its new tracker task too; ``fit_seconds`` adds up every attempt.
+    """
+
+    KEY = "seqrec_training_progress"
+
+    def __init__(self, tlogger: TrackerLogger):
+        self.tlogger = tlogger
+        self.before = 0.0
+        self.started = time.perf_counter()
+
+    def start(self) -> None:
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        history = [dict(row) for row in self.tlogger.history]
+        # Lightning logs the epoch's training metrics (train_loss) only after its checkpoints are
+        # written; they are final by now, so they go into this checkpoint's history already
+        epoch = trainer.current_epoch
+        logged = {key for row in history if row.get("epoch") == epoch for key in row}
+        pending = {
+            key: float(value) for key, value in trainer.callback_metrics.items()
+            if key not in logged and key.startswith("train") and not key.endswith("_step")
+        }
+        if pending:
+            steps = [row["step"] for row in history if row.get("epoch") == epoch and row.get("step") is not None]
+            history.append({"step": max(steps) if steps else None, "epoch": epoch, **pending})
+        checkpoint[self.KEY] = {"history": history, "fit_seconds": self.seconds()}
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        from seqrec.tracking.lightning_logger import split_metric_name
+
+        state = checkpoint.get(self.KEY) or {}
+        earlier = [dict(row) for row in state.get("history", [])]
+        self.tlogger.history[:0] = earlier
+        self.before = float(state.get("fit_seconds", 0.0))
+        tracker = self.tlogger.tracker
+        for row in earlier:  # the new tracker task gets the whole curves
+            epoch, step = row.get("epoch"), row.get("step")
+            for key, value in row.items():
+                if key in ("epoch", "step"):
+                    continue
+                title, series = split_metric_name(key)
+                iteration = epoch if epoch is not None and not key.endswith("_step") else (step or 0)
+                tracker.report_scalar(title, series, value, iteration)
 
 
 def build(cls, where: str, **kwargs):

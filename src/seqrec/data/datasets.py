@@ -3,13 +3,57 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator, NamedTuple, Union
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from seqrec.data.padding import pad_sequences
 from seqrec.data.split import Sequences
+
+
+def keyed_rng(*key: int) -> np.random.Generator:
+    """A generator that is a function of ``key`` only (e.g. ``(seed, epoch, index)``); negative ints allowed."""
+    return np.random.default_rng([int(k) & 0xFFFF_FFFF_FFFF_FFFF for k in key])
+
+
+class EpochIndex(NamedTuple):
+    """An index drawn by :class:`EpochSampler`: which example, in which epoch."""
+
+    epoch: int
+    index: int
+
+
+Key = Union[int, EpochIndex]
+
+
+class EpochSampler(Sampler[EpochIndex]):
+    """Every epoch a fresh shuffle of ``range(n)``, a function of ``(seed, epoch)`` only.
+
+    It yields :class:`EpochIndex` pairs, so a training dataset draws the randomness of an
+    example (its window, its masked items) from ``(seed, epoch, index)``, in the main process or
+    in a worker alike. Lightning calls :meth:`set_epoch` before every epoch, resumed ones
+    included: the data of epoch ``e`` is the same whether or not the run was interrupted
+    before it.
+    """
+
+    _SHUFFLE = 0x5EED_0001  # tags keep the shuffle's stream apart from the examples' streams
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.shuffle, self.epoch = int(n), int(seed), shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[EpochIndex]:
+        epoch = self.epoch  # read when iteration starts, i.e. after set_epoch
+        order = keyed_rng(self.seed, epoch, self._SHUFFLE).permutation(self.n) if self.shuffle else range(self.n)
+        for i in order:
+            yield EpochIndex(epoch, int(i))
 
 
 class CausalLMDataset(Dataset):
@@ -19,6 +63,11 @@ class CausalLMDataset(Dataset):
     (``window="random"``, the default: every interaction is trained on across epochs) or
     always their most recent one (``window="last"``). Users with fewer than two items
     carry no training signal and are skipped.
+
+    Indexed by an :class:`EpochIndex` (as :class:`EpochSampler` does during training), the
+    random window of example ``i`` in epoch ``e`` is a function of ``(seed, e, i)``: it does
+    not depend on what was drawn before, so a resumed run sees the same data. A plain
+    integer index draws from the dataset's own generator (a new window every call).
     """
 
     span_extra = 1  # a window holds max_length inputs + the last target
@@ -34,23 +83,43 @@ class CausalLMDataset(Dataset):
             raise ValueError(f"item ids exceed n_items={n_items}")
         self.train, self.max_length, self.window, self.n_items = train, max_length, window, n_items
         self.users = np.flatnonzero(train.lengths >= 2)
+        self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.users)
 
-    def __getitem__(self, i: int) -> np.ndarray:
+    def example_rng(self, key: Key) -> tuple[int, np.random.Generator]:
+        """``(index, generator)`` for an item key: keyed by ``(seed, epoch, index)`` or the shared one."""
+        if isinstance(key, tuple):
+            epoch, i = key
+            return int(i), keyed_rng(self.seed, epoch, i)
+        return int(key), self.rng
+
+    def __getitem__(self, key: Key) -> np.ndarray:
+        i, rng = self.example_rng(key)
+        return self._window(i, rng)
+
+    def _window(self, i: int, rng: np.random.Generator) -> np.ndarray:
         seq = self.train[self.users[i]]
         span = self.max_length + self.span_extra
         if len(seq) <= span:
             return seq
-        start = len(seq) - span if self.window == "last" else int(self.rng.integers(0, len(seq) - span + 1))
+        start = len(seq) - span if self.window == "last" else int(rng.integers(0, len(seq) - span + 1))
         return seq[start : start + span]
 
     @staticmethod
     def collate(windows: list[np.ndarray]) -> dict[str, torch.Tensor]:
         batch = pad_sequences(windows, side="right")
         return {"input_ids": batch[:, :-1], "labels": batch[:, 1:]}
+
+
+class MaskedWindow(NamedTuple):
+    """A masked-LM example before batching: its items and the uniform draws that pick its masks."""
+
+    items: np.ndarray
+    draws: np.ndarray  # one per item: masked where < mask_rate
+    last_draw: float  # the window masks only its last item where < last_item_rate
 
 
 class MaskedLMDataset(CausalLMDataset):
@@ -62,6 +131,10 @@ class MaskedLMDataset(CausalLMDataset):
     are 0 elsewhere, so a target is never visible at its own position. A window with
     no masked item gets its last item masked, and with probability ``last_item_rate``
     a window masks only its last item: the next-item task used at prediction time.
+
+    Indexed by an :class:`EpochIndex`, an example is a :class:`MaskedWindow` whose window and
+    masks are a function of ``(seed, epoch, index)``; ``collate`` also takes plain windows
+    (integer indexing), which it masks with the dataset's own generator.
     """
 
     span_extra = 0
@@ -85,14 +158,29 @@ class MaskedLMDataset(CausalLMDataset):
         super().__init__(train, max_length, window, seed, n_items)
         self.mask_token, self.mask_rate, self.last_item_rate = n_items + 1, mask_rate, last_item_rate
 
-    def collate(self, windows: list[np.ndarray]) -> dict[str, torch.Tensor]:
-        items = pad_sequences(windows, side="right")
+    def __getitem__(self, key: Key) -> np.ndarray | MaskedWindow:
+        if not isinstance(key, tuple):
+            return super().__getitem__(key)  # a plain window; collate masks it with self.rng
+        i, rng = self.example_rng(key)
+        return self._masked(self._window(i, rng), rng)
+
+    @staticmethod
+    def _masked(window: np.ndarray, rng: np.random.Generator) -> MaskedWindow:
+        return MaskedWindow(window, rng.random(len(window)), float(rng.random()))
+
+    def collate(self, windows: list[np.ndarray | MaskedWindow]) -> dict[str, torch.Tensor]:
+        rows = [w if isinstance(w, MaskedWindow) else self._masked(w, self.rng) for w in windows]
+        items = pad_sequences([r.items for r in rows], side="right")
         real = items != 0
-        masked = torch.from_numpy(self.rng.random(tuple(items.shape)) < self.mask_rate) & real
+        draws = np.ones(tuple(items.shape))  # padding: never masked
+        for r, row in enumerate(rows):
+            draws[r, : len(row.draws)] = row.draws
+        masked = torch.from_numpy(draws < self.mask_rate) & real
         lengths = real.sum(1)
         last = torch.zeros_like(real)
         last[torch.arange(len(items)), lengths - 1] = True
-        only_last = torch.from_numpy(self.rng.random(len(items)) < self.last_item_rate) | ~masked.any(1)
+        last_draws = np.array([r.last_draw for r in rows])
+        only_last = torch.from_numpy(last_draws < self.last_item_rate) | ~masked.any(1)
         masked = torch.where(only_last[:, None], last, masked)
         return {
             "input_ids": items.masked_fill(masked, self.mask_token),

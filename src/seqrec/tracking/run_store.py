@@ -9,6 +9,13 @@ Layout::
 A run folder is never reused or overwritten.  ``run.json`` is written
 atomically (temporary file + ``os.replace``) so a crash never leaves a
 half-written file behind.
+
+The one exception is :meth:`RunStore.resume`: a training run that did not complete
+(killed, failed, interrupted) continues in its own folder. It is marked ``running``
+again and ``run.json`` gets a ``resumed`` list (one entry per resumption: when, the
+previous status, the new tracker task) and ``tracker_task_ids`` (the run's own ID first).
+``process`` (pid, host, start time; see :func:`current_process`) tells whether a run
+still marked ``running`` is alive.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import json
 import logging
 import os
 import re
+import socket
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,6 +105,45 @@ def file_log_handler(run_dir: Union[str, os.PathLike], level: int = logging.DEBU
     return handler
 
 
+def _process_started(pid: int) -> Optional[float]:
+    try:
+        import psutil
+
+        return round(float(psutil.Process(pid).create_time()), 2)
+    except Exception:  # psutil missing, or no such process
+        return None
+
+
+def current_process() -> dict:
+    """This process, as recorded in ``run.json`` (``process``) to tell later whether it still runs."""
+    pid = os.getpid()
+    return {"pid": pid, "host": socket.gethostname(), "started": _process_started(pid)}
+
+
+def process_alive(process: Any) -> Optional[bool]:
+    """Whether the process recorded by :func:`current_process` still runs here.
+
+    ``None`` when that cannot be told: nothing recorded, or another host.
+    """
+    if not isinstance(process, dict) or not isinstance(process.get("pid"), int):
+        return None
+    if process.get("host") != socket.gethostname():
+        return None
+    pid = process["pid"]
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        pass
+    recorded, now = process.get("started"), _process_started(pid)
+    if recorded is not None and now is not None and abs(recorded - now) > 1.0:
+        return False  # the pid was reused by a later process
+    return True
+
+
 class RunStore:
     """Run folders under ``root`` (default ``runs``, relative to the working directory)."""
 
@@ -164,6 +211,72 @@ class RunStore:
         if status not in STATUSES or status == "running":
             raise ValueError(f"status must be one of {STATUSES[1:]}, got {status!r}")
         return self.update(task_id, status=status, finished=_now())
+
+    def check_resumable(self, task_id: str) -> dict:
+        """``run.json`` of training run ``task_id`` if it may be resumed, else a one-line :class:`UserError`.
+
+        Resumable: status ``failed`` or ``interrupted``, or ``running`` with its process gone
+        (killed). A completed run, or one whose process still runs, is not.
+        """
+        run_dir = self.path(task_id, kind="train")
+        data = self._read(run_dir)
+        status = data.get("status")
+        if status == "completed":
+            raise UserError(
+                f"run {task_id} is completed, there is nothing to resume; start a new run without resume= "
+                "(to train longer, train a new run with a higher trainer_params.max_epochs)"
+            )
+        if status == "running":
+            process = data.get("process")
+            alive = process_alive(process)
+            if alive:
+                raise UserError(
+                    f"run {task_id} is still running (pid {process['pid']} on {process['host']}); "
+                    "wait for it or stop it before resuming"
+                )
+            if alive is None and isinstance(process, dict) and process.get("host"):
+                raise UserError(
+                    f"run {task_id} is marked running on host {process['host']}, where this process cannot check it; "
+                    f"resume it there, or if it is gone set \"status\": \"interrupted\" in {run_dir / RUN_FILE}"
+                )
+            if alive is None:
+                log.warning("run %s is marked running and has no process record; assuming it was killed", task_id)
+        elif status not in ("failed", "interrupted"):
+            raise UserError(f"run {task_id} has status {status!r} in {run_dir / RUN_FILE}; it cannot be resumed")
+        return data
+
+    def resume(self, task_id: str, tracker_task_id: Optional[str] = None, **fields: Any) -> dict:
+        """Mark a resumable training run (see :meth:`check_resumable`) ``running`` again.
+
+        Appends ``{"at", "previous_status", "previous_finished", "tracker_task_id", **fields}`` to
+        ``resumed``; ``tracker_task_id`` (the new ClearML task, or ``local-…``) is also appended to
+        ``tracker_task_ids``, which starts with the run's own ID. ``process`` becomes this process.
+        """
+        data = self.check_resumable(task_id)
+        entry = {
+            "at": _now(), "previous_status": data.get("status"), "previous_finished": data.get("finished"),
+            "tracker_task_id": tracker_task_id, **fields,
+        }
+        data["resumed"] = [*data.get("resumed", []), entry]
+        task_ids = data.get("tracker_task_ids") or [data.get("task_id", task_id)]
+        if tracker_task_id is not None:
+            task_ids = [*task_ids, tracker_task_id]
+        data["tracker_task_ids"] = task_ids
+        data["status"] = "running"
+        data["process"] = current_process()  # with the status: a second resume now sees it alive
+        data.pop("finished", None)
+        write_json_atomic(self._run_dir(task_id) / RUN_FILE, data)
+        return data
+
+    def update_last_resume(self, task_id: str, **fields: Any) -> dict:
+        """Merge ``fields`` into the newest ``resumed`` entry of ``run.json``."""
+        run_dir = self.path(task_id, kind=None)
+        data = self._read(run_dir)
+        if not data.get("resumed"):
+            raise ValueError(f"run {task_id} was never resumed")
+        data["resumed"][-1].update(fields)
+        write_json_atomic(run_dir / RUN_FILE, data)
+        return data
 
     # -------------------------------------------------------------------- read
     def exists(self, task_id: str) -> bool:
@@ -245,4 +358,7 @@ class RunStore:
         )
 
 
-__all__ = ["RunStore", "RunRecord", "file_log_handler", "write_json_atomic", "KINDS", "STATUSES"]
+__all__ = [
+    "RunStore", "RunRecord", "file_log_handler", "write_json_atomic", "current_process", "process_alive",
+    "KINDS", "STATUSES",
+]
