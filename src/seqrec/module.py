@@ -77,7 +77,8 @@ class SeqRecModule(L.LightningModule):
         hidden = self.model.encode(batch["input_ids"], batch.get("attention_mask"))
         has_target = labels > 0
         loss = self.loss(self.model, hidden[has_target], labels[has_target])
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=labels.shape[0])
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=labels.shape[0],
+                 sync_dist=self._distributed)
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -94,12 +95,17 @@ class SeqRecModule(L.LightningModule):
         metrics = compute_metrics(recs.numpy(), targets.numpy(), self.item_counts, self.model.n_items, k=self.predict_top_k)
         k = self.predict_top_k
         for name in (f"ndcg@{k}", f"recall@{k}", f"map@{k}"):
-            self.log(f"val_{name}", float(metrics[name]), prog_bar=name.startswith("ndcg"))
-        if not self.trainer.sanity_checking:
+            # DDP: every rank validated on all users, so the mean over ranks is the value itself
+            self.log(f"val_{name}", float(metrics[name]), prog_bar=name.startswith("ndcg"), sync_dist=self._distributed)
+        if not self.trainer.sanity_checking and self.trainer.is_global_zero:
             log.info(
                 "epoch %d: val_ndcg@%d %.4f, val_recall@%d %.4f (%.1f s)", self.current_epoch, k,
                 metrics[f"ndcg@{k}"], k, metrics[f"recall@{k}"], time.perf_counter() - self._epoch_started,
             )
+
+    @property
+    def _distributed(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)

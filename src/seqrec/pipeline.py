@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shlex
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from seqrec.metrics import compute_metrics, format_metrics, per_position_table, 
 from seqrec.module import SeqRecModule
 from seqrec.ops import fast_bfloat16
 from seqrec.generation import ban_generated, build_strategy, generate
-from seqrec.tracking.base import instantiate_tracker
+from seqrec.tracking.base import NoneTracker, instantiate_tracker
 from seqrec.tracking.lightning_logger import TrackerLogger
 from seqrec.tracking.run_store import RunStore, current_process, file_log_handler
 
@@ -92,6 +94,22 @@ def open_run(cfg: DictConfig, kind: str):
         handler.close()
 
 
+def distributed_rank() -> int:
+    """This process's global rank in a distributed run (Lightning's DDP launcher, torchrun, SLURM); 0 if none."""
+    for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        value = os.environ.get(name)
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return 0
+
+
+@contextlib.contextmanager
+def replica_run(cfg: DictConfig):
+    """A DDP worker's stand-in for :func:`open_run`: no tracker, no run-store folder (rank 0 keeps the record)."""
+    with tempfile.TemporaryDirectory(prefix="seqrec-replica-") as tmp:
+        yield Run(NoneTracker(cfg.project_name, cfg.task_name), None, Path(tmp))
+
+
 # --------------------------------------------------------------------------- data
 def prepare_split(cfg: DictConfig) -> SplitData:
     df = load_interactions(cfg.data_path)
@@ -119,19 +137,29 @@ def train(cfg: DictConfig) -> float:
     model_args = apply_model_aliases(cfg)  # model_params: model arguments + aliases of other settings
     check_train_config(cfg)
     resume = cfg.get("resume")
-    last_ckpt, last_epoch = check_resume(cfg, str(resume)) if resume is not None else (None, None)  # before any data
+    replica = distributed_rank() > 0  # a DDP worker started by Lightning: trains, writes nothing of its own
+    if replica:
+        last_ckpt = RunStore(cfg.run_store).path(str(resume)) / "checkpoints" / "last.ckpt" if resume else None
+        last_epoch = None
+    else:
+        last_ckpt, last_epoch = check_resume(cfg, str(resume)) if resume is not None else (None, None)  # before data
     split = prepare_split(cfg)
     if cfg.seqrec_module.predict_top_k > split.n_items:
         raise UserError(
             f"seqrec_module.predict_top_k={cfg.seqrec_module.predict_top_k} exceeds the {split.n_items} items of "
             f"{cfg.data_path}; pass a smaller seqrec_module.predict_top_k"
         )
-    with (resumed_run(cfg, str(resume), last_epoch) if resume is not None else open_run(cfg, "train")) as run:
-        # known at once, not only on exit: a killed run is "running" with a dead process, and its ClearML
-        # offline session (not zipped) can still be imported
-        session = getattr(run.tracker, "offline_session_dir", None)
-        early = {"clearml_offline_session": str(session)} if session is not None and resume is None else {}
-        run.store.update(run.id, process=current_process(), **early)
+    if replica:
+        context = replica_run(cfg)
+    else:
+        context = resumed_run(cfg, str(resume), last_epoch) if resume is not None else open_run(cfg, "train")
+    with context as run:
+        if run.store is not None:
+            # known at once, not only on exit: a killed run is "running" with a dead process, and its ClearML
+            # offline session (not zipped) can still be imported
+            session = getattr(run.tracker, "offline_session_dir", None)
+            early = {"clearml_offline_session": str(session)} if session is not None and resume is None else {}
+            run.store.update(run.id, process=current_process(), **early)
         # seeded after the tracker: ClearML's Task.init seeds torch/numpy/random with its own 1337
         L.seed_everything(cfg.random_state, workers=True, verbose=False)
         model = build(model_class(cfg), "model_params", n_items=split.n_items, **model_args)
@@ -169,13 +197,17 @@ def train(cfg: DictConfig) -> float:
             trainer_params["precision"] = "bf16-mixed" if fast_bfloat16() else "32-true"
         trainer = L.Trainer(
             callbacks=[ckpt, stop, progress], logger=tlogger, default_root_dir=str(run.dir), num_sanity_val_steps=0,
-            **trainer_params,
+            use_distributed_sampler=False,  # DDP: each rank trains on its slice of the epoch (EpochSampler) and
+            **trainer_params,               # validates on all validation users, so the metric is exact everywhere
         )
+        sampler.set_rank(trainer.global_rank, trainer.world_size)
         progress.start()
         with warnings.catch_warnings():
             if last_ckpt is not None:  # its own folder holds its checkpoints, of course
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             trainer.fit(module, train_loader, val_loader, ckpt_path=last_ckpt)
+        if replica:
+            return float("nan")  # rank 0 writes the checkpoint, metrics and history
         fit_seconds = progress.seconds()  # of every attempt, a resumed run's earlier ones included
         epochs = trainer.current_epoch
         best = float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")

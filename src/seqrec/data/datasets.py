@@ -40,18 +40,30 @@ class EpochSampler(Sampler[EpochIndex]):
 
     _SHUFFLE = 0x5EED_0001  # tags keep the shuffle's stream apart from the examples' streams
 
-    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         self.n, self.seed, self.shuffle, self.epoch = int(n), int(seed), shuffle, 0
+        self.rank, self.world_size = int(rank), int(world_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def set_rank(self, rank: int, world_size: int) -> None:
+        """Distributed training: yield only every ``world_size``-th example of the epoch's order, from ``rank``."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        self.rank, self.world_size = int(rank), int(world_size)
+
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // self.world_size)  # ranks get equal shares (the order is padded from its start)
 
     def __iter__(self) -> Iterator[EpochIndex]:
         epoch = self.epoch  # read when iteration starts, i.e. after set_epoch
-        order = keyed_rng(self.seed, epoch, self._SHUFFLE).permutation(self.n) if self.shuffle else range(self.n)
+        order = keyed_rng(self.seed, epoch, self._SHUFFLE).permutation(self.n) if self.shuffle else np.arange(self.n)
+        if self.world_size > 1:  # the same permutation on every rank, each takes its own slice
+            padded = np.concatenate([order, order[: len(self) * self.world_size - self.n]])
+            order = padded[self.rank :: self.world_size]
         for i in order:
             yield EpochIndex(epoch, int(i))
 
