@@ -32,3 +32,13 @@ def compose(config_name: str, overrides: list[str] | None = None):
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory):
+    """A small seeded synthetic log (300 users, 80 items) shared by a test module."""
+    from seqrec.data.synthetic import write_synthetic
+
+    path = tmp_path_factory.mktemp("data") / "tiny.csv"
+    write_synthetic(path, n_users=300, n_items=80, min_len=20, max_len=50, seed=0)
+    return path

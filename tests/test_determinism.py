@@ -19,15 +19,6 @@ TINY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny_csv(tmp_path_factory):
-    from seqrec.data.synthetic import write_synthetic
-
-    path = tmp_path_factory.mktemp("data") / "tiny.csv"
-    write_synthetic(path, n_users=300, n_items=80, min_len=20, max_len=50, seed=0)
-    return path
-
-
 def _train(data, runs, *extra):
     before = set(runs.iterdir()) if runs.is_dir() else set()
     train(compose("GPT_train", [f"data_path={data}", f"run_store={runs}", "logger=none", *TINY, *extra]))

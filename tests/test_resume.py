@@ -28,15 +28,6 @@ TINY = [
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module")
-def tiny_csv(tmp_path_factory):
-    from seqrec.data.synthetic import write_synthetic
-
-    path = tmp_path_factory.mktemp("data") / "tiny.csv"
-    write_synthetic(path, n_users=300, n_items=80, min_len=20, max_len=50, seed=0)
-    return path
-
-
 def _args(data, runs, *extra):
     return [f"data_path={data}", f"run_store={runs}", "task_name=resume_train", *TINY, *extra]
 
