@@ -106,8 +106,15 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, tiny_csv, caps
     log = (run_dir / "run.log").read_text()
     assert f"resumed from checkpoints/last.ckpt (epoch {ckpt_epoch}" in log
 
-    # A: the same seed and settings, never interrupted (in-process is fine: same numbers on CPU)
-    train(compose("GPT_train", _args(tiny_csv, tmp_path / "runs_a", f"trainer_params.max_epochs={n_epochs}", "logger=none")))
+    # A: the same seed and settings, never interrupted (in-process is fine: same numbers on CPU with the same
+    # number of threads as B's processes, ENV; other thread counts change float reductions in the last bits)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(ENV["OMP_NUM_THREADS"]))
+    try:
+        train(compose("GPT_train", _args(tiny_csv, tmp_path / "runs_a", f"trainer_params.max_epochs={n_epochs}",
+                                         "logger=none")))
+    finally:
+        torch.set_num_threads(threads)
     dir_a = tmp_path / "runs_a" / _train_id(capsys)
 
     hist_a, hist_b = pd.read_csv(dir_a / "history.csv"), pd.read_csv(run_dir / "history.csv")
