@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     quiet_third_party()
     import logging
 
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # libraries' INFO records propagate here: warnings only
         handler.setLevel(logging.WARNING)
     from seqrec.experiment import MODELS, Experiment, strategy_grid
