@@ -133,10 +133,11 @@ def main() -> None:
         for fraction in sorted(args.fractions):
             run_fraction(fraction, args, workdir, results)
     table = pd.DataFrame(results)
+    table["fraction"] = table["fraction"].map(lambda f: f"{f:g}")
     print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if len(args.fractions) > 1:
         lo, hi = min(args.fractions), max(args.fractions)
-        a, b = (table[table.fraction == f].set_index("stage") for f in (lo, hi))
+        a, b = (table[table.fraction == f"{f:g}"].set_index("stage") for f in (lo, hi))
         users_ratio = b["users"].iloc[0] / a["users"].iloc[0]
         print(f"\ngrowth from {lo} to {hi} of the users (x{users_ratio:.1f} users):")
         for name in b.index:
