@@ -27,11 +27,10 @@ def _isolated_clearml(tmp_path_factory, monkeypatch):
 
 
 def compose(config_name: str, overrides: list[str] | None = None):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """The config the entry points compose (seqrec.experiment.compose)."""
+    from seqrec.experiment import compose as compose_config
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+    return compose_config(config_name, list(overrides or []))
 
 
 @pytest.fixture(scope="module")

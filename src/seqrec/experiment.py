@@ -190,47 +190,54 @@ class Experiment:
     def _key(config: str, overrides: Sequence[str]) -> str:
         return json.dumps([config, sorted(overrides)])
 
-    def _finished(self, kind: str, key: str) -> Optional[RunRecord]:
-        for record in reversed(self.store.list_runs(kind)):
-            if record.status == "completed" and record.extra.get(STEP_FIELD) == key:
-                return record
-        return None
+    def _finished_steps(self) -> dict[str, RunRecord]:
+        """Completed runs by the step they implement: one pass over the store (newest wins)."""
+        return {r.extra[STEP_FIELD]: r for r in self.store.list_runs()
+                if r.status == "completed" and STEP_FIELD in r.extra}
 
-    def _run(self, kind: str, config: str, overrides: list[str]) -> tuple[RunRecord, bool, float]:
+    def _folders(self) -> set[str]:
+        root = Path(self.run_store)
+        return {p.name for p in root.iterdir() if (p / "run.json").is_file()} if root.is_dir() else set()
+
+    def _run(self, kind: str, config: str, overrides: list[str], done: dict[str, RunRecord]):
+        """``(record, reused, seconds)`` of the step; ``done`` (step -> finished run) is updated."""
         key = self._key(config, overrides)
-        found = self._finished(kind, key)
-        if found is not None:
-            return found, True, 0.0
-        before = {r.task_id for r in self.store.list_runs(kind)}
+        if key in done and done[key].kind == kind:
+            return done[key], True, 0.0
+        before = self._folders()
         cfg = compose(config, [*overrides, *self._common()])
         started = time.perf_counter()
         (self.train_fn if kind == "train" else self.predict_fn)(cfg)
         seconds = time.perf_counter() - started
-        new = [r for r in self.store.list_runs(kind) if r.task_id not in before and r.task_name == cfg.task_name]
+        new = [r for r in map(self.store.info, sorted(self._folders() - before))
+               if r.kind == kind and r.task_name == cfg.task_name]
         if len(new) != 1:
             raise UserError(f"could not find the {kind} run just made for {cfg.task_name} in {self.run_store}")
         self.store.update(new[0].task_id, **{STEP_FIELD: key})
-        return self.store.info(new[0].task_id), False, seconds
+        done[key] = self.store.info(new[0].task_id)
+        return done[key], False, seconds
 
     # ------------------------------------------------------------------ plan
     def run(self, on_step: Optional[Callable[[Outcome, int, int], None]] = None) -> list[Outcome]:
         """Run (or reuse) every step; ``on_step(outcome, done, total)`` is called after each."""
         plans = {model: self.model_strategies.get(model, self.strategies) for model in self.models}
         total = sum(1 + len(plan) for plan in plans.values())
+        finished = self._finished_steps()
         done = 0
         outcomes: list[Outcome] = []
         for model in self.models:
             if model in self.reuse:
                 record, reused, seconds = self.store.info(self.reuse[model]), True, 0.0
             else:
-                record, reused, seconds = self._run("train", *self.train_step(model))
+                record, reused, seconds = self._run("train", *self.train_step(model), finished)
             trained = Outcome(model, None, record, reused, seconds)
             outcomes.append(trained)
             done += 1
             if on_step:
                 on_step(trained, done, total)
             for spec in plans[model]:
-                record, reused, seconds = self._run("predict", *self.predict_step(model, trained.run.task_id, spec))
+                step = self.predict_step(model, trained.run.task_id, spec)
+                record, reused, seconds = self._run("predict", *step, finished)
                 outcome = Outcome(model, spec, record, reused, seconds)
                 outcomes.append(outcome)
                 done += 1
