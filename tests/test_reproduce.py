@@ -109,6 +109,25 @@ def test_quick_run_then_resume(tmp_path):
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == runs_before  # nothing recomputed
     assert pd.read_csv(out / "summary.csv", keep_default_na=False).equals(summary)
 
+    # a finished step whose stored config no longer matches what its config file composes is run again;
+    # where a run is stored/logged and options it predates don't count
+    gpt_train = pd.read_csv(out / "training.csv").set_index("model").loc["GPT", "train_task"]
+    stored = tmp_path / "runs" / gpt_train / "config.yaml"
+    stored.write_text(stored.read_text().replace("patience: 10", "patience: 7"))
+    sas_train = pd.read_csv(out / "training.csv").set_index("model").loc["SASRec", "train_task"]
+    other = tmp_path / "runs" / sas_train / "config.yaml"
+    text = other.read_text().replace(str(tmp_path / "runs"), "/elsewhere/runs")
+    other.write_text("\n".join(line for line in text.splitlines() if not line.startswith("resume:")) + "\n")
+    third = _run([*args, "--models", "GPT", "SASRec"], tmp_path)
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert "patience=10 (the run has 7)" in third.stderr
+    steps = [line for line in third.stdout.splitlines() if line.startswith("[")]
+    recomputed = [line for line in steps if not line.endswith("(reused)")]
+    assert len(recomputed) == 1 + n_strategies and all(" GPT " in line for line in recomputed), recomputed
+    new_runs = set(p.name for p in (tmp_path / "runs").iterdir()) - set(runs_before)
+    assert len(new_runs) == 1 + n_strategies
+    assert pd.read_csv(out / "training.csv").set_index("model").loc["GPT", "train_task"] in new_runs
+
 
 def test_bad_dataset_is_one_line(tmp_path):
     result = _run(["--dataset", str(tmp_path / "nope.csv")], tmp_path)

@@ -3,8 +3,9 @@
 Every step is a normal ``run_train`` / ``run_predict`` run (ClearML task + run-store folder), composed
 from the same Hydra configs as the command line.  A run records the step it implements
 (``experiment_step`` in its ``run.json``); a later invocation reuses every completed run whose step
-matches exactly, so an interrupted experiment resumes where it stopped and a finished one is only
-re-collected.  :mod:`seqrec.report` turns the collected rows into tables and plots.
+matches exactly and whose stored ``config.yaml`` still agrees with what the step composes now (an
+edited config file makes the step run again), so an interrupted experiment resumes where it stopped
+and a finished one is only re-collected.  :mod:`seqrec.report` turns the collected rows into tables and plots.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 STEP_FIELD = "experiment_step"
+# keys that may differ between a stored run and the step composed now without making the run stale
+# (where it is stored and logged, progress output); a trailing "." covers a whole group
+REUSE_MAY_DIFFER = ("run_store", "logger.", "progress", "trainer_params.enable_progress_bar",
+                    "trainer_params.enable_model_summary")
 
 # model label -> training config (src/configs/<name>.yaml)
 MODELS: dict[str, str] = {
@@ -202,10 +207,14 @@ class Experiment:
     def _run(self, kind: str, config: str, overrides: list[str], done: dict[str, RunRecord]):
         """``(record, reused, seconds)`` of the step; ``done`` (step -> finished run) is updated."""
         key = self._key(config, overrides)
-        if key in done and done[key].kind == kind:
-            return done[key], True, 0.0
-        before = self._folders()
         cfg = compose(config, [*overrides, *self._common()])
+        if key in done and done[key].kind == kind:
+            changed = stale(done[key], cfg)
+            if not changed:
+                return done[key], True, 0.0
+            log.warning("%s: run %s no longer matches the config (%s); running it again",
+                        cfg.task_name, done[key].task_id, "; ".join(changed[:3]))
+        before = self._folders()
         started = time.perf_counter()
         (self.train_fn if kind == "train" else self.predict_fn)(cfg)
         seconds = time.perf_counter() - started
@@ -244,6 +253,21 @@ class Experiment:
                 if on_step:
                     on_step(outcome, done, total)
         return outcomes
+
+
+def stale(record: RunRecord, cfg: DictConfig) -> list[str]:
+    """How ``cfg`` differs from the config stored with ``record`` (empty: the run is still valid).
+
+    Keys the stored config lacks (options added since) and :data:`REUSE_MAY_DIFFER` don't count;
+    an unreadable ``config.yaml`` makes the run stale.
+    """
+    from seqrec.pipeline import config_differences
+
+    try:
+        stored = OmegaConf.to_container(OmegaConf.load(record.path / "config.yaml"), resolve=True)
+    except Exception as exc:  # missing or damaged: run the step again
+        return [f"config.yaml unreadable ({type(exc).__name__})"]
+    return config_differences(stored, OmegaConf.to_container(cfg, resolve=True), REUSE_MAY_DIFFER, new_keys_ok=True)
 
 
 def train_config(record: RunRecord) -> DictConfig:

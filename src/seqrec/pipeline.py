@@ -290,7 +290,7 @@ def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
     from seqrec.config import ALIASES
 
     may_change = (*RESUME_MAY_CHANGE, *(f"model_params.{a}" for a, key in ALIASES.items() if key in RESUME_MAY_CHANGE))
-    differences = _config_differences(stored, OmegaConf.to_container(cfg, resolve=True), may_change)
+    differences = config_differences(stored, OmegaConf.to_container(cfg, resolve=True), may_change)
     if differences:
         shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
         raise UserError(
@@ -312,11 +312,17 @@ def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
     return last, epoch
 
 
-def _config_differences(stored: dict, new: dict, may_change: tuple[str, ...]) -> list[str]:
+def config_differences(
+    stored: dict, new: dict, may_change: tuple[str, ...], new_keys_ok: bool = False
+) -> list[str]:
+    """``key=new (the run has old)`` for each flattened key whose value differs, except ``may_change``
+    (a key or a ``prefix.``); ``new_keys_ok``: keys the stored config lacks (added later) don't count."""
     flat_old, flat_new = _flatten(stored), _flatten(new)
     out = []
     for key in sorted(set(flat_old) | set(flat_new)):
-        if key in may_change:
+        if key in may_change or any(p.endswith(".") and key.startswith(p) for p in may_change):
+            continue
+        if new_keys_ok and key not in flat_old:
             continue
         old, now = flat_old.get(key, "<absent>"), flat_new.get(key, "<absent>")
         if old != now:
