@@ -120,8 +120,11 @@ def main(argv=None) -> int:
 
     rows, training = [], []
     compute_seconds = 0.0
+    by_hardware: dict[str, float] = {}
     for o in outcomes:
         compute_seconds += _duration(o.run)
+        where = str(o.run.extra.get("hardware", "hardware not recorded")).rsplit(", ", 1)[0]  # less the precision
+        by_hardware[where] = by_hardware.get(where, 0.0) + _duration(o.run)
         metrics = o.metrics()
         if o.spec is None:
             from omegaconf import OmegaConf
@@ -131,7 +134,8 @@ def main(argv=None) -> int:
                 "model": o.model, "loss": str(cfg.seqrec_module.loss._target_).rsplit(".", 1)[-1],
                 "epochs": metrics.get("epochs"), "best_epoch": metrics.get("best_epoch"),
                 "seconds_per_epoch": metrics.get("seconds_per_epoch"), "fit_seconds": metrics.get("fit_seconds"),
-                "best_val_ndcg@10": metrics.get("best_val_ndcg@10"), "train_task": o.run.task_id,
+                "best_val_ndcg@10": metrics.get("best_val_ndcg@10"),
+                "hardware": o.run.extra.get("hardware", "not recorded"), "train_task": o.run.task_id,
             })
             train_id = o.run.task_id
         else:
@@ -140,7 +144,8 @@ def main(argv=None) -> int:
 
     command = "python scripts/reproduce_paper.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     paths = write_report(build_summary(rows), out_dir, label, command=command,
-                         training=pd.DataFrame(training, columns=TRAINING_COLUMNS), elapsed_seconds=compute_seconds)
+                         training=pd.DataFrame(training, columns=TRAINING_COLUMNS), elapsed_seconds=compute_seconds,
+                         seconds_by_hardware=by_hardware)
     print(f"{len(rows)} predict runs, {len(training)} models; compute time of all runs "
           f"{compute_seconds / 60:.1f} min, this invocation {(time.perf_counter() - started) / 60:.1f} min")
     for name, path in paths.items():

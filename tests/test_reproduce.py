@@ -50,9 +50,10 @@ def test_report_files(tmp_path):
     summary = fake_summary()
     training = pd.DataFrame([{"model": "GPT", "loss": "CrossEntropy", "epochs": 3, "best_epoch": 2,
                               "seconds_per_epoch": 1.5, "fit_seconds": 4.5, "best_val_ndcg@10": 0.2,
-                              "train_task": "t1"}])
+                              "hardware": "NVIDIA H200, bf16-mixed", "train_task": "t1"}])
     paths = write_report(summary, tmp_path / "ml-1m", "ml-1m", command="python scripts/reproduce_paper.py --dataset ml-1m",
-                         training=training, elapsed_seconds=600)
+                         training=training, elapsed_seconds=600,
+                         seconds_by_hardware={"CPU X, 2 threads": 150, "NVIDIA H200": 450})
     back = pd.read_csv(paths["summary"], keep_default_na=False)
     assert list(back.columns[:6]) == ["model", "strategy", "params", "test_map@10", "test_ndcg@10", "test_recall@10"]
     assert back["test_ndcg@10"].tolist() == pytest.approx([0.20, 0.18, 0.22, 0.30])
@@ -61,7 +62,9 @@ def test_report_files(tmp_path):
     text = paths["readme"].read_text()
     # GPT Top-K against the original code's .1771: +12.9 %
     assert "| GPT | topk | original code, this machine | 0.0893 | 0.1771 | 0.1627 | 0.1000 | 0.2000 |" in text
-    assert "+12.9 %" in text and "10.0 min" in text and "![per-position recall](per_position.png)" in text
+    assert "10.0 min, on NVIDIA H200: 7.5 min; CPU X, 2 threads: 2.5 min." in text
+    assert "| 0.2000 | NVIDIA H200, bf16-mixed |" in text
+    assert "+12.9 %" in text and "![per-position recall](per_position.png)" in text
 
 
 def test_strategy_grid_and_names():

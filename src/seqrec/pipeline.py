@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import platform
 import shlex
 import tempfile
 import time
@@ -121,6 +122,21 @@ def prepare_split(cfg: DictConfig) -> SplitData:
     )
 
 
+def hardware(device: torch.device, precision: str, processes: int = 1) -> str:
+    """What a run ran on, for its ``run.json`` (``NVIDIA H200, bf16-mixed`` / ``CPU <model>, 2 threads, 32-true``)."""
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as info:
+                name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
+        except OSError:
+            pass
+        what = f"CPU {name}, {torch.get_num_threads()} threads"
+    return f"{what}{f' x {processes} processes' if processes > 1 else ''}, {precision}"
+
+
 def _device(name: str | None) -> torch.device:
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -201,6 +217,9 @@ def train(cfg: DictConfig) -> float:
             **trainer_params,               # validates on all validation users, so the metric is exact everywhere
         )
         sampler.set_rank(trainer.global_rank, trainer.world_size)
+        if run.store is not None:
+            run.store.update(run.id, hardware=hardware(trainer.strategy.root_device, trainer_params["precision"],
+                                                       trainer.world_size))
         progress.start()
         with warnings.catch_warnings():
             if last_ckpt is not None:  # its own folder holds its checkpoints, of course
@@ -531,6 +550,10 @@ def predict(cfg: DictConfig) -> float:
     n_targets = train_cfg.last_n_items
 
     with open_run(cfg, "predict") as run:
+        precision = params.get("precision") or "float32"
+        if precision == "auto":
+            precision = "bfloat16" if fast_bfloat16(device) else "float32"
+        run.store.update(run.id, hardware=hardware(device, precision))
         log.info("strategy: %s", strategy.describe())
         metrics: dict[str, float] = {}
         by_part: dict[str, dict[str, float]] = {}

@@ -30,7 +30,7 @@ SUMMARY_COLUMNS = [
     f"coverage@{K}", f"novelty@{K}", f"entropy@{K}", f"val_ndcg@{K}", "ms_per_user", "train_task", "predict_task",
 ]
 TRAINING_COLUMNS = ["model", "loss", "epochs", "best_epoch", "seconds_per_epoch", "fit_seconds",
-                    f"best_val_ndcg@{K}", "train_task"]
+                    f"best_val_ndcg@{K}", "hardware", "train_task"]
 GENERATION = ("greedy", "beam", "sampling", "rra", "ra", "two_stage")
 MULTI = ("rra", "ra")
 
@@ -183,8 +183,13 @@ def reference_table(dataset: str, summary: pd.DataFrame) -> str:
 
 
 def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, command: str = "",
-                 training: Optional[pd.DataFrame] = None, elapsed_seconds: Optional[float] = None) -> dict[str, Path]:
-    """Write summary.csv, training.csv, per_position.png and README.md into ``out_dir``."""
+                 training: Optional[pd.DataFrame] = None, elapsed_seconds: Optional[float] = None,
+                 seconds_by_hardware: Optional[dict[str, float]] = None) -> dict[str, Path]:
+    """Write summary.csv, training.csv, per_position.png and README.md into ``out_dir``.
+
+    ``elapsed_seconds``: the summed duration of all runs; ``seconds_by_hardware`` splits it by what the
+    runs ran on (each run's ``hardware`` in ``run.json``).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"summary": atomic_to_csv(summary, out / "summary.csv", index=False)}
@@ -196,7 +201,11 @@ def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, comma
     if command:
         text += ["Produced by", "", "```", command, "```", ""]
     if elapsed_seconds is not None:
-        text += [f"Compute time of all runs (sum of each run's duration on this machine): {elapsed_seconds / 60:.1f} min.", ""]
+        line = f"Compute time of all runs (sum of each run's duration): {elapsed_seconds / 60:.1f} min"
+        if seconds_by_hardware:
+            line += ", on " + "; ".join(f"{name}: {sec / 60:.1f} min" for name, sec in
+                                        sorted(seconds_by_hardware.items(), key=lambda kv: -kv[1]))
+        text += [line + ".", ""]
     text += ["Test users, K = 10. Grids (RRA, RA over temperature T and sequences N) are listed in full; the plot and "
              "the checks use, per strategy, the setting with the best validation NDCG@10.", ""]
     checks = claim_check(summary)
@@ -209,7 +218,7 @@ def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, comma
     if training is not None and len(training):
         text += ["## Training", "", markdown_table(
             training, TRAINING_COLUMNS[:-1],
-            ["model", "loss", "epochs", "best epoch", "s / epoch", "fit s", "best val NDCG@10"],
+            ["model", "loss", "epochs", "best epoch", "s / epoch", "fit s", "best val NDCG@10", "hardware"],
             {"seconds_per_epoch": 1, "fit_seconds": 0},
         ), ""]
     shown = ["model", "strategy", "params", f"test_map@{K}", f"test_ndcg@{K}", f"test_recall@{K}",
