@@ -62,7 +62,7 @@ def test_report_files(tmp_path):
     text = paths["readme"].read_text()
     # GPT Top-K against the original code's .1771: +12.9 %
     assert "| GPT | topk | original code, this machine | 0.0893 | 0.1771 | 0.1627 | 0.1000 | 0.2000 |" in text
-    assert "10.0 min, on NVIDIA H200: 7.5 min; CPU X, 2 threads: 2.5 min." in text
+    assert "10.0 min (NVIDIA H200: 7.5 min; CPU X, 2 threads: 2.5 min)." in text
     assert "| 0.2000 | NVIDIA H200, bf16-mixed |" in text
     assert "+12.9 %" in text and "![per-position recall](per_position.png)" in text
 

@@ -203,8 +203,8 @@ def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, comma
     if elapsed_seconds is not None:
         line = f"Compute time of all runs (sum of each run's duration): {elapsed_seconds / 60:.1f} min"
         if seconds_by_hardware:
-            line += ", on " + "; ".join(f"{name}: {sec / 60:.1f} min" for name, sec in
-                                        sorted(seconds_by_hardware.items(), key=lambda kv: -kv[1]))
+            line += " (" + "; ".join(f"{name}: {sec / 60:.1f} min" for name, sec in
+                                     sorted(seconds_by_hardware.items(), key=lambda kv: -kv[1])) + ")"
         text += [line + ".", ""]
     text += ["Test users, K = 10. Grids (RRA, RA over temperature T and sequences N) are listed in full; the plot and "
              "the checks use, per strategy, the setting with the best validation NDCG@10.", ""]
