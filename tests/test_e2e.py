@@ -58,7 +58,7 @@ def train_and_predict(tmp_path, capsys, data_path, extra):
 
     for run_dir, precisions in ((runs / train_id, ("bf16-mixed", "32-true")), (predict_dirs[0], ("bfloat16", "float32"))):
         hardware = json.loads((run_dir / "run.json").read_text())["hardware"]
-        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f", {torch.get_num_threads()} threads"
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f", {torch.get_num_threads()} thread"
         assert device in hardware and hardware.rsplit(", ", 1)[1] in precisions, hardware
     assert f"test_ndcg@10 {metrics['test_ndcg@10']:.4f}" in re.sub(r" +", " ", printed)
     return train_id, predict_dirs[0], metrics

@@ -133,7 +133,8 @@ def hardware(device: torch.device, precision: str, processes: int = 1) -> str:
                 name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
         except OSError:
             pass
-        what = f"CPU {name}, {torch.get_num_threads()} threads"
+        threads = torch.get_num_threads()
+        what = f"CPU {name}, {threads} thread{'s' if threads != 1 else ''}"
     return f"{what}{f' x {processes} processes' if processes > 1 else ''}, {precision}"
 
 
