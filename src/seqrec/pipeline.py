@@ -29,6 +29,7 @@ from seqrec.metrics import compute_metrics, format_metrics, per_position_table, 
 from seqrec.module import SeqRecModule
 from seqrec.ops import fast_bfloat16
 from seqrec.generation import ban_generated, build_strategy, generate
+from seqrec.generation.engine import resolve_precision
 from seqrec.tracking.base import NoneTracker, instantiate_tracker
 from seqrec.tracking.lightning_logger import TrackerLogger
 from seqrec.tracking.run_store import RunStore, current_process, file_log_handler
@@ -551,10 +552,7 @@ def predict(cfg: DictConfig) -> float:
     n_targets = train_cfg.last_n_items
 
     with open_run(cfg, "predict") as run:
-        precision = params.get("precision") or "float32"
-        if precision == "auto":
-            precision = "bfloat16" if fast_bfloat16(device) else "float32"
-        run.store.update(run.id, hardware=hardware(device, precision))
+        run.store.update(run.id, hardware=hardware(device, resolve_precision(params.get("precision") or "float32", device)))
         log.info("strategy: %s", strategy.describe())
         metrics: dict[str, float] = {}
         by_part: dict[str, dict[str, float]] = {}

@@ -53,6 +53,15 @@ def check_capacity(strategy: Strategy, train: Sequences, users: np.ndarray, n_it
         )
 
 
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """``float32`` or ``bfloat16``: what ``precision`` (``auto`` included) means on ``device``."""
+    if precision not in PRECISIONS:
+        raise UserError(f"generation_params.precision={precision!r} is unknown; allowed: {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bfloat16" if fast_bfloat16(torch.device(device)) else "float32"
+    return precision
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -81,9 +90,7 @@ def generate(
     """
     model.eval()
     device = torch.device(device)
-    if precision not in PRECISIONS:
-        raise UserError(f"generation_params.precision={precision!r} is unknown; allowed: {', '.join(PRECISIONS)}")
-    bf16 = precision == "bfloat16" or (precision == "auto" and fast_bfloat16(device))
+    bf16 = resolve_precision(precision, device) == "bfloat16"
     users = np.asarray(users, dtype=np.int64)
     check_capacity(strategy, train, users, model.n_items, k, filter_seen)
     window = history_length(model, max_length, k)
