@@ -33,6 +33,7 @@ QUICK_GRID = dict(beams=(2,), temperatures=(0.5,), sequences=(4,))
 # spends its first ~2,800 optimizer steps on a plateau (validation NDCG below popularity; measured on ML-1M,
 # where that is ~30 epochs of 94 batches); ML-100k epochs have 15 batches, so gSASRec_train's 200 epochs and
 # patience 40 end it on the plateau. Budgets in steps close to ML-1M's: up to 600 epochs, patience 200.
+UNRECORDED = "hardware not recorded"  # runs made before run.json recorded it
 DATASET_MODEL_OVERRIDES = {
     "ml-100k": {"gSASRec": ["trainer_params.max_epochs=600", "patience=200"]},
 }
@@ -127,11 +128,9 @@ def main(argv=None) -> int:
         return 1
 
     rows, training = [], []
-    compute_seconds = 0.0
     by_hardware: dict[str, float] = {}
     for o in outcomes:
-        compute_seconds += _duration(o.run)
-        where = str(o.run.extra.get("hardware", "hardware not recorded")).rsplit(", ", 1)[0]  # less the precision
+        where = str(o.run.extra.get("hardware", UNRECORDED)).rsplit(", ", 1)[0]  # less the precision
         by_hardware[where] = by_hardware.get(where, 0.0) + _duration(o.run)
         metrics = o.metrics()
         if o.spec is None:
@@ -143,12 +142,14 @@ def main(argv=None) -> int:
                 "epochs": metrics.get("epochs"), "best_epoch": metrics.get("best_epoch"),
                 "seconds_per_epoch": metrics.get("seconds_per_epoch"), "fit_seconds": metrics.get("fit_seconds"),
                 "best_val_ndcg@10": metrics.get("best_val_ndcg@10"),
-                "hardware": o.run.extra.get("hardware", "not recorded"), "train_task": o.run.task_id,
+                "hardware": o.run.extra.get("hardware", UNRECORDED), "train_task": o.run.task_id,
             })
             train_id = o.run.task_id
         else:
             rows.append(summary_row(o.model, o.spec.strategy, o.spec.label, metrics, train_id, o.run.task_id))
     import pandas as pd
+
+    compute_seconds = sum(by_hardware.values())
 
     command = "python scripts/reproduce_paper.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     paths = write_report(build_summary(rows), out_dir, label, command=command,
