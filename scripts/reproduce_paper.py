@@ -8,13 +8,14 @@ results/<dataset>/ (summary.csv, training.csv, per_position.png, README.md).
 Examples:
     python scripts/reproduce_paper.py --dataset ml-100k
     python scripts/reproduce_paper.py --dataset ml-1m --source ../shared/data/ml-1m
-    python scripts/reproduce_paper.py --dataset data/my_log.csv --quick          # smoke run, results/my_log-quick/
+    python scripts/reproduce_paper.py --dataset data/my_log.csv --quick          # smoke run, runs/reports/my_log-quick/
     python scripts/reproduce_paper.py --dataset ml-1m --reuse GPT=<TRAIN_ID>     # use a model trained already
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -28,7 +29,7 @@ from seqrec.cli import quiet_third_party  # noqa: E402
 from seqrec.errors import UserError  # noqa: E402
 
 QUICK_TRAIN = ["trainer_params.max_epochs=2", "trainer_params.limit_train_batches=4", "dataloader.validation_size=100"]
-QUICK_GRID = dict(beams=(2,), temperatures=(0.5,), sequences=(4,))
+QUICK_GRID = dict(beams=(2,), temperatures=(0.5,), sequences=(4,), paper_settings=())
 # Per-dataset training budgets where a model's config does not fit the data size. gSASRec (256 negatives)
 # spends its first ~2,800 optimizer steps on a plateau (validation NDCG below popularity; measured on ML-1M,
 # where that is ~30 epochs of 94 batches); ML-100k epochs have 15 batches, so gSASRec_train's 200 epochs and
@@ -52,11 +53,17 @@ def parse_args(argv):
     parser.add_argument("--source", metavar="PATH", help="MovieLens zip/folder to prepare from (default: "
                         "../shared/data/<name> beside the repo if present, else download from GroupLens)")
     parser.add_argument("--quick", action="store_true", help="2 short epochs and a one-point grid (smoke test); "
-                        "results go to results/<dataset>-quick")
+                        "its report goes to <run store>/reports/<dataset>-quick, outside the tracked results/")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rebuild the report from the finished runs in the run store; run nothing (missing steps "
+                        "are listed and left out)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44],
+                        help="training seeds: every model is trained once per seed on the same split (default 42 43 44)")
     parser.add_argument("--models", nargs="+", default=None, help="subset of GPT SASRec gSASRec BERT4Rec")
     parser.add_argument("--beams", nargs="+", type=int, default=[2, 3])
     parser.add_argument("--temperatures", nargs="+", type=float, default=[0.3, 0.6])
-    parser.add_argument("--sequences", nargs="+", type=int, default=[10, 20], help="N of multi-sequence aggregation")
+    parser.add_argument("--sequences", nargs="+", type=int, default=[10, 20, 50, 100],
+                        help="N of multi-sequence aggregation")
     parser.add_argument("--reduced-grid", nargs="+", default=[], metavar="MODEL",
                         help="for these models, RRA and RA only at the first temperature and the first N "
                         "(e.g. BERT4Rec, which has no KV cache and recomputes every step)")
@@ -67,7 +74,8 @@ def parse_args(argv):
     parser.add_argument("--predict-override", action="append", default=[], metavar="KEY=VALUE",
                         help="extra Hydra override for every predict run (repeatable)")
     parser.add_argument("--run-store", default=str(ROOT / "runs"))
-    parser.add_argument("--results", default=str(ROOT / "results"), help="parent folder of results/<dataset>")
+    parser.add_argument("--results", default=None, help="parent folder of the report folder <dataset> "
+                        "(default: results/, or <run store>/reports/ with --quick)")
     parser.add_argument("--logger", default="clearml_offline", help="logger config group: clearml_offline | clearml | none")
     return parser.parse_args(argv)
 
@@ -90,6 +98,12 @@ def dataset_path(name: str, source: str | None) -> tuple[str, Path]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    for name in ("run_store", "results", "source"):  # paths given relative to where the command was typed
+        if getattr(args, name):
+            setattr(args, name, os.path.abspath(getattr(args, name)))
+    if os.path.exists(args.dataset):
+        args.dataset = os.path.abspath(args.dataset)
+    os.chdir(ROOT)  # data paths relative to the repo root: a step is the same step on every clone
     quiet_third_party()
     import logging
 
@@ -104,13 +118,15 @@ def main(argv=None) -> int:
         label, data = dataset_path(args.dataset, args.source)
         grid = QUICK_GRID if args.quick else dict(beams=args.beams, temperatures=args.temperatures,
                                                    sequences=args.sequences)
-        out_dir = Path(args.results) / (f"{label}-quick" if args.quick else label)
+        results = Path(args.results) if args.results else (Path(args.run_store) / "reports" if args.quick else ROOT / "results")
+        out_dir = results / (f"{label}-quick" if args.quick else label)
         train_overrides = ["trainer_params.enable_progress_bar=false", "trainer_params.enable_model_summary=false"]
         experiment = Experiment(
             data, dataset=f"{label}-quick" if args.quick else label, run_store=args.run_store,
             models=args.models or list(MODELS), strategies=strategy_grid(**grid),
             train_overrides=train_overrides + (QUICK_TRAIN if args.quick else []) + args.train_override,
             predict_overrides=["progress=false", *args.predict_override], reuse=dict(args.reuse), logger=args.logger,
+            seeds=args.seeds, report_only=args.report_only,
             model_overrides=DATASET_MODEL_OVERRIDES.get(label, {}),
             model_strategies={m: strategy_grid(**{**grid, "temperatures": grid["temperatures"][:1],
                                                   "sequences": grid["sequences"][:1]}) for m in args.reduced_grid},
@@ -120,9 +136,15 @@ def main(argv=None) -> int:
             what = outcome.spec.strategy + (f" {outcome.spec.label}" if outcome.spec and outcome.spec.label else "") \
                 if outcome.spec else "train"
             how = "reused" if outcome.reused else f"{outcome.seconds:.0f} s"
-            print(f"[{done}/{total}] {outcome.model} {what}: {outcome.run.task_id} ({how})", flush=True)
+            print(f"[{done}/{total}] {outcome.model} seed {outcome.seed} {what}: {outcome.run.task_id} ({how})", flush=True)
 
         outcomes = experiment.run(on_step=report)
+        if experiment.missing:
+            print(f"{len(experiment.missing)} step(s) not run yet, left out of the report: "
+                  + "; ".join(experiment.missing[:5]) + ("; ..." if len(experiment.missing) > 5 else ""), file=sys.stderr)
+        if not any(o.spec is not None for o in outcomes):
+            raise UserError("no finished predict runs for these models and seeds in the run store; run the command "
+                            "without --report-only first")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -141,18 +163,20 @@ def main(argv=None) -> int:
                 "model": o.model, "loss": str(cfg.seqrec_module.loss._target_).rsplit(".", 1)[-1],
                 "epochs": metrics.get("epochs"), "best_epoch": metrics.get("best_epoch"),
                 "seconds_per_epoch": metrics.get("seconds_per_epoch"), "fit_seconds": metrics.get("fit_seconds"),
-                "best_val_ndcg@10": metrics.get("best_val_ndcg@10"),
+                "seed": o.seed, "best_val_next_ndcg@10": metrics.get("best_val_next_ndcg@10",
+                                                                     metrics.get("best_val_ndcg@10")),
                 "hardware": o.run.extra.get("hardware", UNRECORDED), "train_task": o.run.task_id,
             })
             train_id = o.run.task_id
         else:
-            rows.append(summary_row(o.model, o.spec.strategy, o.spec.label, metrics, train_id, o.run.task_id))
+            rows.append(summary_row(o.model, o.spec.strategy, o.spec.label, metrics, train_id, o.run.task_id,
+                                    seed=o.seed, run_dir=o.run.path))
     import pandas as pd
 
     compute_seconds = sum(by_hardware.values())
 
     command = "python scripts/reproduce_paper.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    paths = write_report(build_summary(rows), out_dir, label, command=command,
+    paths = write_report(build_summary(rows), out_dir, label, command=command, quick=args.quick,
                          training=pd.DataFrame(training, columns=TRAINING_COLUMNS), elapsed_seconds=compute_seconds,
                          seconds_by_hardware=by_hardware)
     print(f"{len(rows)} predict runs, {len(training)} models; compute time of all runs "

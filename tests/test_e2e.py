@@ -134,7 +134,11 @@ def test_cli_train_then_printed_predict_command(tmp_path, synthetic_csv):
     assert last.startswith("python src/run_predict.py --config-name=GPT_predict task_name=cli_GPT_predict train_task=")
     res2 = subprocess.run(last.replace("python", sys.executable, 1), shell=True, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res2.returncode == 0, res2.stderr[-2000:]
-    assert re.search(r"^test_ndcg@10 +0\.\d{4}$", res2.stdout, re.M)
+    # "name value [low, high]": the first two fields stay "name value", the bootstrap CI follows and holds the value
+    line = re.search(r"^test_ndcg@10 +(0\.\d{4}) \[(0\.\d{4}), (0\.\d{4})\]$", res2.stdout, re.M)
+    assert line, res2.stdout[-1500:]
+    value, low, high = map(float, line.groups())
+    assert low <= value <= high and low < high
 
 
 @pytest.mark.parametrize(
@@ -176,7 +180,7 @@ def test_generation_configs_on_a_trained_run(tmp_path, capsys, synthetic_csv):
         pcfg = compose(name, [f"train_task={train_id}", f"run_store={runs}", "logger=none", *extra])
         results[(name, *extra)] = predict(pcfg)
         out = capsys.readouterr().out
-        assert re.search(r"^test_recall@10_pos9 +0\.\d{4}$", out, re.M), out
+        assert re.search(r"^test_recall@10_pos9 +0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]$", out, re.M), out
     assert all(0 < v <= 1 for v in results.values())
     assert len([p for p in runs.iterdir() if p.is_dir()]) == 1 + len(results)
 

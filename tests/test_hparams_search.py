@@ -79,7 +79,7 @@ def trial_runs(runs, kind: str):
             continue
         assert json.loads(info.read_text())["status"] == "completed"
         metrics = json.loads((path / "metrics.json").read_text())
-        value = metrics["val_ndcg@10"] if kind == "predict" else metrics["best_val_ndcg@10"]
+        value = metrics["val_ndcg@10"] if kind == "predict" else metrics["best_val_next_ndcg@10"]
         out.append((value, OmegaConf.load(path / "config.yaml")))
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -15,6 +16,7 @@ from seqrec.metrics import (
     format_metrics,
     metric_names,
     per_position_table,
+    per_user_metrics,
     plot_per_position,
     prefixed,
     reference_metrics,
@@ -334,3 +336,275 @@ def test_per_position_table_and_plot(tmp_path):
 def test_per_position_table_needs_position_keys():
     with pytest.raises(UserError):
         per_position_table({"ndcg@10": 0.1})
+
+
+# --------------------------------------------------------------------------------------------
+# per-user values, ndcg@k_pos{p}, tie-averaged per-position recall, intervals in format_metrics
+
+
+def random_groups(targets: np.ndarray, rng: np.random.Generator, p_new: float = 0.5) -> np.ndarray:
+    """Tie groups like SplitData.target_groups: 0, 1, 2, ... non-decreasing along each row (a new
+    group starts with probability ``p_new``), -1 on padding."""
+    new = rng.random(targets.shape) < p_new
+    new[:, 0] = True
+    groups = np.cumsum(new, axis=1) - 1
+    groups[targets == 0] = -1
+    return groups
+
+
+def rank_of(recs_row, k: int) -> dict[int, int]:
+    """item -> 1-based rank of its first occurrence among the first k slots (0 = empty slot)."""
+    ranks: dict[int, int] = {}
+    for rank, item in enumerate(recs_row[:k], start=1):
+        if item != 0 and int(item) not in ranks:
+            ranks[int(item)] = rank
+    return ranks
+
+
+def test_per_user_metrics_by_hand():
+    # K = 3, T = 3, n_items = 9 (users A and B as in test_two_users_by_hand, C has no target).
+    # A: recs [1, 2, 3], targets [2, 5, 1]: recall 2/3, precision 2/3, AP 2/3,
+    #    NDCG (1 + 1/log2 3) / (1 + 1/log2 3 + 1/2).
+    #    pos0: item 2 at rank 2 -> recall 1, ndcg 1/log2 3; pos1: item 5 missing -> 0, 0;
+    #    pos2: item 1 at rank 1 -> 1, 1/log2 2 = 1.
+    # B: recs [4, 6, 7], targets [7, 8, 0]: recall 1/2, precision 1/3, AP (1/3) / 2 = 1/6,
+    #    NDCG (1/2) / (1 + 1/log2 3). pos0: item 7 at rank 3 -> 1, 1/log2 4 = 1/2;
+    #    pos1: item 8 missing -> 0, 0; pos2: no third target -> nan, nan.
+    # C: recs [1, 2, 3], no targets -> nan in every metric.
+    recs = np.array([[1, 2, 3], [4, 6, 7], [1, 2, 3]])
+    targets = np.array([[2, 5, 1], [7, 8, 0], [0, 0, 0]])
+    per_user = per_user_metrics(recs, targets, n_items=9, k=3)
+    assert set(per_user) == set(metric_names(k=3, n_positions=3)[:-3])
+    nan = math.nan
+    expected = {
+        "recall@3": [2 / 3, 1 / 2, nan],
+        "precision@3": [2 / 3, 1 / 3, nan],
+        "map@3": [2 / 3, 1 / 6, nan],
+        "ndcg@3": [(1 + 1 / LOG2_3) / (1 + 1 / LOG2_3 + 0.5), 0.5 / (1 + 1 / LOG2_3), nan],
+        "recall@3_pos0": [1.0, 1.0, nan],
+        "recall@3_pos1": [0.0, 0.0, nan],
+        "recall@3_pos2": [1.0, nan, nan],
+        "ndcg@3_pos0": [1 / LOG2_3, 0.5, nan],
+        "ndcg@3_pos1": [0.0, 0.0, nan],
+        "ndcg@3_pos2": [1.0, nan, nan],
+    }
+    for name, values in expected.items():
+        got = per_user[name]
+        assert isinstance(got, np.ndarray) and got.shape == (3,), name
+        np.testing.assert_allclose(got, values, rtol=1e-12, atol=0, equal_nan=True, err_msg=name)
+    # positions no user has (n_positions > T) are nan for every user
+    wide = per_user_metrics(recs, targets, n_items=9, k=3, n_positions=4)
+    assert np.isnan(wide["recall@3_pos3"]).all() and np.isnan(wide["ndcg@3_pos3"]).all()
+    # n_positions = 1 keeps only position 0
+    narrow = per_user_metrics(recs, targets, n_items=9, k=3, n_positions=1)
+    assert set(narrow) == set(metric_names(k=3, n_positions=1)[:-3])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_per_user_means_are_compute_metrics(seed):
+    # The docstring's contract: the mean over the non-nan users of each per-user array is
+    # compute_metrics's value (and a column that is nan for every user is nan there).
+    recs, targets, item_counts, n_items, k, n_positions = random_case(seed)
+    n_pos = targets.shape[1] if n_positions is None else n_positions
+    groups = random_groups(targets, np.random.default_rng(1000 + seed))
+    for g in (None, groups):
+        per_user = per_user_metrics(recs, targets, n_items, k=k, n_positions=n_positions, groups=g)
+        m = compute_metrics(recs, targets, item_counts, n_items, k=k, n_positions=n_positions, groups=g)
+        assert set(per_user) == set(metric_names(k, n_pos, tie_groups=g is not None)[:-3])
+        for name, values in per_user.items():
+            assert values.shape == (recs.shape[0],), name
+            if np.isnan(values).all():
+                assert math.isnan(m[name]), name
+            else:
+                assert m[name] == pytest.approx(np.nanmean(values), rel=1e-12, abs=1e-15), name
+            # bounds that hold for every user: all accuracy values lie in [0, 1]
+            finite = values[~np.isnan(values)]
+            assert ((finite >= 0) & (finite <= 1)).all(), name
+        for p in range(n_pos):
+            rec_p, ndcg_p = per_user[f"recall@{k}_pos{p}"], per_user[f"ndcg@{k}_pos{p}"]
+            # same users have a p-th target; a found target has gain in [1/log2(k + 1), 1],
+            # a missing one 0, so recall/log2(k+1) <= ndcg_pos <= recall.
+            np.testing.assert_array_equal(np.isnan(rec_p), np.isnan(ndcg_p))
+            ok = ~np.isnan(rec_p)
+            assert (ndcg_p[ok] <= rec_p[ok] + 1e-12).all()
+            assert (ndcg_p[ok] >= rec_p[ok] / math.log2(k + 1) - 1e-12).all()
+
+
+def test_per_user_ndcg_pos_is_inverse_log_rank():
+    # Independent per-user check of ndcg@k_pos{p} = 1 / log2(r + 1) for the target's rank r
+    # (first occurrence among the first k slots), 0 if not listed, nan if no p-th target.
+    recs, targets, _, n_items, k, _ = random_case(3)
+    per_user = per_user_metrics(recs, targets, n_items, k=k)
+    for u in range(recs.shape[0]):
+        ranks = rank_of(recs[u], k)
+        for p in range(targets.shape[1]):
+            got = per_user[f"ndcg@{k}_pos{p}"][u]
+            item = int(targets[u, p])
+            if item == 0:
+                assert math.isnan(got)
+            elif item in ranks:
+                assert got == pytest.approx(1 / math.log2(ranks[item] + 1), rel=1e-12)
+            else:
+                assert got == 0.0
+
+
+@BOTH
+def test_ndcg_pos_by_hand(metrics_fn):
+    # Users A and B of test_per_user_metrics_by_hand, plus D whose list repeats an item:
+    # D: recs [5, 5, 2], targets [2, 9, 0]: the repeated 5 is an empty slot but keeps its rank,
+    #    so item 2 is at rank 3 -> ndcg_pos0 = 1/log2 4 = 1/2; item 9 missing -> 0.
+    # pos0 over A, B, D: (1/log2 3 + 1/2 + 1/2) / 3; pos1: (0 + 0 + 0) / 3 = 0;
+    # pos2: only A has one (rank 1) -> 1.
+    recs = np.array([[1, 2, 3], [4, 6, 7], [5, 5, 2]])
+    targets = np.array([[2, 5, 1], [7, 8, 0], [2, 9, 0]])
+    m = metrics_fn(recs, targets, np.ones(10, dtype=int), n_items=9, k=3, n_positions=4)
+    assert list(m) == metric_names(k=3, n_positions=4)
+    assert m["ndcg@3_pos0"] == pytest.approx((1 / LOG2_3 + 0.5 + 0.5) / 3, rel=1e-12)
+    assert m["ndcg@3_pos1"] == 0.0
+    assert m["ndcg@3_pos2"] == pytest.approx(1.0, rel=1e-12)
+    assert math.isnan(m["ndcg@3_pos3"])
+    # the recall counterparts: pos0 all three found, pos1 none, pos2 A's found
+    assert [m[f"recall@3_pos{p}"] for p in range(3)] == [1.0, 0.0, 1.0]
+
+
+# tie case: K = 3, n_items = 9
+#   A: recs [1, 7, 8], targets [1, 2, 3], groups [0, 0, 1]: found [yes, no, no]
+#      pos = [1, 0, 0]; the {1, 2} group has 1 of 2 found -> tpos0 = tpos1 = 1/2; tpos2 = 0.
+#   B: recs [5, 6, 9], targets [4, 5, 6], groups [0, 0, 0]: found [no, yes, yes]
+#      pos = [0, 1, 1]; one group with 2 of 3 found -> tpos = 2/3 everywhere.
+#   C: recs [4, 1, 2], targets [3, 4, 0], groups [0, 0, -1]: found [no, yes]
+#      pos = [0, 1, nan]; tpos = [1/2, 1/2, nan].
+TIE_RECS = np.array([[1, 7, 8], [5, 6, 9], [4, 1, 2]])
+TIE_TARGETS = np.array([[1, 2, 3], [4, 5, 6], [3, 4, 0]])
+TIE_GROUPS = np.array([[0, 0, 1], [0, 0, 0], [0, 0, -1]])
+
+
+@BOTH
+def test_tied_recall_by_hand(metrics_fn):
+    m = metrics_fn(TIE_RECS, TIE_TARGETS, np.ones(10, dtype=int), n_items=9, k=3, groups=TIE_GROUPS)
+    assert list(m) == metric_names(k=3, n_positions=3, tie_groups=True)
+    # pos means: (1 + 0 + 0) / 3, (0 + 1 + 1) / 3, (0 + 1) / 2
+    assert [m[f"recall@3_pos{p}"] for p in range(3)] == pytest.approx([1 / 3, 2 / 3, 1 / 2], rel=1e-12)
+    # tpos means: (1/2 + 2/3 + 1/2) / 3 = 5/9 twice, then (0 + 2/3) / 2 = 1/3
+    assert [m[f"recall@3_tpos{p}"] for p in range(3)] == pytest.approx([5 / 9, 5 / 9, 1 / 3], rel=1e-12)
+    # without groups there are no tpos keys
+    plain = metrics_fn(TIE_RECS, TIE_TARGETS, np.ones(10, dtype=int), n_items=9, k=3)
+    assert not any("tpos" in name for name in plain)
+
+
+def test_tied_recall_per_user_by_hand():
+    per_user = per_user_metrics(TIE_RECS, TIE_TARGETS, n_items=9, k=3, groups=TIE_GROUPS)
+    nan = math.nan
+    expected = {
+        "recall@3_tpos0": [1 / 2, 2 / 3, 1 / 2],
+        "recall@3_tpos1": [1 / 2, 2 / 3, 1 / 2],
+        "recall@3_tpos2": [0.0, 2 / 3, nan],
+        "recall@3_pos0": [1.0, 0.0, 0.0],
+        "recall@3_pos1": [0.0, 1.0, 1.0],
+        "recall@3_pos2": [0.0, 1.0, nan],
+    }
+    for name, values in expected.items():
+        np.testing.assert_allclose(per_user[name], values, rtol=1e-12, equal_nan=True, err_msg=name)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tied_recall_without_ties_is_recall_pos(seed):
+    # groups = 0, 1, 2, ... (every target its own group): the share found of a one-item group
+    # is exactly that item's 0/1, so tpos must equal pos bit for bit (nan where absent).
+    recs, targets, item_counts, n_items, k, n_positions = random_case(seed)
+    groups = np.broadcast_to(np.arange(targets.shape[1]), targets.shape).copy()
+    groups[targets == 0] = -1
+    per_user = per_user_metrics(recs, targets, n_items, k=k, n_positions=n_positions, groups=groups)
+    m = compute_metrics(recs, targets, item_counts, n_items, k=k, n_positions=n_positions, groups=groups)
+    n_pos = targets.shape[1] if n_positions is None else n_positions
+    for p in range(n_pos):
+        np.testing.assert_array_equal(per_user[f"recall@{k}_tpos{p}"], per_user[f"recall@{k}_pos{p}"])
+        assert m[f"recall@{k}_tpos{p}"] == pytest.approx(m[f"recall@{k}_pos{p}"], rel=1e-12, nan_ok=True)
+
+
+def brute_force_tied_recall(recs: np.ndarray, targets: np.ndarray, groups: np.ndarray, k: int) -> np.ndarray:
+    """[U, T]: the mean of recall_pos{p} over every order of the items inside each tie group
+    (all permutations per group, product over groups), nan on padding."""
+    out = np.full(targets.shape, np.nan)
+    for u in range(targets.shape[0]):
+        listed = set(rank_of(recs[u], k))
+        n = int((targets[u] != 0).sum())
+        items = [int(x) for x in targets[u, :n]]
+        labels = groups[u, :n].tolist()
+        blocks = [[p for p in range(n) if labels[p] == g] for g in dict.fromkeys(labels)]
+        total = np.zeros(n)
+        count = 0
+        for perms in itertools.product(*(itertools.permutations(block) for block in blocks)):
+            order = list(range(n))
+            for block, perm in zip(blocks, perms):
+                for dst, src in zip(block, perm):
+                    order[dst] = src
+            total += [items[src] in listed for src in order]  # recall_pos of this ordering
+            count += 1
+        out[u, :n] = total / count
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tied_recall_matches_brute_force_over_orders(seed):
+    # Small catalogue (so targets repeat and lists hit often), T <= 6, and groups of up to 6
+    # tied items (at most 6! = 720 orders per user).
+    rng = np.random.default_rng(50 + seed)
+    n_users, n_items, k, n_targets = 40, 12, 4, 6
+    recs = rng.integers(1, n_items + 1, size=(n_users, k))
+    recs[rng.random(recs.shape) < 0.1] = 0
+    targets = rng.integers(1, n_items + 1, size=(n_users, n_targets))
+    lengths = rng.integers(0, n_targets + 1, size=n_users)
+    targets[np.arange(n_targets)[None, :] >= lengths[:, None]] = 0
+    groups = random_groups(targets, rng, p_new=0.4)
+    assert (groups[:, 1:] == groups[:, :-1])[targets[:, 1:] != 0].any()  # the case has ties
+    expected = brute_force_tied_recall(recs, targets, groups, k)
+    per_user = per_user_metrics(recs, targets, n_items, k=k, groups=groups)
+    got = np.stack([per_user[f"recall@{k}_tpos{p}"] for p in range(n_targets)], axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15, equal_nan=True)
+    # and both aggregations agree with the brute-force means over users having position p
+    for fn in (compute_metrics, reference_metrics):
+        m = fn(recs, targets, np.ones(n_items + 1, dtype=int), n_items, k=k, groups=groups)
+        for p in range(n_targets):
+            column = expected[:, p]
+            want = np.nanmean(column) if (~np.isnan(column)).any() else math.nan
+            assert m[f"recall@{k}_tpos{p}"] == pytest.approx(want, rel=1e-12, nan_ok=True)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_agrees_with_reference_with_groups(seed):
+    recs, targets, item_counts, n_items, k, n_positions = random_case(seed)
+    groups = random_groups(targets, np.random.default_rng(2000 + seed))
+    fast = compute_metrics(recs, targets, item_counts, n_items, k=k, n_positions=n_positions, groups=groups)
+    slow = reference_metrics(recs, targets, item_counts, n_items, k=k, n_positions=n_positions, groups=groups)
+    n_pos = targets.shape[1] if n_positions is None else n_positions
+    assert list(fast) == metric_names(k, n_pos, tie_groups=True)
+    assert_same(fast, slow)
+
+
+def test_groups_must_match_targets_shape():
+    with pytest.raises(UserError, match="groups"):
+        compute_metrics(TIE_RECS, TIE_TARGETS, np.ones(10, dtype=int), 9, k=3, groups=TIE_GROUPS[:, :2])
+
+
+def test_format_metrics_with_intervals():
+    # The documented line: value then the interval, 4 decimals each.
+    text = format_metrics({"ndcg@10": 0.19604}, "test", intervals={"ndcg@10": (0.19018, 0.20191)})
+    assert text == "test_ndcg@10 0.1960 [0.1902, 0.2019]"
+    # Several metrics: names are padded (compare with whitespace collapsed); a metric without an
+    # interval stays "name value"; interval keys are unprefixed names; an interval for a metric
+    # that is not reported adds nothing.
+    text = format_metrics(
+        {"recall@10": 0.3, "ndcg@10": 0.19604, "recall@10_pos0": 0.25},
+        "test",
+        intervals={"ndcg@10": (0.19018, 0.20191), "recall@10_pos0": (0.2, 0.3), "map@10": (0.0, 1.0)},
+    )
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    assert lines == [
+        "test_ndcg@10 0.1960 [0.1902, 0.2019]",
+        "test_recall@10 0.3000",
+        "test_recall@10_pos0 0.2500 [0.2000, 0.3000]",
+    ]
+    # the first two fields stay aligned: every value starts in the same column
+    starts = {line.index(" 0.") for line in text.splitlines()}
+    assert len(starts) == 1

@@ -11,7 +11,8 @@ import pytest
 from conftest import ROOT
 from seqrec.data.synthetic import make_synthetic
 from seqrec.experiment import StrategySpec, strategy_grid
-from seqrec.report import POS_COLUMNS, best_per_strategy, build_summary, claim_check, summary_row, write_report
+from seqrec.report import (POS_COLUMNS, best_per_strategy, build_summary, claim_check, paired_comparisons,
+                           summary_row, write_report)
 
 
 def fake_metrics(ndcg, val, pos):
@@ -37,40 +38,87 @@ def test_best_setting_is_chosen_on_validation_not_test():
     best = best_per_strategy(fake_summary())
     assert list(best["strategy"]) == ["topk", "greedy", "rra"]
     assert best.loc[best["strategy"] == "rra", "params"].item() == "T=0.3 N=10"
+    multi = best_per_strategy(fake_summary(), with_multi=True).set_index("family").loc["multi"]
+    assert multi["params"] == "T=0.3 N=10"  # the better of rra/ra on validation, not on test
 
 
-def test_claim_check_reads_the_numbers():
+def test_claim_check_without_per_user_values_gives_no_verdict():
     (line,) = claim_check(fake_summary())
     # late positions 5..9: Top-K mean = 0.4 - 0.03 * 7 = 0.19, rra (chosen on val) 0.25
-    assert "generation is ahead of Top-K" in line and "0.2500 vs Top-K 0.1900" in line
-    assert "Best test NDCG@10: rra T=0.3 N=10 0.2200 (multi-sequence" in line
+    assert "point estimates only" in line and "no verdict" in line
+    assert "NDCG@10 0.2200 vs Top-K 0.2000; late recall 0.2500 vs 0.1900" in line
+
+
+def write_fake_run(root, name, hits):
+    """A predict run folder with per_user.parquet: ``hits`` [users, 10] 0/1 per held-out position."""
+    hits = np.asarray(hits, dtype=float)
+    run = root / name
+    run.mkdir(parents=True)
+    frame = pd.DataFrame({f"recall@10_pos{p}": hits[:, p] for p in range(10)})
+    frame[[f"ndcg@10_pos{p}" for p in range(10)]] = hits / 2
+    frame["ndcg@10"] = hits.mean(axis=1)  # any per-user number will do: the report only averages and differences it
+    frame["part"], frame["user_id"] = "test", np.arange(len(hits))
+    frame.to_parquet(run / "per_user.parquet")
+    metrics = {"test_ndcg@10": float(frame["ndcg@10"].mean()), "val_ndcg@10": float(frame["ndcg@10"].mean()),
+               **{f"test_recall@10_pos{p}": float(hits[:, p].mean()) for p in range(10)}}
+    return metrics, run
+
+
+def fake_runs(tmp_path, shift, seeds=(1, 2)):
+    """Top-K and RRA runs on 400 users; RRA's late positions differ by ``shift`` (0: the same lists' hits)."""
+    rows = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        base = (rng.random((400, 10)) < 0.2).astype(float)
+        other = base.copy()
+        if shift:
+            flip = rng.random((400, 5)) < shift  # extra hits at late positions only
+            other[:, 5:] = np.maximum(other[:, 5:], flip)
+        for strategy, params, hits in (("topk", "", base), ("rra", "T=0.3 N=10", other)):
+            metrics, run = write_fake_run(tmp_path, f"{strategy}{seed}", hits)
+            rows.append(summary_row("GPT", strategy, params, metrics, "t", run.name, seed=seed, run_dir=run))
+    return build_summary(rows)
+
+
+def test_paired_comparisons_from_per_user_values(tmp_path):
+    comparisons = paired_comparisons(fake_runs(tmp_path, shift=0.3), n_resamples=2000)
+    late = comparisons[(comparisons["family"] == "multi") & (comparisons["horizon"] == "late")].set_index("seed")
+    assert set(late.index) == {1, 2, "pooled"}
+    # the next item is untouched: identical per-user values, so difference 0 exactly, p = 1, not separable
+    nxt = comparisons[(comparisons["family"] == "rra") & (comparisons["horizon"] == "next")]
+    assert (nxt["diff"] == 0).all() and (nxt["p"] == 1).all() and (nxt["verdict"] == "not separable").all()
+    # late: 30 % of the ~80 % non-hits turn into hits -> a mean gain near 0.3 * 0.8 = 0.24, far from 0 with 400 users
+    assert late.loc["pooled", "diff"] == pytest.approx(0.24, abs=0.03)
+    assert (late["verdict"] == "ahead").all() and (late["diff_low"] > 0).all()
+    # pooled = mean over seeds of each user's difference, so its mean is the mean of the per-seed means
+    assert late.loc["pooled", "diff"] == pytest.approx((late.loc[1, "diff"] + late.loc[2, "diff"]) / 2)
 
 
 def test_report_files(tmp_path):
-    summary = fake_summary()
-    training = pd.DataFrame([{"model": "GPT", "loss": "CrossEntropy", "epochs": 3, "best_epoch": 2,
-                              "seconds_per_epoch": 1.5, "fit_seconds": 4.5, "best_val_ndcg@10": 0.2,
+    summary = fake_runs(tmp_path / "runs", shift=0.3)
+    training = pd.DataFrame([{"model": "GPT", "seed": 1, "loss": "CrossEntropy", "epochs": 3, "best_epoch": 2,
+                              "seconds_per_epoch": 1.5, "fit_seconds": 4.5, "best_val_next_ndcg@10": 0.2,
                               "hardware": "NVIDIA H200, bf16-mixed", "train_task": "t1"}])
     paths = write_report(summary, tmp_path / "ml-1m", "ml-1m", command="python scripts/reproduce_paper.py --dataset ml-1m",
-                         training=training, elapsed_seconds=600,
+                         training=training, elapsed_seconds=600, n_resamples=1000,
                          seconds_by_hardware={"CPU X, 2 threads": 150, "NVIDIA H200": 450})
     back = pd.read_csv(paths["summary"], keep_default_na=False)
-    assert list(back.columns[:6]) == ["model", "strategy", "params", "test_map@10", "test_ndcg@10", "test_recall@10"]
-    assert back["test_ndcg@10"].tolist() == pytest.approx([0.20, 0.18, 0.22, 0.30])
-    assert back[POS_COLUMNS[9]].tolist() == pytest.approx([0.13, 0.2, 0.25, 0.3])
+    assert list(back.columns[:5]) == ["model", "seed", "strategy", "params", "test_map@10"]
+    assert back["late_verdict_vs_topk"].tolist() == ["", "ahead", "", "ahead"]
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = paths["readme"].read_text()
-    # GPT Top-K against the original code's .1771: +12.9 %
-    assert "| GPT | topk | original code, this machine | 0.0893 | 0.1771 | 0.1627 | 0.1000 | 0.2000 |" in text
     assert "10.0 min (NVIDIA H200: 7.5 min; CPU X, 2 threads: 2.5 min)." in text
-    assert "| 0.2000 | NVIDIA H200, bf16-mixed |" in text
-    assert "+12.9 %" in text and "![per-position recall](per_position.png)" in text
+    assert "| GPT | late |" in text and "**ahead** | 1: ahead, 2: ahead |" in text
+    assert "chosen on validation" in text and "![per-position metrics](per_position.png)" in text
 
 
 def test_strategy_grid_and_names():
     grid = strategy_grid(beams=(2, 3), temperatures=(0.3, 0.6), sequences=(10, 20))
     families = [s.strategy for s in grid]
-    assert families.count("rra") == families.count("ra") == 4 and families.count("beam") == 2
+    # 2 temperatures x 2 N, plus the paper's best ML-20M setting of each aggregation (PROTOCOL.md)
+    assert families.count("rra") == families.count("ra") == 5 and families.count("beam") == 2
+    assert {s.label for s in grid if s.strategy != "topk"} >= {"T=0.6 top_k=20 N=30", "T=0.7 top_k=50 N=30"}
+    assert len(strategy_grid()) == 6 + 2 * 2 * 4 + 2  # the default grid: N = 10, 20, 50, 100
     assert len({s.slug for s in grid}) == len(grid)  # every step has its own task name
     rra = StrategySpec("rra", "temperature", (("temperature", 0.3), ("top_k", 50), ("num_return_sequences", 20),
                                               ("aggregation", "rra")))
@@ -88,12 +136,13 @@ def test_quick_run_then_resume(tmp_path):
     data = tmp_path / "syn.csv"
     make_synthetic(n_users=160, n_items=60, min_len=25, max_len=40, seed=3).to_csv(data, index=False)
     args = ["--dataset", str(data), "--quick", "--run-store", str(tmp_path / "runs"), "--results",
-            str(tmp_path / "results"), "--logger", "none", "--train-override", "dataloader.validation_size=40"]
+            str(tmp_path / "results"), "--logger", "none", "--train-override", "dataloader.validation_size=40",
+            "--seeds", "7"]
     first = _run(args, tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     out = tmp_path / "results" / "syn-quick"
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
-    n_strategies = len(strategy_grid(beams=(2,), temperatures=(0.5,), sequences=(4,)))
+    n_strategies = len(strategy_grid(beams=(2,), temperatures=(0.5,), sequences=(4,), paper_settings=()))
     assert len(summary) == 4 * n_strategies
     assert set(summary["model"]) == {"GPT", "SASRec", "gSASRec", "BERT4Rec"}
     assert summary["test_ndcg@10"].between(0, 1).all() and summary[POS_COLUMNS].notna().all().all()
@@ -102,7 +151,8 @@ def test_quick_run_then_resume(tmp_path):
     metrics = json.loads((tmp_path / "runs" / row["predict_task"] / "metrics.json").read_text())
     assert row["test_ndcg@10"] == pytest.approx(metrics["test_ndcg@10"])
     assert len(pd.read_csv(out / "training.csv")) == 4
-    assert (out / "per_position.png").stat().st_size > 0 and "## All runs" in (out / "README.md").read_text()
+    readme = (out / "README.md").read_text()
+    assert (out / "per_position.png").stat().st_size > 0 and "## All runs" in readme and "quick smoke run" in readme
 
     runs_before = sorted(p.name for p in (tmp_path / "runs").iterdir())
     second = _run(args, tmp_path)

@@ -121,7 +121,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, tiny_csv, caps
     assert list(hist_b["epoch"]) == list(range(n_epochs))  # the epochs before the kill are kept
     pd.testing.assert_frame_equal(hist_a, hist_b, check_exact=True)  # val metrics and train_loss, every epoch
     metrics_a, metrics_b = (json.loads((d / "metrics.json").read_text()) for d in (dir_a, run_dir))
-    for key in ("best_val_ndcg@10", "epochs", "best_epoch"):
+    for key in ("best_val_next_ndcg@10", "epochs", "best_epoch"):
         assert metrics_a[key] == metrics_b[key], key
     state_a = torch.load(dir_a / "model.pt", weights_only=False)["state_dict"]
     state_b = torch.load(run_dir / "model.pt", weights_only=False)["state_dict"]

@@ -191,6 +191,7 @@ TRAIN = COMMON + (
     Str("resume", "<TRAIN_ID>", null=True, required=False, want="a training run ID printed by run_train.py (or null)"),
     Int("last_n_items", "10", ge=1),
     Int("patience", "10", ge=0),
+    Int("seed", "42", required=False),
     Int("dataset.max_length", "128", ge=2),
     Choice("dataset.train_window", ("random", "last"), want="'random' or 'last'"),
     Int("dataloader.batch_size", "64", ge=1),
@@ -225,7 +226,7 @@ TRAIN = COMMON + (
 #: are checked by the class they configure; these are closed: no other key is allowed
 TRAIN_SECTIONS = {
     "": {c.key for c in COMMON} | {
-        "data_path", "resume", "last_n_items", "patience", "dataset", "dataloader", "seqrec_module", "train_dataset",
+        "data_path", "resume", "last_n_items", "patience", "seed", "dataset", "dataloader", "seqrec_module", "train_dataset",
         "trainer_params", "model", "model_params", "predict_config_name", "logger", "hydra",
     },
     "dataset": {"max_length", "train_window"},
@@ -257,14 +258,18 @@ PREDICT = COMMON + (
     Int("generation_params.first_stage", "9", ge=1),
     Choice("generation_params.precision", ("auto", "float32", "bfloat16"), null=True),
     Int("generation_params.max_rows", "4096", ge=1, null=True),
+    Int("bootstrap.n_resamples", "10000", ge=100, required=False),
+    Num("bootstrap.confidence", "0.95", gt=0, lt=1, required=False),
+    Int("bootstrap.seed", "0", required=False),
 )
 
 PREDICT_SECTIONS = {
     "": {c.key for c in COMMON} | {
         "train_task", "device", "top_k", "filter_seen", "test_batch_size", "progress", "generation_params", "logger",
-        "hydra",  # present when composed with return_hydra_config=True
+        "bootstrap", "hydra",  # hydra: present when composed with return_hydra_config=True
     },
     "generation_params": {s.key.split(".", 1)[1] for s in PREDICT if s.key.startswith("generation_params.")},
+    "bootstrap": {"n_resamples", "confidence", "seed"},
 }
 
 

@@ -68,15 +68,21 @@ def _value(v: object) -> str:
     return "null" if v is None else str(v)
 
 
+#: the paper's best ML-20M settings (PROTOCOL.md): (aggregation, temperature, sequences, top_k)
+PAPER_SETTINGS = (("rra", 0.6, 30, 20), ("ra", 0.7, 30, 50))
+
+
 def strategy_grid(
     beams: Sequence[int] = (2, 3),
     temperatures: Sequence[float] = (0.3, 0.6),
-    sequences: Sequence[int] = (10, 20),
+    sequences: Sequence[int] = (10, 20, 50, 100),
     sampling_temperature: float = 0.3,
     top_k: Optional[int] = 50,
     two_stage_first: Optional[int] = 9,
+    paper_settings: Sequence[tuple[str, float, int, Optional[int]]] = PAPER_SETTINGS,
 ) -> list[StrategySpec]:
-    """Top-K, greedy, beam search, one sampled sequence, and RRA / RA over ``temperatures`` x ``sequences``."""
+    """Top-K, greedy, beam search, one sampled sequence, RRA / RA over ``temperatures`` x ``sequences``, and the
+    paper's best ML-20M settings (``paper_settings``; RA's top_k is not given there, so it is the grid's)."""
     specs = [StrategySpec("topk", "predict"), StrategySpec("greedy", "greedy")]
     specs += [StrategySpec("beam", "beam", (("num_beams", int(b)),)) for b in beams]
     specs.append(StrategySpec("sampling", "temperature", (("temperature", float(sampling_temperature)),
@@ -88,6 +94,12 @@ def strategy_grid(
                     ("temperature", float(t)), ("top_k", top_k), ("num_return_sequences", int(n)),
                     ("aggregation", aggregation),
                 )))
+    for aggregation, t, n, k in paper_settings:
+        spec = StrategySpec(aggregation, "temperature", (
+            ("temperature", float(t)), ("top_k", k), ("num_return_sequences", int(n)), ("aggregation", aggregation),
+        ))
+        if spec not in specs:
+            specs.append(spec)
     if two_stage_first is not None:
         specs.append(StrategySpec("two_stage", "two_stage", (("first_stage", int(two_stage_first)),)))
     return specs
@@ -102,6 +114,7 @@ class Outcome:
     run: RunRecord
     reused: bool
     seconds: float
+    seed: int = 42
 
     def metrics(self) -> dict:
         return json.loads((self.run.path / "metrics.json").read_text(encoding="utf-8"))
@@ -142,13 +155,18 @@ class Experiment:
         reuse: Optional[Mapping[str, str]] = None,
         model_strategies: Optional[Mapping[str, Sequence[StrategySpec]]] = None,
         logger: str = "clearml_offline",
+        seeds: Sequence[int] = (42,),
+        report_only: bool = False,
         train_fn: Optional[Callable[[DictConfig], float]] = None,
         predict_fn: Optional[Callable[[DictConfig], float]] = None,
     ) -> None:
         unknown = [m for m in models if m not in MODELS]
         if unknown:
             raise UserError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
-        self.data_path = str(Path(data_path).resolve())
+        # relative to the working directory when inside it (the repo root): a step's identity is then the same on
+        # every machine the repo is cloned to, so runs made elsewhere (a GPU machine) are reused here
+        resolved = Path(data_path).resolve()
+        self.data_path = str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(resolved)
         self.dataset = dataset
         self.run_store = str(Path(run_store).resolve())
         self.store = RunStore(self.run_store)
@@ -170,6 +188,12 @@ class Experiment:
                 raise UserError(f"--reuse {model}={run_id}: that run is a {record.status} {record.kind} run; "
                                 "pass a completed training run")
         self.logger = logger
+        self.seeds = [int(seed) for seed in seeds]
+        self.report_only = report_only  # collect finished steps only; a step not run yet is skipped, not run
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise UserError(f"--seeds {' '.join(map(str, seeds))}: give one or more distinct training seeds")
+        if self.reuse and len(self.seeds) > 1:
+            raise UserError("--reuse names one training run per model; use it with a single --seeds value")
         if train_fn is None or predict_fn is None:
             from seqrec import pipeline
 
@@ -181,13 +205,13 @@ class Experiment:
     def _common(self) -> list[str]:
         return [f"run_store={self.run_store}", f"logger={self.logger}"]
 
-    def train_step(self, model: str) -> tuple[str, list[str]]:
-        overrides = [f"data_path={self.data_path}", f"task_name={self.dataset}_{model}_train",
+    def train_step(self, model: str, seed: int = 42) -> tuple[str, list[str]]:
+        overrides = [f"data_path={self.data_path}", f"task_name={self.dataset}_{model}_s{seed}_train", f"seed={seed}",
                      *self.train_overrides, *self.model_overrides.get(model, [])]
         return MODELS[model], overrides
 
-    def predict_step(self, model: str, train_id: str, spec: StrategySpec) -> tuple[str, list[str]]:
-        overrides = [f"train_task={train_id}", f"task_name={self.dataset}_{model}_{spec.slug}",
+    def predict_step(self, model: str, train_id: str, spec: StrategySpec, seed: int = 42) -> tuple[str, list[str]]:
+        overrides = [f"train_task={train_id}", f"task_name={self.dataset}_{model}_s{seed}_{spec.slug}",
                      *spec.overrides(), *self.predict_overrides]
         return spec.config, overrides
 
@@ -212,8 +236,11 @@ class Experiment:
             changed = stale(done[key], cfg)
             if not changed:
                 return done[key], True, 0.0
-            log.warning("%s: run %s no longer matches the config (%s); running it again",
-                        cfg.task_name, done[key].task_id, "; ".join(changed[:3]))
+            log.warning("%s: run %s no longer matches the config (%s); %s",
+                        cfg.task_name, done[key].task_id, "; ".join(changed[:3]),
+                        "skipped (report only)" if self.report_only else "running it again")
+        if self.report_only:
+            return None, False, 0.0
         before = self._folders()
         started = time.perf_counter()
         (self.train_fn if kind == "train" else self.predict_fn)(cfg)
@@ -230,28 +257,37 @@ class Experiment:
     def run(self, on_step: Optional[Callable[[Outcome, int, int], None]] = None) -> list[Outcome]:
         """Run (or reuse) every step; ``on_step(outcome, done, total)`` is called after each."""
         plans = {model: self.model_strategies.get(model, self.strategies) for model in self.models}
-        total = sum(1 + len(plan) for plan in plans.values())
+        total = len(self.seeds) * sum(1 + len(plan) for plan in plans.values())
+        self.missing: list[str] = []
         finished = self._finished_steps()
         done = 0
         outcomes: list[Outcome] = []
-        for model in self.models:
-            if model in self.reuse:
-                record, reused, seconds = self.store.info(self.reuse[model]), True, 0.0
-            else:
-                record, reused, seconds = self._run("train", *self.train_step(model), finished)
-            trained = Outcome(model, None, record, reused, seconds)
-            outcomes.append(trained)
-            done += 1
-            if on_step:
-                on_step(trained, done, total)
-            for spec in plans[model]:
-                step = self.predict_step(model, trained.run.task_id, spec)
-                record, reused, seconds = self._run("predict", *step, finished)
-                outcome = Outcome(model, spec, record, reused, seconds)
-                outcomes.append(outcome)
+        for seed in self.seeds:
+            for model in self.models:
+                if model in self.reuse:
+                    record, reused, seconds = self.store.info(self.reuse[model]), True, 0.0
+                else:
+                    record, reused, seconds = self._run("train", *self.train_step(model, seed), finished)
+                if record is None:  # report only, not trained yet: its strategies cannot have run either
+                    done += 1 + len(plans[model])
+                    self.missing.append(f"{model} seed {seed}: training and {len(plans[model])} strategies")
+                    continue
+                trained = Outcome(model, None, record, reused, seconds, seed)
+                outcomes.append(trained)
                 done += 1
                 if on_step:
-                    on_step(outcome, done, total)
+                    on_step(trained, done, total)
+                for spec in plans[model]:
+                    step = self.predict_step(model, trained.run.task_id, spec, seed)
+                    record, reused, seconds = self._run("predict", *step, finished)
+                    done += 1
+                    if record is None:
+                        self.missing.append(f"{model} seed {seed}: {spec.strategy} {spec.label}".strip())
+                        continue
+                    outcome = Outcome(model, spec, record, reused, seconds, seed)
+                    outcomes.append(outcome)
+                    if on_step:
+                        on_step(outcome, done, total)
         return outcomes
 
 

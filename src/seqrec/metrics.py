@@ -22,6 +22,12 @@ may be smaller or larger than ``k``; ``i`` is the 1-based rank):
 * ``map@k = (sum_{hit at i} precision@i) / min(|R|, k)``.
 * ``recall@k_pos{p}`` -- among the users that have a p-th target, the share whose p-th target is
   in their top-k (the paper's per-time-index curves).
+* ``ndcg@k_pos{p}`` -- the same users' mean of ``1 / log2(r + 1)`` when the p-th target is at rank
+  ``r <= k`` (else 0): NDCG@k with the p-th target as the only relevant item.
+* ``recall@k_tpos{p}`` (only when ``groups`` are given) -- tie-averaged per-position recall: when the
+  p-th target shares its timestamp with other targets of the user (a tie group), which of them is
+  "position p" is a convention, so each position of a group is credited with the share of the group
+  that is found: the expectation of ``recall@k_pos{p}`` over all orders of the tied items.
 * ``coverage@k`` -- distinct recommended items / ``n_items``.
 * ``entropy@k`` -- Shannon entropy (natural log) of the distribution of recommended-item
   occurrences pooled over all users' lists.
@@ -51,6 +57,7 @@ from seqrec.errors import require
 
 __all__ = [
     "compute_metrics",
+    "per_user_metrics",
     "reference_metrics",
     "metric_names",
     "prefixed",
@@ -138,12 +145,31 @@ def _check_inputs(
     return recs_t, targets_t, item_counts, n_positions
 
 
-def metric_names(k: int = 10, n_positions: int = 10) -> list[str]:
+def _check_groups(groups: Any, targets_t: np.ndarray) -> np.ndarray | None:
+    """Tie groups ``[U, T]`` (as :meth:`SplitData.target_groups`) rank-major, or None."""
+    if groups is None:
+        return None
+    groups = _to_numpy(groups, "groups")
+    require(
+        groups.shape == targets_t.T.shape,
+        f"groups must have the shape of targets {targets_t.T.shape}, got {groups.shape}",
+    )
+    return np.ascontiguousarray(groups.T)
+
+
+def metric_names(k: int = 10, n_positions: int = 10, tie_groups: bool = False) -> list[str]:
     """Keys returned by :func:`compute_metrics`, in their order."""
-    names = [f"map@{k}", f"ndcg@{k}", f"recall@{k}", f"precision@{k}"]
+    names = USER_METRICS_FORMAT.copy()
+    names = [name.format(k=k) for name in names]
     names += [f"recall@{k}_pos{p}" for p in range(n_positions)]
+    names += [f"ndcg@{k}_pos{p}" for p in range(n_positions)]
+    if tie_groups:
+        names += [f"recall@{k}_tpos{p}" for p in range(n_positions)]
     names += [f"coverage@{k}", f"entropy@{k}", f"novelty@{k}"]
     return names
+
+
+USER_METRICS_FORMAT = ["map@{k}", "ndcg@{k}", "recall@{k}", "precision@{k}"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -177,35 +203,12 @@ def _rank_weights(k: int) -> tuple[np.ndarray, np.ndarray]:
     return weights, ideal_dcg
 
 
-def compute_metrics(
-    recs: Any,
-    targets: Any,
-    item_counts: Any,
-    n_items: int,
-    k: int = 10,
-    n_positions: int | None = None,
-) -> dict[str, float]:
-    """All metrics of the module docstring for top-``k`` lists, vectorised over users.
-
-    Args:
-        recs: int ``[U, >=k]`` recommended items in rank order (numpy array or torch tensor).
-        targets: int ``[U, T]`` held-out items in time order, right-padded with 0.
-        item_counts: int ``[n_items + 1]`` train interactions per item (index 0 unused).
-        n_items: catalogue size (items are ``1..n_items``).
-        k: list length to evaluate; names carry it (``ndcg@5`` for ``k=5``).
-        n_positions: how many ``recall@k_pos{p}`` keys to report (default ``T``); positions that no
-            user has (``p >= T``) are ``nan``.
-
-    Returns:
-        ``{name: value}`` with the keys of :func:`metric_names`, in that order.
-    """
-    # Rank-major [k, U] / [T, U] with users contiguous: numpy then vectorises along the long user
-    # axis rather than along rows of length 10 (several times faster).
-    recs_t, targets_t, item_counts, n_positions = _check_inputs(
-        recs, targets, item_counts, n_items, k, n_positions
-    )
-    n_targets = targets_t.shape[0]
-
+def _per_user(
+    recs_t: np.ndarray, targets_t: np.ndarray, k: int, n_positions: int, groups_t: np.ndarray | None
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-user accuracy values (``nan`` where a user has no target, or no p-th target) and the
+    cleaned rank-major list (``-1`` for empty and repeated slots)."""
+    n_targets, n_users = targets_t.shape
     # Repeated and empty slots become -1, which matches neither a real item nor target padding.
     rec_valid = _first_occurrence(recs_t)
     clean_t = np.where(rec_valid, recs_t, -1)
@@ -216,36 +219,89 @@ def compute_metrics(
     found = match.any(axis=0)  # [T, U]: target position is in the list
 
     has_relevant = n_relevant > 0
-    if not has_relevant.all():
-        hit = hit[:, has_relevant]
-        n_relevant = n_relevant[has_relevant]
-    n_users = n_relevant.size
-    n_ideal = np.minimum(n_relevant, k)
+    n_ideal = np.clip(n_relevant, 1, k)
     # One small matmul gives, per user: |hits|, DCG and precision@i at every rank i.
     weights, ideal_dcg = _rank_weights(k)
     per_rank = weights @ hit.astype(np.float64)  # [k + 2, U]
     n_hits, dcg, precision_at = per_rank[0], per_rank[1], per_rank[2:]
-    ap = (precision_at * hit).sum(axis=0) / np.maximum(n_ideal, 1)
-    ndcg = dcg / ideal_dcg[n_ideal - 1]
-    recall = n_hits / np.maximum(n_relevant, 1)
+    nan = np.full(n_users, np.nan)
+    out = {
+        f"map@{k}": np.where(has_relevant, (precision_at * hit).sum(axis=0) / n_ideal, nan),
+        f"ndcg@{k}": np.where(has_relevant, dcg / ideal_dcg[n_ideal - 1], nan),
+        f"recall@{k}": np.where(has_relevant, n_hits / np.maximum(n_relevant, 1), nan),
+        f"precision@{k}": np.where(has_relevant, n_hits / k, nan),
+    }
+    present = targets_t != 0  # [T, U]
+    gain = np.einsum("k,ktu->tu", weights[1], match.astype(np.float64))  # [T, U]: 1/log2(r+1) of target p
+    if groups_t is not None:
+        same = (groups_t[:, None, :] == groups_t[None, :, :]) & present[None, :, :]  # [T, T, U]
+        tied_found = (same & found[None, :, :]).sum(axis=1) / np.maximum(same.sum(axis=1), 1)
+    for name, values in (("recall", found), ("ndcg", gain), ("recall_t", tied_found if groups_t is not None else None)):
+        if values is None:
+            continue
+        label = f"recall@{k}_tpos{{p}}" if name == "recall_t" else f"{name}@{k}_pos{{p}}"
+        for p in range(n_positions):
+            out[label.format(p=p)] = (
+                np.where(present[p], values[p], np.nan) if p < n_targets else nan.copy()
+            )
+    return out, clean_t
+
+
+def per_user_metrics(
+    recs: Any, targets: Any, n_items: int, k: int = 10, n_positions: int | None = None, groups: Any = None
+) -> dict[str, np.ndarray]:
+    """Every accuracy metric of :func:`compute_metrics` per user: ``{name: float array [U]}``.
+
+    A user without targets (or without a p-th target) has ``nan`` there; the means over the
+    non-``nan`` users are exactly :func:`compute_metrics`'s values. These are what confidence
+    intervals and paired tests resample (:mod:`seqrec.stats`). ``groups``: optional tie groups of the
+    targets (``[U, T]``, see :meth:`seqrec.data.split.SplitData.target_groups`) for ``recall@k_tpos{p}``.
+    """
+    item_counts = np.ones(int(n_items) + 1, dtype=np.int64)  # unused by the accuracy metrics
+    recs_t, targets_t, _, n_positions = _check_inputs(recs, targets, item_counts, n_items, k, n_positions)
+    out, _ = _per_user(recs_t, targets_t, int(k), n_positions, _check_groups(groups, targets_t))
+    return out
+
+
+def compute_metrics(
+    recs: Any,
+    targets: Any,
+    item_counts: Any,
+    n_items: int,
+    k: int = 10,
+    n_positions: int | None = None,
+    groups: Any = None,
+) -> dict[str, float]:
+    """All metrics of the module docstring for top-``k`` lists, vectorised over users.
+
+    Args:
+        recs: int ``[U, >=k]`` recommended items in rank order (numpy array or torch tensor).
+        targets: int ``[U, T]`` held-out items in time order, right-padded with 0.
+        item_counts: int ``[n_items + 1]`` train interactions per item (index 0 unused).
+        n_items: catalogue size (items are ``1..n_items``).
+        k: list length to evaluate; names carry it (``ndcg@5`` for ``k=5``).
+        n_positions: how many per-position keys to report (default ``T``); positions that no
+            user has (``p >= T``) are ``nan``.
+        groups: optional int ``[U, T]`` timestamp-tie groups of the targets; adds ``recall@k_tpos{p}``.
+
+    Returns:
+        ``{name: value}`` with the keys of :func:`metric_names`, in that order.
+    """
+    # Rank-major [k, U] / [T, U] with users contiguous: numpy then vectorises along the long user
+    # axis rather than along rows of length 10 (several times faster).
+    recs_t, targets_t, item_counts, n_positions = _check_inputs(
+        recs, targets, item_counts, n_items, k, n_positions
+    )
+    groups_t = _check_groups(groups, targets_t)
+    per_user, clean_t = _per_user(recs_t, targets_t, k, n_positions, groups_t)
 
     def mean(values: np.ndarray) -> float:
-        return float(values.sum() / n_users) if n_users else float("nan")
+        counted = ~np.isnan(values)
+        n = int(counted.sum())
+        return float(values[counted].sum() / n) if n else float("nan")
 
-    out: dict[str, float] = {
-        f"map@{k}": mean(ap),
-        f"ndcg@{k}": mean(ndcg),
-        f"recall@{k}": mean(recall),
-        f"precision@{k}": mean(n_hits) / k,
-    }
-
-    users_at = np.count_nonzero(targets_t, axis=1)
-    found_at = found.sum(axis=1)  # padding never matches, so only users with a p-th target count
-    for p in range(n_positions):
-        if p < n_targets and users_at[p] > 0:
-            out[f"recall@{k}_pos{p}"] = float(found_at[p] / users_at[p])
-        else:
-            out[f"recall@{k}_pos{p}"] = float("nan")
+    out = {name: mean(values) for name, values in per_user.items()}
+    out = {name: out[name] for name in metric_names(k, n_positions, groups_t is not None)[:-3]}
 
     # clean_t + 1: -1 (no item) -> bin 0, item i -> bin i + 1
     occurrences = np.bincount((clean_t + 1).ravel(), minlength=n_items + 2)[2:]
@@ -274,6 +330,7 @@ def reference_metrics(
     n_items: int,
     k: int = 10,
     n_positions: int | None = None,
+    groups: Any = None,
 ) -> dict[str, float]:
     """Per-user pure-Python version of :func:`compute_metrics` (same definitions, same output).
 
@@ -282,23 +339,27 @@ def reference_metrics(
     recs_t, targets_t, item_counts, n_positions = _check_inputs(
         recs, targets, item_counts, n_items, k, n_positions
     )
+    groups_t = _check_groups(groups, targets_t)
     recs_l = recs_t.T.tolist()
     targets_l = targets_t.T.tolist()
+    groups_l = groups_t.T.tolist() if groups_t is not None else [None] * len(targets_l)
     counts_l = item_counts.tolist()
     total_train = sum(counts_l[1:])
 
     aps, ndcgs, recalls, precisions = [], [], [], []
-    pos_found = [0] * n_positions
+    pos_found = [0.0] * n_positions
+    pos_gain = [0.0] * n_positions
+    pos_tied = [0.0] * n_positions
     pos_users = [0] * n_positions
     occurrences: Counter[int] = Counter()
 
-    for user_recs, user_targets in zip(recs_l, targets_l):
+    for user_recs, user_targets, user_groups in zip(recs_l, targets_l, groups_l):
         # the user's list without empty slots and repeats, keeping ranks
         ranked: list[tuple[int, int]] = []  # (1-based rank, item)
-        listed: set[int] = set()
+        listed: dict[int, int] = {}  # item -> rank
         for rank, item in enumerate(user_recs, start=1):
             if item != 0 and item not in listed:
-                listed.add(item)
+                listed[item] = rank
                 ranked.append((rank, item))
                 occurrences[item] += 1
 
@@ -307,6 +368,10 @@ def reference_metrics(
                 pos_users[p] += 1
                 if item in listed:
                     pos_found[p] += 1
+                    pos_gain[p] += 1.0 / math.log2(listed[item] + 1)
+                if user_groups is not None:
+                    tied = [t for t, g in zip(user_targets, user_groups) if t != 0 and g == user_groups[p]]
+                    pos_tied[p] += sum(t in listed for t in tied) / len(tied)
 
         relevant = {item for item in user_targets if item != 0}
         if not relevant:
@@ -337,6 +402,11 @@ def reference_metrics(
     }
     for p in range(n_positions):
         out[f"recall@{k}_pos{p}"] = pos_found[p] / pos_users[p] if pos_users[p] else float("nan")
+    for p in range(n_positions):
+        out[f"ndcg@{k}_pos{p}"] = pos_gain[p] / pos_users[p] if pos_users[p] else float("nan")
+    if groups_t is not None:
+        for p in range(n_positions):
+            out[f"recall@{k}_tpos{p}"] = pos_tied[p] / pos_users[p] if pos_users[p] else float("nan")
 
     n_slots = sum(occurrences.values())
     out[f"coverage@{k}"] = len(occurrences) / n_items
@@ -360,8 +430,9 @@ def reference_metrics(
 # ----------------------------------------------------------------------------------------------
 # naming, printing, tables, plots
 
-_NAME = re.compile(r"^(?P<base>[a-z]+)@(?P<k>\d+)(?:_pos(?P<pos>\d+))?$")
-_ORDER = ["map", "ndcg", "recall", "precision", "recall_pos", "coverage", "entropy", "novelty"]
+_NAME = re.compile(r"^(?P<base>[a-z]+)@(?P<k>\d+)(?:_(?P<kind>t?pos)(?P<pos>\d+))?$")
+_ORDER = ["map", "ndcg", "recall", "precision", "recall_pos", "ndcg_pos", "recall_tpos", "coverage", "entropy",
+          "novelty"]
 
 
 def prefixed(metrics: Mapping[str, float], prefix: str) -> dict[str, float]:
@@ -384,23 +455,33 @@ def _sort_key(name: str) -> tuple[int, int, int, str]:
     base = match["base"]
     pos = match["pos"]
     if pos is not None:
-        base = f"{base}_pos"
+        base = f"{base}_{match['kind']}"
     rank = _ORDER.index(base) if base in _ORDER else len(_ORDER)
     return (rank, int(match["k"]), int(pos) if pos is not None else -1, name)
 
 
-def format_metrics(metrics: Mapping[str, float], prefix: str = "") -> str:
+def format_metrics(
+    metrics: Mapping[str, float], prefix: str = "", intervals: Mapping[str, Any] | None = None
+) -> str:
     """One ``name value`` line per metric (4 decimals), e.g. ``test_ndcg@10 0.1234``.
 
     Lines follow a fixed order (accuracy, per-position recall by position, beyond-accuracy, then any
     other keys alphabetically) whatever the dict's own order; names are padded to align the values.
+    With ``intervals`` (``{name: (low, high)}``, unprefixed names) a metric that has one gets it after
+    its value: ``test_ndcg@10 0.1960 [0.1902, 0.2019]`` (the first two fields stay ``name value``).
     """
+    intervals = intervals or {}
     names = sorted(metrics, key=_sort_key)
     labels = prefixed({name: 0.0 for name in names}, prefix)
     width = max((len(label) for label in labels), default=0)
-    return "\n".join(
-        f"{label:<{width}} {float(metrics[name]):.4f}" for label, name in zip(labels, names)
-    )
+    lines = []
+    for label, name in zip(labels, names):
+        line = f"{label:<{width}} {float(metrics[name]):.4f}"
+        if name in intervals:
+            low, high = intervals[name]
+            line += f" [{float(low):.4f}, {float(high):.4f}]"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 _POSITION_KEY = re.compile(r"(?:^|_)recall@(?P<k>\d+)_pos(?P<pos>\d+)$")
@@ -427,10 +508,11 @@ def per_position_table(metrics: Mapping[str, float]):
     return pd.DataFrame({"position": positions, column: [rows[p] for p in positions]})
 
 
-def plot_per_position(tables: Mapping[str, Any], path: str | Path) -> Path:
+def plot_per_position(tables: Mapping[str, Any], path: str | Path, bands: Mapping[str, Any] | None = None) -> Path:
     """Save a PNG line plot of recall@k by held-out position, one line per label.
 
-    ``tables`` maps a label (e.g. a generation strategy) to a :func:`per_position_table` frame.
+    ``tables`` maps a label (e.g. a generation strategy) to a :func:`per_position_table` frame;
+    ``bands`` optionally maps a label to ``(lows, highs)`` per position (a confidence band, shaded).
     Uses matplotlib's Agg canvas directly, so it neither needs a display nor changes the backend.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -438,6 +520,7 @@ def plot_per_position(tables: Mapping[str, Any], path: str | Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     require(bool(tables), "plot_per_position needs at least one table")
+    bands = bands or {}
     path = Path(path)
     fig = Figure(figsize=(7, 4.5))
     FigureCanvasAgg(fig)
@@ -450,11 +533,15 @@ def plot_per_position(tables: Mapping[str, Any], path: str | Path) -> Path:
             f"table {label!r} needs columns 'position' and one 'recall@k'",
         )
         ylabel = columns[0]
-        ax.plot(table["position"], table[ylabel], marker="o", label=str(label))
+        (line,) = ax.plot(table["position"], table[ylabel], marker="o", label=str(label))
+        if label in bands:
+            low, high = bands[label]
+            ax.fill_between(table["position"], low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("held-out position (0 = next item)")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{ylabel} by held-out position")
+    title = f"{ylabel} by held-out position"
+    ax.set_title(title + (" (bands: 95 % bootstrap CI over users)" if bands else ""), fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.set_ylim(bottom=0)
     ax.legend()

@@ -2,7 +2,7 @@
 
 Training batches carry ``input_ids`` and ``labels`` (0 = no target at that position), so
 causal (shifted) and masked-item objectives share the same step. Validation ranks the
-whole catalogue for the next item and reports ``val_ndcg@10`` and friends, which early
+whole catalogue for the next item and reports ``val_next_ndcg@10`` and friends, which early
 stopping monitors.
 
 With a ``seed``, the global random generators (torch, numpy, ``random``: dropout, sampled
@@ -96,10 +96,10 @@ class SeqRecModule(L.LightningModule):
         k = self.predict_top_k
         for name in (f"ndcg@{k}", f"recall@{k}", f"map@{k}"):
             # DDP: every rank validated on all users, so the mean over ranks is the value itself
-            self.log(f"val_{name}", float(metrics[name]), prog_bar=name.startswith("ndcg"), sync_dist=self._distributed)
+            self.log(f"val_next_{name}", float(metrics[name]), prog_bar=name.startswith("ndcg"), sync_dist=self._distributed)
         if not self.trainer.sanity_checking and self.trainer.is_global_zero:
             log.info(
-                "epoch %d: val_ndcg@%d %.4f, val_recall@%d %.4f (%.1f s)", self.current_epoch, k,
+                "epoch %d: val_next_ndcg@%d %.4f, val_next_recall@%d %.4f (%.1f s)", self.current_epoch, k,
                 metrics[f"ndcg@{k}"], k, metrics[f"recall@{k}"], time.perf_counter() - self._epoch_started,
             )
 

@@ -25,7 +25,8 @@ from seqrec.data.datasets import EpochSampler, EvalDataset
 from seqrec.data.io import atomic_to_csv, atomic_to_parquet, atomic_write, atomic_write_json, atomic_write_text
 from seqrec.data.split import SplitData, load_interactions, split_interactions
 from seqrec.errors import UserError
-from seqrec.metrics import compute_metrics, format_metrics, per_position_table, plot_per_position
+from seqrec.metrics import compute_metrics, format_metrics, per_position_table, per_user_metrics, plot_per_position
+from seqrec.stats import bootstrap_table
 from seqrec.module import SeqRecModule
 from seqrec.ops import fast_bfloat16
 from seqrec.generation import ban_generated, build_strategy, generate
@@ -39,7 +40,9 @@ log = logging.getLogger("seqrec")
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
-MONITOR = "val_ndcg@{k}"
+PER_USER_FILE = "per_user.parquet"  # every accuracy metric per validation and test user
+INTERVALS_FILE = "intervals.json"  # bootstrap confidence intervals of metrics.json's accuracy metrics
+MONITOR = "val_next_ndcg@{k}"  # training: the next item only (predict's val_ndcg@k: all held-out items)
 
 
 # --------------------------------------------------------------------------- runs
@@ -179,25 +182,26 @@ def train(cfg: DictConfig) -> float:
             early = {"clearml_offline_session": str(session)} if session is not None and resume is None else {}
             run.store.update(run.id, process=current_process(), **early)
         # seeded after the tracker: ClearML's Task.init seeds torch/numpy/random with its own 1337
-        L.seed_everything(cfg.random_state, workers=True, verbose=False)
+        seed = int(cfg.get("seed", cfg.random_state))  # the split uses random_state; training uses seed
+        L.seed_everything(seed, workers=True, verbose=False)
         model = build(model_class(cfg), "model_params", n_items=split.n_items, **model_args)
         loss = build_node(cfg.seqrec_module.loss, "seqrec_module.loss")
         k = cfg.seqrec_module.predict_top_k
         module = SeqRecModule(
             model, loss, lr=cfg.seqrec_module.lr, weight_decay=cfg.seqrec_module.weight_decay,
             predict_top_k=k, filter_seen=cfg.seqrec_module.filter_seen, item_counts=split.item_counts,
-            seed=cfg.random_state,  # dropout etc. reseeded from (seed, epoch): a resumed run continues identically
+            seed=seed,  # dropout etc. reseeded from (seed, epoch): a resumed run continues identically
         )
         train_set = build_node(  # next-item windows, masked items, ...: chosen by train_dataset._target_
             cfg.train_dataset, "train_dataset", train=split.train, max_length=cfg.dataset.max_length,
-            window=cfg.dataset.train_window, seed=cfg.random_state, n_items=split.n_items,
+            window=cfg.dataset.train_window, seed=seed, n_items=split.n_items,
         )
-        sampler = EpochSampler(len(train_set), cfg.random_state)  # order, windows, masks: functions of (seed, epoch)
+        sampler = EpochSampler(len(train_set), seed)  # order, windows, masks: functions of (seed, epoch)
         if last_epoch is not None:  # checkpoints are taken at the end of an epoch: the next one comes first.
             sampler.set_epoch(last_epoch + 1)  # (workers start drawing before Lightning calls set_epoch)
         train_loader = torch.utils.data.DataLoader(
             train_set, batch_size=cfg.dataloader.batch_size, sampler=sampler, collate_fn=train_set.collate,
-            num_workers=cfg.dataloader.num_workers, generator=torch.Generator().manual_seed(cfg.random_state),
+            num_workers=cfg.dataloader.num_workers, generator=torch.Generator().manual_seed(seed),
         )
         val_set = EvalDataset(split.train, split.val_users, split.targets(split.val_users, 1), cfg.dataset.max_length)
         val_loader = val_set.loader(cfg.dataloader.test_batch_size, cfg.dataloader.num_workers)
@@ -551,14 +555,19 @@ def predict(cfg: DictConfig) -> float:
     rows = int(params.get("max_rows") or 16 * batch_size)
     n_targets = train_cfg.last_n_items
 
+    boot = {"n_resamples": 10_000, "confidence": 0.95, "seed": 0,
+            **OmegaConf.to_container(cfg.get("bootstrap") or OmegaConf.create({}), resolve=True)}
     with open_run(cfg, "predict") as run:
         run.store.update(run.id, hardware=hardware(device, resolve_precision(params.get("precision") or "float32", device)))
         log.info("strategy: %s", strategy.describe())
         metrics: dict[str, float] = {}
+        intervals: dict[str, list[float]] = {}
         by_part: dict[str, dict[str, float]] = {}
+        per_user_frames = []
         tables = {}
         for part, users in (("val", split.val_users), ("test", split.test_users)):
             targets = split.targets(users, n_targets)
+            groups = split.target_groups(users, n_targets)
             started = time.perf_counter()
             recs, scores = generate(
                 model, strategy, split.train, users, k=k, max_length=train_cfg.dataset.max_length,
@@ -567,33 +576,60 @@ def predict(cfg: DictConfig) -> float:
                 desc=f"{part}: {strategy.describe()}", progress=bool(cfg.get("progress", True)),
             )
             seconds = time.perf_counter() - started
-            part_metrics = compute_metrics(recs, targets, split.item_counts, split.n_items, k=k)
+            part_metrics = compute_metrics(recs, targets, split.item_counts, split.n_items, k=k, groups=groups)
             by_part[part] = part_metrics
             metrics.update({f"{part}_{name}": float(v) for name, v in part_metrics.items()})
             metrics[f"{part}_ms_per_user"] = 1000 * seconds / max(len(users), 1)
+            per_user = per_user_metrics(recs, targets, split.n_items, k=k, groups=groups)
+            # per-user values: what intervals and paired comparisons resample, kept so they need no rerun
+            per_user_frames.append(pd.DataFrame({"part": part, "user_id": split.user_ids[users],  # float32: half the
+                                                 **{n: v.astype(np.float32) for n, v in per_user.items()}}))  # size
+            names = list(per_user)
+            ci = bootstrap_table(np.column_stack([per_user[n] for n in names]), n_resamples=int(boot["n_resamples"]),
+                                 confidence=float(boot["confidence"]), seed=int(boot["seed"]))
+            intervals.update({f"{part}_{n}": [float(lo), float(hi)] for n, lo, hi in zip(names, ci.low, ci.high)})
             tables[part] = per_position_table(part_metrics)
             name = "predictions.parquet" if part == "test" else f"{part}_predictions.parquet"
             atomic_to_parquet(_predictions_frame(split, users, recs, scores), run.dir / name)
-    
+
+        atomic_to_parquet(pd.concat(per_user_frames, ignore_index=True), run.dir / PER_USER_FILE)
         atomic_write_json(run.dir / METRICS_FILE, metrics)
+        atomic_write_json(run.dir / INTERVALS_FILE, {**boot, "intervals": intervals})
         table = tables["test"].rename(columns=lambda c: c if c == "position" else f"test_{c}").merge(
             tables["val"].rename(columns=lambda c: c if c == "position" else f"val_{c}"), on="position"
         )
+        for part in ("test", "val"):  # the per-position bands
+            for end, index in (("low", 0), ("high", 1)):
+                table[f"{part}_recall@{k}_{end}"] = [intervals[f"{part}_recall@{k}_pos{p}"][index] for p in table["position"]]
         atomic_to_csv(table, run.dir / "per_position.csv")
         plot_path = run.dir / "per_position.png"
-        plot_per_position({f"test: {strategy.describe()}": tables["test"], "validation": tables["val"]}, plot_path)
+        plot_per_position({f"test: {strategy.describe()}": tables["test"], "validation": tables["val"]}, plot_path,
+                          bands={f"test: {strategy.describe()}": _band(intervals, "test", k, tables["test"]),
+                                 "validation": _band(intervals, "val", k, tables["val"])})
 
         for name, value in metrics.items():
             run.tracker.report_single_value(name, value)
+        for name, (low, high) in intervals.items():
+            run.tracker.report_single_value(f"{name}_ci_low", low)
+            run.tracker.report_single_value(f"{name}_ci_high", high)
         run.tracker.report_table("per-position recall", table)
         run.tracker.report_figure("per-position recall", plot_path)
-        for name, file in (("predictions", "predictions.parquet"), ("metrics", METRICS_FILE), ("config", CONFIG_FILE)):
+        for name, file in (("predictions", "predictions.parquet"), ("metrics", METRICS_FILE), ("config", CONFIG_FILE),
+                           ("per-user metrics", PER_USER_FILE), ("intervals", INTERVALS_FILE)):
             run.tracker.upload_artifact(name, run.dir / file)
         for part, part_metrics in by_part.items():
-            print(format_metrics(part_metrics, part))
+            print(format_metrics(part_metrics, part, intervals={n[len(part) + 1:]: v for n, v in intervals.items()
+                                                                 if n.startswith(f"{part}_")}))
+        print(f"intervals: {100 * float(boot['confidence']):g} % bootstrap over users "
+              f"({int(boot['n_resamples'])} resamples)")
         print(f"generation: {metrics['test_ms_per_user']:.2f} ms per test user")
         print(f"run {run.id}: predictions and metrics in {run.dir}")
     return metrics[f"val_ndcg@{k}"]
+
+
+def _band(intervals: dict, part: str, k: int, table: pd.DataFrame) -> tuple[list[float], list[float]]:
+    rows = [intervals[f"{part}_recall@{k}_pos{p}"] for p in table["position"]]
+    return [low for low, _ in rows], [high for _, high in rows]
 
 
 def _predictions_frame(split: SplitData, users: np.ndarray, recs: np.ndarray, scores: np.ndarray) -> pd.DataFrame:

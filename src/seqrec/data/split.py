@@ -129,6 +129,7 @@ class SplitData:
     item_ids: np.ndarray  # original id of item index i is item_ids[i - 1] (index 0 = padding)
     train: Sequences  # train part of every user (inputs of validation/test too)
     holdout: Sequences  # held-out items of every user (empty for users without any)
+    holdout_groups: Sequences  # per held-out item: index of its timestamp-tie group within the user's holdout
     val_users: np.ndarray  # validation users (the sampled ones, see validation_size)
     test_users: np.ndarray
     item_counts: np.ndarray  # train interactions per item, len n_items + 1
@@ -142,6 +143,15 @@ class SplitData:
         from seqrec.data.padding import pad_sequences
 
         return pad_sequences(self.holdout.select(users), length=n, side="right", keep="first").numpy()
+
+    def target_groups(self, users: np.ndarray, n: int) -> np.ndarray:
+        """Tie groups of :meth:`targets`: ``[U, n]`` ints, equal within a user for held-out items that share a
+        timestamp (0, 1, 2, ... in time order), ``-1`` on padding. Without ties it is ``0..T-1`` per row."""
+        from seqrec.data.padding import pad_sequences
+
+        groups = self.holdout_groups.select(users)
+        shifted = Sequences(groups.items + 1, groups.offsets)  # padding is 0: shift so group 0 survives
+        return pad_sequences(shifted, length=n, side="right", keep="first").numpy() - 1
 
 
 def split_interactions(
@@ -157,8 +167,11 @@ def split_interactions(
     require(last_n_items >= 1, f"last_n_items must be >= 1, got {last_n_items}")
     users, user_ids = pd.factorize(df["user_id"], sort=True)
     items, item_ids = pd.factorize(df["item_id"], sort=True)
-    order = np.lexsort((np.arange(len(df)), df["timestamp"].to_numpy(), users))  # stable on ties
-    users, items = users[order].astype(np.int64), items[order].astype(np.int64) + 1
+    # Events of one user with equal timestamps are ordered by item id, never by file order, so the same log in any
+    # row order gives the same split (a user rates an item once; a repeated item keeps file order among its copies).
+    timestamps = df["timestamp"].to_numpy()
+    order = np.lexsort((np.arange(len(df)), items, timestamps, users))
+    users, items, timestamps = users[order].astype(np.int64), items[order].astype(np.int64) + 1, timestamps[order]
     n_users, n_items = len(user_ids), len(item_ids)
 
     lengths = np.bincount(users, minlength=n_users)
@@ -167,7 +180,9 @@ def split_interactions(
     n_hold = np.where(evaluable, last_n_items, 0)
     train_len = lengths - n_hold
     train = Sequences.from_lengths(items[ragged_index(seqs.offsets[:-1], train_len)], train_len)
-    holdout = Sequences.from_lengths(items[ragged_index(seqs.offsets[:-1] + train_len, n_hold)], n_hold)
+    hold_index = ragged_index(seqs.offsets[:-1] + train_len, n_hold)
+    holdout = Sequences.from_lengths(items[hold_index], n_hold)
+    holdout_groups, tied_share = _tie_groups(timestamps[hold_index], n_hold)
 
     eval_users = np.flatnonzero(evaluable)
     require(
@@ -183,6 +198,12 @@ def split_interactions(
         val_users = np.sort(rng.choice(val_users, size=validation_size, replace=False))
     item_counts = np.bincount(train.items, minlength=n_items + 1)
     n_short = int((~evaluable).sum())
+    if tied_share > 0:
+        log.warning(
+            "split: %.1f %% of held-out positions share their timestamp with another held-out item of the same user; "
+            "their order (ties broken by item id) is a convention, so per-position metrics at those positions are "
+            "not time positions (the tie-averaged recall@k_tpos{p} counts each tied group once)", 100 * tied_share,
+        )
     log.info(
         "split: %d users, %d items, %d interactions; %d validation users, %d test users%s",
         n_users, n_items, len(df), len(val_users), len(test_users),
@@ -194,7 +215,26 @@ def split_interactions(
         item_ids=np.asarray(item_ids),
         train=train,
         holdout=holdout,
+        holdout_groups=holdout_groups,
         val_users=val_users,
         test_users=test_users,
         item_counts=item_counts,
     )
+
+
+def _tie_groups(timestamps: np.ndarray, lengths: np.ndarray) -> tuple[Sequences, float]:
+    """Per held-out item, the index of its group of equal timestamps within its user (0, 1, 2, ... in time
+    order), and the share of held-out items that share their timestamp with another held-out item."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if timestamps.size == 0:
+        return Sequences.from_lengths(np.zeros(0, dtype=np.int64), lengths), 0.0
+    starts = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    first = np.zeros(timestamps.size, dtype=bool)  # first item of a user's holdout, or a new timestamp
+    first[starts[lengths > 0]] = True
+    first[1:] |= timestamps[1:] != timestamps[:-1]
+    group_id = np.cumsum(first) - 1  # global group ids, time-ordered within users
+    base = np.repeat(group_id[starts[lengths > 0]], lengths[lengths > 0])
+    size = np.bincount(group_id)
+    tied = float((size[group_id] > 1).mean())
+    return Sequences.from_lengths(group_id - base, lengths), tied
