@@ -176,7 +176,10 @@ def main(argv=None) -> int:
     compute_seconds = sum(by_hardware.values())
 
     command = "python scripts/reproduce_paper.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    paths = write_report(build_summary(rows), out_dir, label, command=command, quick=args.quick,
+    from seqrec.data.split import load_interactions, split_interactions
+
+    tied = split_interactions(load_interactions(data)).tied_holdout_share
+    paths = write_report(build_summary(rows), out_dir, label, command=command, quick=args.quick, tied_share=tied,
                          training=pd.DataFrame(training, columns=TRAINING_COLUMNS), elapsed_seconds=compute_seconds,
                          seconds_by_hardware=by_hardware)
     print(f"{len(rows)} predict runs, {len(training)} models; compute time of all runs "

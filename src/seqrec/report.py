@@ -54,6 +54,8 @@ FAMILIES = ("topk", "greedy", "beam", "sampling", "rra", "ra", "multi", "two_sta
 HORIZONS = {"next": ("next item (recall@10, position 0)", f"recall@{K}_pos0"),
             "late": ("late positions (mean recall@10, positions 5-9)", "late"),
             "overall": ("overall (NDCG@10)", f"ndcg@{K}")}
+#: with timestamp ties among held-out items: late positions from the tie-averaged recall@10_tpos{p}
+TIED_HORIZON = ("late_t", ("late positions, tie-averaged (mean recall@10_tpos, positions 5-9)", "late_t"))
 ALPHA = 0.05
 N_RESAMPLES = 10_000
 
@@ -161,6 +163,9 @@ def _user_values(run_dir: str, cache: dict) -> Optional[pd.DataFrame]:
             frame = pd.read_parquet(path)
             frame = frame[frame["part"] == "test"].set_index("user_id").drop(columns="part").astype(np.float64)
             frame["late"] = frame[[POS_COLUMNS[p] for p in LATE]].mean(axis=1, skipna=False)
+            tied = [f"recall@{K}_tpos{p}" for p in LATE]
+            if set(tied) <= set(frame.columns) and not frame[tied].equals(frame[[POS_COLUMNS[p] for p in LATE]]):
+                frame["late_t"] = frame[tied].mean(axis=1, skipna=False)
             cache[run_dir] = frame.sort_index()
     return cache[run_dir]
 
@@ -229,7 +234,10 @@ def _compare_block(model, seed, chosen, values, labels, n_resamples, boot_seed) 
         require(other.index.equals(base.index), f"{model} seed {seed}: {family} and topk were scored on different users")
         setting = labels[family] if labels is not None else (str(chosen.loc[family, "params"]) or "-")
         strategy = chosen.loc[family, "strategy"] if chosen is not None else family
-        for horizon, (_, column) in HORIZONS.items():
+        horizons = dict(HORIZONS)
+        if "late_t" in base.columns and "late_t" in other.columns:
+            horizons[TIED_HORIZON[0]] = TIED_HORIZON[1]
+        for horizon, (_, column) in horizons.items():
             diff = (other[column] - base[column]).to_numpy()
             columns.append(diff)
             rows.append({"model": model, "seed": seed, "family": family, "strategy": strategy, "setting": setting,
@@ -242,6 +250,14 @@ def _compare_block(model, seed, chosen, values, labels, n_resamples, boot_seed) 
         for row, low, high in zip(rows, ci.low, ci.high):
             row["diff_low"], row["diff_high"] = float(low), float(high)
     return rows
+
+
+def _horizons(comparisons: pd.DataFrame) -> dict:
+    """HORIZONS, plus the tie-averaged late horizon where the comparisons have it."""
+    out = dict(HORIZONS)
+    if TIED_HORIZON[0] in set(comparisons["horizon"]):
+        out[TIED_HORIZON[0]] = TIED_HORIZON[1]
+    return out
 
 
 # --------------------------------------------------------------------------- seeds
@@ -280,7 +296,7 @@ def claim_check(summary: pd.DataFrame, comparisons: Optional[pd.DataFrame] = Non
             seeds = [s for s in dict.fromkeys(part["seed"]) if s != "pooled"]
             scope = "pooled" if "pooled" in set(part["seed"]) else seeds[0]
             pieces = []
-            for horizon, (label, _) in HORIZONS.items():
+            for horizon, (label, _) in _horizons(part).items():
                 rows = part[part["horizon"] == horizon]
                 main = rows[rows["seed"] == scope].iloc[0]
                 per_seed = [r["verdict"] for _, r in rows[rows["seed"] != "pooled"].iterrows()]
@@ -392,15 +408,18 @@ def verdict_table(comparisons: pd.DataFrame, seeds: pd.DataFrame) -> str:
     for model in dict.fromkeys(comparisons["model"]):
         part = comparisons[(comparisons["model"] == model) & (comparisons["family"] == "multi")]
         scope = "pooled" if "pooled" in set(part["seed"]) else part["seed"].iloc[0]
-        for horizon in HORIZONS:
+        for horizon in _horizons(part):
             rows = part[part["horizon"] == horizon]
             if not len(rows):
                 continue
             main = rows[rows["seed"] == scope].iloc[0]
             s = seeds[(seeds["model"] == model)].set_index("family")
-            column = metric[horizon]
-            top = _mean_sd(s.loc["topk", column], s.loc["topk", f"{column}_sd"]) if "topk" in s.index else ""
-            multi = _mean_sd(s.loc["multi", column], s.loc["multi", f"{column}_sd"]) if "multi" in s.index else ""
+            column = metric.get(horizon)
+            if column is None:  # no seed table column (tie-averaged): the pooled means
+                top, multi = f"{main['topk']:.4f}", f"{main['value']:.4f}"
+            else:
+                top = _mean_sd(s.loc["topk", column], s.loc["topk", f"{column}_sd"]) if "topk" in s.index else ""
+                multi = _mean_sd(s.loc["multi", column], s.loc["multi", f"{column}_sd"]) if "multi" in s.index else ""
             per_seed = ", ".join(f"{r['seed']}: {r['verdict']}" for _, r in rows[rows["seed"] != "pooled"].iterrows())
             lines.append(f"| {model} | {horizon} | {top} | {multi} | {main['diff']:+.4f} [{main['diff_low']:+.4f}, "
                          f"{main['diff_high']:+.4f}] | {main['p_holm']:.3g} | **{main['verdict']}** | {per_seed} |")
@@ -481,7 +500,7 @@ def grid_table(summary: pd.DataFrame) -> str:
 def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, command: str = "",
                  training: Optional[pd.DataFrame] = None, elapsed_seconds: Optional[float] = None,
                  seconds_by_hardware: Optional[dict[str, float]] = None, quick: bool = False,
-                 n_resamples: int = N_RESAMPLES) -> dict[str, Path]:
+                 n_resamples: int = N_RESAMPLES, tied_share: float = 0.0) -> dict[str, Path]:
     """Write summary.csv, comparisons.csv, training.csv, per_position.png and README.md into ``out_dir``.
 
     ``elapsed_seconds``: the summed duration of all runs; ``seconds_by_hardware`` splits it by what the
@@ -494,7 +513,7 @@ def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, comma
     csv = summary.drop(columns=[c for c in ("run_dir",) if c in summary])
     if len(comparisons):  # each row's own comparison with its model's Top-K (chosen rows; per seed)
         chosen = comparisons[(comparisons["seed"] != "pooled") & (comparisons["family"] != "multi")]
-        for horizon in HORIZONS:
+        for horizon in _horizons(chosen):
             h = chosen[chosen["horizon"] == horizon]
             keyed = {(r["model"], int(r["seed"]), r["strategy"], r["setting"]): r for _, r in h.iterrows()}
             for name in ("diff", "diff_low", "diff_high", "p", "p_holm", "verdict"):
@@ -531,6 +550,14 @@ def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, comma
     checks = claim_check(summary, comparisons)
     if checks:
         text += ["## Does the paper's claim hold?", "", *[f"- {line}" for line in checks], ""]
+    if tied_share > 0:
+        text += ["## Timestamp ties", "", f"{100 * tied_share:.1f} % of the held-out items share their timestamp with "
+                 "another held-out item of the same user. Their order is a convention (ties broken by item id, the same "
+                 "for any row order of the file), so a held-out *position* inside a tie is not a time position, and "
+                 "per-position curves mix neighbouring positions. The horizon `late_t` uses the tie-averaged recall "
+                 "(each position of a tied group credited with the share of the group found: the expectation over all "
+                 "orders of the tied items); where it and `late` agree, the late-position verdict does not hinge on "
+                 "the tie convention. The NDCG@10 verdict is order-free (the 10 held-out items as a set).", ""]
     table = verdict_table(comparisons, seeds)
     if table:
         text += ["## Multi-sequence (chosen on validation) against Top-K", "", table, ""]

@@ -133,6 +133,7 @@ class SplitData:
     val_users: np.ndarray  # validation users (the sampled ones, see validation_size)
     test_users: np.ndarray
     item_counts: np.ndarray  # train interactions per item, len n_items + 1
+    tied_holdout_share: float = 0.0  # share of held-out items sharing their timestamp with another of the user's
 
     @property
     def n_users(self) -> int:
@@ -219,6 +220,7 @@ def split_interactions(
         val_users=val_users,
         test_users=test_users,
         item_counts=item_counts,
+        tied_holdout_share=tied_share,
     )
 
 
