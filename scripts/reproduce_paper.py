@@ -175,7 +175,10 @@ def main(argv=None) -> int:
 
     compute_seconds = sum(by_hardware.values())
 
-    command = "python scripts/reproduce_paper.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    shown = [a for a in (argv or sys.argv[1:]) if a != "--report-only"]
+    command = "python scripts/reproduce_paper.py " + " ".join(shlex.quote(a) for a in shown)
+    if args.report_only:
+        command += "\n# report rebuilt from that command's finished runs with --report-only"
     from seqrec.data.split import load_interactions, split_interactions
 
     tied = split_interactions(load_interactions(data)).tied_holdout_share

@@ -314,6 +314,7 @@ def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
         raise UserError(f"resume={run_id}: {stored_file} is damaged ({type(exc).__name__}); start a new run") from None
     from seqrec.config import ALIASES
 
+    stored.setdefault("seed", stored.get("random_state"))  # runs made before `seed` existed trained with random_state
     may_change = (*RESUME_MAY_CHANGE, *(f"model_params.{a}" for a, key in ALIASES.items() if key in RESUME_MAY_CHANGE))
     differences = config_differences(stored, OmegaConf.to_container(cfg, resolve=True), may_change)
     if differences:
