@@ -188,3 +188,14 @@ def test_bad_dataset_is_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: --dataset {tmp_path / 'nope.csv'}: not a MovieLens name (ml-100k, ml-1m, ml-20m) nor an existing CSV file"
     ]
+
+
+def test_report_only_runs_nothing(tmp_path):
+    data = tmp_path / "syn.csv"
+    make_synthetic(n_users=60, n_items=30, min_len=15, max_len=20, seed=1).to_csv(data, index=False)
+    result = _run(["--dataset", str(data), "--quick", "--report-only", "--seeds", "1", "--models", "GPT",
+                   "--run-store", str(tmp_path / "runs"), "--logger", "none"], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no finished predict runs")
+    assert "not run yet, left out of the report: GPT seed 1: training and" in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing was trained
