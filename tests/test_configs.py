@@ -13,19 +13,37 @@ def test_configs_found():
     assert {"GPT_train", "GPT_predict"} <= set(TOP_LEVEL)
 
 
+#: what each predict config generates (its name without a GPT_ prefix -> generation_params.strategy)
+STRATEGY_OF = {"predict": "topk", "greedy": "greedy", "beam": "beam", "temperature": "sampling", "two_stage": "two_stage"}
+
+
 @pytest.mark.parametrize("name", TOP_LEVEL)
-def test_compose(name):
-    cfg = compose(name, ["train_task=abc"] if "predict" in name.lower() else [])
-    if "train" in name:
-        check_train_config(cfg)
-    elif "predict" in name.lower():
+def test_every_config_passes_its_checks(name):
+    cfg = compose(name, [])
+    if "train_task" in cfg.keys():  # every predict config builds on base/predict, which asks for train_task
+        cfg = compose(name, ["train_task=abc"])
         check_predict_config(cfg, check_run=False)  # no run store here: schema and strategy only
+        assert cfg.generation_params.strategy == STRATEGY_OF[name.removeprefix("GPT_")]
+    else:
+        assert name.endswith("_train"), f"{name} is neither a training config nor a predict config"
+        check_train_config(cfg)
+
+
+def test_every_config_is_checked_as_what_it_is():
+    predict = [n for n in TOP_LEVEL if "train_task" in compose(n, []).keys()]
+    train = [n for n in TOP_LEVEL if n not in predict]
+    assert sorted(train) == ["BERT4Rec_train", "GPT_train", "SASRec_train", "gSASRec_train"]
+    assert len(predict) == 2 * len(STRATEGY_OF)  # GPT_<name> and its model-neutral alias <name>
 
 
 @pytest.mark.parametrize("logger", ["clearml_offline", "clearml", "none"])
 def test_logger_group(logger):
+    from hydra.utils import get_class
+
+    from seqrec.tracking.base import Tracker
+
     cfg = compose("GPT_train", [f"logger={logger}"])
-    assert cfg.logger._target_.startswith("seqrec.tracking")
+    assert issubclass(get_class(cfg.logger._target_), Tracker)  # an importable tracker, not just a string
 
 
 def test_seed_keys_override():
