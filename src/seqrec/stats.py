@@ -29,6 +29,7 @@ chunk size.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -293,7 +294,8 @@ def bootstrap_table(
         with np.errstate(invalid="ignore", divide="ignore"):
             means[start:stop] = (counts @ filled) / (counts @ weights)
     tail = 100.0 * (1.0 - confidence) / 2.0
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():  # a column without any value: nan bounds, set below, no warning
+        warnings.simplefilter("ignore", RuntimeWarning)
         low, high = np.nanpercentile(means, [tail, 100.0 - tail], axis=0) if np.isnan(means).any() else \
             np.percentile(means, [tail, 100.0 - tail], axis=0)
     constant = np.array([np.all(filled[present[:, j], j] == filled[present[:, j], j][:1]) if counted[j] else False
