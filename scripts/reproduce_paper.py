@@ -183,6 +183,7 @@ def main(argv=None) -> int:
 
     tied = split_interactions(load_interactions(data)).tied_holdout_share
     paths = write_report(build_summary(rows), out_dir, label, command=command, quick=args.quick, tied_share=tied,
+                         missing=experiment.missing,
                          training=pd.DataFrame(training, columns=TRAINING_COLUMNS), elapsed_seconds=compute_seconds,
                          seconds_by_hardware=by_hardware)
     print(f"{len(rows)} predict runs, {len(training)} models; compute time of all runs "

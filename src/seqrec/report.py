@@ -500,7 +500,8 @@ def grid_table(summary: pd.DataFrame) -> str:
 def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, command: str = "",
                  training: Optional[pd.DataFrame] = None, elapsed_seconds: Optional[float] = None,
                  seconds_by_hardware: Optional[dict[str, float]] = None, quick: bool = False,
-                 n_resamples: int = N_RESAMPLES, tied_share: float = 0.0) -> dict[str, Path]:
+                 n_resamples: int = N_RESAMPLES, tied_share: float = 0.0,
+                 missing: Sequence[str] = ()) -> dict[str, Path]:
     """Write summary.csv, comparisons.csv, training.csv, per_position.png and README.md into ``out_dir``.
 
     ``elapsed_seconds``: the summed duration of all runs; ``seconds_by_hardware`` splits it by what the
@@ -540,6 +541,8 @@ def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, comma
             line += " (" + "; ".join(f"{name}: {sec / 60:.1f} min" for name, sec in
                                      sorted(seconds_by_hardware.items(), key=lambda kv: -kv[1])) + ")"
         text += [line + ".", ""]
+    if missing:
+        text += [f"Not run yet, so left out of this report ({len(missing)} step(s)): " + "; ".join(missing) + ".", ""]
     n_seeds = summary.groupby("model")["seed"].nunique()
     text += [f"Test users, K = 10; training seeds per model: {', '.join(f'{m} {n}' for m, n in n_seeds.items())} (same "
              "split of users for every seed). **Every setting is chosen on validation NDCG@10** (all 10 held-out items of "
