@@ -334,16 +334,22 @@ def reference_metrics(
 ) -> dict[str, float]:
     """Per-user pure-Python version of :func:`compute_metrics` (same definitions, same output).
 
-    Deliberately obvious and slow; used to check the vectorised code.
+    Deliberately obvious and slow; used to check the vectorised code. It shares no code with it: inputs
+    (numpy arrays, torch tensors or nested lists of valid ids) become plain Python lists here, so the
+    vectorised input handling (dtype narrowing, rank-major layout) is checked too.
     """
-    recs_t, targets_t, item_counts, n_positions = _check_inputs(
-        recs, targets, item_counts, n_items, k, n_positions
-    )
-    groups_t = _check_groups(groups, targets_t)
-    recs_l = recs_t.T.tolist()
-    targets_l = targets_t.T.tolist()
-    groups_l = groups_t.T.tolist() if groups_t is not None else [None] * len(targets_l)
-    counts_l = item_counts.tolist()
+
+    def rows(x: Any) -> list:
+        return x.tolist() if hasattr(x, "tolist") else list(x)
+
+    k = int(k)
+    recs_l = [[int(item) for item in row][:k] for row in rows(recs)]
+    targets_l = [[int(item) for item in row] for row in rows(targets)]
+    groups_l = [[int(g) for g in row] for row in rows(groups)] if groups is not None else [None] * len(targets_l)
+    counts_l = [int(c) for c in rows(item_counts)]
+    if n_positions is None:
+        n_positions = len(targets_l[0]) if targets_l else 0
+    groups_t = groups  # only tested for None below
     total_train = sum(counts_l[1:])
 
     aps, ndcgs, recalls, precisions = [], [], [], []
