@@ -181,8 +181,20 @@ def test_generation_configs_on_a_trained_run(tmp_path, capsys, synthetic_csv):
         results[(name, *extra)] = predict(pcfg)
         out = capsys.readouterr().out
         assert re.search(r"^test_recall@10_pos9 +0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]$", out, re.M), out
-    assert all(0 < v <= 1 for v in results.values())
     assert len([p for p in runs.iterdir() if p.is_dir()]) == 1 + len(results)
+    # what predict returns is each run's own validation NDCG@10, and each run's files agree with each other:
+    # the per-user values average to metrics.json, whose intervals hold the value
+    stored = []
+    for run in (p for p in runs.iterdir() if (p / "per_user.parquet").exists()):
+        metrics = json.loads((run / "metrics.json").read_text())
+        intervals = json.loads((run / "intervals.json").read_text())["intervals"]
+        per_user = pd.read_parquet(run / "per_user.parquet")
+        test = per_user[per_user["part"] == "test"]
+        assert test["ndcg@10"].astype(float).mean() == pytest.approx(metrics["test_ndcg@10"], abs=1e-6)  # float32 file
+        low, high = intervals["test_ndcg@10"]
+        assert low <= metrics["test_ndcg@10"] <= high
+        stored.append(metrics["val_ndcg@10"])
+    assert sorted(stored) == pytest.approx(sorted(results.values()))
 
 
 def test_cli_multirun_beam_gives_two_runs(tmp_path, synthetic_csv):
