@@ -608,3 +608,13 @@ def test_format_metrics_with_intervals():
     # the first two fields stay aligned: every value starts in the same column
     starts = {line.index(" 0.") for line in text.splitlines()}
     assert len(starts) == 1
+
+
+def test_compute_metrics_with_per_user_is_per_user_metrics():
+    recs, targets, item_counts, n_items, k, _ = random_case(5)
+    aggregate, per_user = compute_metrics(recs, targets, item_counts, n_items, k=k, with_per_user=True)
+    assert_same(aggregate, compute_metrics(recs, targets, item_counts, n_items, k=k))
+    expected = per_user_metrics(recs, targets, n_items, k=k)
+    assert list(per_user) == list(expected)
+    for name in expected:
+        np.testing.assert_array_equal(per_user[name], expected[name])

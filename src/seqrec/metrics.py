@@ -233,13 +233,11 @@ def _per_user(
     }
     present = targets_t != 0  # [T, U]
     gain = np.einsum("k,ktu->tu", weights[1], match.astype(np.float64))  # [T, U]: 1/log2(r+1) of target p
+    per_position = {f"recall@{k}_pos{{p}}": found, f"ndcg@{k}_pos{{p}}": gain}
     if groups_t is not None:
         same = (groups_t[:, None, :] == groups_t[None, :, :]) & present[None, :, :]  # [T, T, U]
-        tied_found = (same & found[None, :, :]).sum(axis=1) / np.maximum(same.sum(axis=1), 1)
-    for name, values in (("recall", found), ("ndcg", gain), ("recall_t", tied_found if groups_t is not None else None)):
-        if values is None:
-            continue
-        label = f"recall@{k}_tpos{{p}}" if name == "recall_t" else f"{name}@{k}_pos{{p}}"
+        per_position[f"recall@{k}_tpos{{p}}"] = (same & found[None, :, :]).sum(axis=1) / np.maximum(same.sum(axis=1), 1)
+    for label, values in per_position.items():
         for p in range(n_positions):
             out[label.format(p=p)] = (
                 np.where(present[p], values[p], np.nan) if p < n_targets else nan.copy()
@@ -271,7 +269,8 @@ def compute_metrics(
     k: int = 10,
     n_positions: int | None = None,
     groups: Any = None,
-) -> dict[str, float]:
+    with_per_user: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], dict[str, np.ndarray]]:
     """All metrics of the module docstring for top-``k`` lists, vectorised over users.
 
     Args:
@@ -285,7 +284,8 @@ def compute_metrics(
         groups: optional int ``[U, T]`` timestamp-tie groups of the targets; adds ``recall@k_tpos{p}``.
 
     Returns:
-        ``{name: value}`` with the keys of :func:`metric_names`, in that order.
+        ``{name: value}`` with the keys of :func:`metric_names`, in that order; with ``with_per_user``
+        also the per-user values the means come from (those of :func:`per_user_metrics`), from the same pass.
     """
     # Rank-major [k, U] / [T, U] with users contiguous: numpy then vectorises along the long user
     # axis rather than along rows of length 10 (several times faster).
@@ -316,7 +316,7 @@ def compute_metrics(
     else:
         out[f"entropy@{k}"] = float("nan")
         out[f"novelty@{k}"] = float("nan")
-    return out
+    return (out, per_user) if with_per_user else out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -349,7 +349,6 @@ def reference_metrics(
     counts_l = [int(c) for c in rows(item_counts)]
     if n_positions is None:
         n_positions = len(targets_l[0]) if targets_l else 0
-    groups_t = groups  # only tested for None below
     total_train = sum(counts_l[1:])
 
     aps, ndcgs, recalls, precisions = [], [], [], []
@@ -410,7 +409,7 @@ def reference_metrics(
         out[f"recall@{k}_pos{p}"] = pos_found[p] / pos_users[p] if pos_users[p] else float("nan")
     for p in range(n_positions):
         out[f"ndcg@{k}_pos{p}"] = pos_gain[p] / pos_users[p] if pos_users[p] else float("nan")
-    if groups_t is not None:
+    if groups is not None:
         for p in range(n_positions):
             out[f"recall@{k}_tpos{p}"] = pos_tied[p] / pos_users[p] if pos_users[p] else float("nan")
 

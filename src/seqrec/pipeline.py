@@ -25,7 +25,7 @@ from seqrec.data.datasets import EpochSampler, EvalDataset
 from seqrec.data.io import atomic_to_csv, atomic_to_parquet, atomic_write, atomic_write_json, atomic_write_text
 from seqrec.data.split import SplitData, load_interactions, split_interactions
 from seqrec.errors import UserError
-from seqrec.metrics import compute_metrics, format_metrics, per_position_table, per_user_metrics, plot_per_position
+from seqrec.metrics import compute_metrics, format_metrics, per_position_table, plot_per_position
 from seqrec.stats import bootstrap_table
 from seqrec.module import SeqRecModule
 from seqrec.ops import fast_bfloat16
@@ -577,11 +577,11 @@ def predict(cfg: DictConfig) -> float:
                 desc=f"{part}: {strategy.describe()}", progress=bool(cfg.get("progress", True)),
             )
             seconds = time.perf_counter() - started
-            part_metrics = compute_metrics(recs, targets, split.item_counts, split.n_items, k=k, groups=groups)
+            part_metrics, per_user = compute_metrics(recs, targets, split.item_counts, split.n_items, k=k, groups=groups,
+                                                     with_per_user=True)
             by_part[part] = part_metrics
             metrics.update({f"{part}_{name}": float(v) for name, v in part_metrics.items()})
             metrics[f"{part}_ms_per_user"] = 1000 * seconds / max(len(users), 1)
-            per_user = per_user_metrics(recs, targets, split.n_items, k=k, groups=groups)
             # per-user values: what intervals and paired comparisons resample, kept so they need no rerun
             per_user_frames.append(pd.DataFrame({"part": part, "user_id": split.user_ids[users],  # float32: half the
                                                  **{n: v.astype(np.float32) for n, v in per_user.items()}}))  # size

@@ -22,6 +22,7 @@ seed and pooled), ``training.csv``, ``per_position.png`` (recall@10 and NDCG@10 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
@@ -107,8 +108,6 @@ def _intervals(run_dir) -> dict:
     path = Path(run_dir) / "intervals.json"
     if not path.is_file():
         return {}
-    import json
-
     return json.loads(path.read_text(encoding="utf-8")).get("intervals", {})
 
 
@@ -183,7 +182,7 @@ def paired_comparisons(summary: pd.DataFrame, n_resamples: int = N_RESAMPLES, se
     for model in dict.fromkeys(best["model"]):
         part = best[best["model"] == model]
         seeds = sorted(set(part["seed"]))
-        users_by_seed = {}
+        blocks = {}  # seed -> (chosen rows by family, per-user values by family, setting labels or None)
         for s in seeds:
             chosen = part[part["seed"] == s].set_index("family")
             if "topk" not in chosen.index:
@@ -191,22 +190,16 @@ def paired_comparisons(summary: pd.DataFrame, n_resamples: int = N_RESAMPLES, se
             values = {f: _user_values(chosen.loc[f, "run_dir"], cache) for f in chosen.index}
             if any(v is None for v in values.values()):
                 continue
-            users_by_seed[s] = (chosen, values)
-        if not users_by_seed:
-            continue
-        blocks = {s: (chosen, values) for s, (chosen, values) in users_by_seed.items()}
+            blocks[s] = (chosen, values, None)
         if len(blocks) > 1:  # pooled: each user's value averaged over the seeds (same users in every seed)
-            families = [f for f in FAMILIES if all(f in chosen.index for chosen, _ in blocks.values())]
-            pooled = {}
-            for f in families:
-                frames = [values[f] for _, values in blocks.values()]
-                pooled[f] = sum(frames) / len(frames)
-            labels = {f: " / ".join(dict.fromkeys(str(chosen.loc[f, "params"]) or "-" for chosen, _ in blocks.values()))
+            per_seed = list(blocks.values())
+            families = [f for f in FAMILIES if all(f in chosen.index for chosen, _, _ in per_seed)]
+            pooled = {f: sum(values[f] for _, values, _ in per_seed) / len(per_seed) for f in families}
+            labels = {f: " / ".join(dict.fromkeys(str(chosen.loc[f, "params"]) or "-" for chosen, _, _ in per_seed))
                       for f in families}
             blocks["pooled"] = (None, pooled, labels)
-        for s, block in blocks.items():
-            chosen, values = block[0], block[1]
-            rows += _compare_block(model, s, chosen, values, block[2] if len(block) > 2 else None, n_resamples, seed)
+        for s, (chosen, values, labels) in blocks.items():
+            rows += _compare_block(model, s, chosen, values, labels, n_resamples, seed)
     out = pd.DataFrame(rows)
     if len(out):
         out["p_holm"] = np.nan
