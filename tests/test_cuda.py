@@ -48,11 +48,16 @@ def both_devices(name, params, **kw):
 @pytest.mark.parametrize("params", DETERMINISTIC, ids=lambda p: p["strategy"])
 def test_deterministic_strategies_agree_with_cpu(name, params):
     (items_cpu, scores_cpu), (items_gpu, scores_gpu) = both_devices(name, params)
-    # fp32 on both sides: a different item only where two scores tie to ~1e-5 (random init makes that rare)
-    agree = (items_cpu == items_gpu).mean()
-    assert agree > 0.98, agree
-    same = items_cpu == items_gpu
-    np.testing.assert_allclose(scores_cpu[same], scores_gpu[same], rtol=1e-3, atol=1e-3)
+    # fp32 on both sides, different kernels: fp32 round-off over a few layers is ~1e-6 relative, so each user's
+    # list is the CPU's up to its first near-tie (two items whose scores agree within 1e-3), where the devices may
+    # pick different items with equal scores; greedy and beam continue from that pick, so later slots may differ.
+    # Until and at that slot, the scores agree within 1e-3. The README states this contract.
+    differ = items_cpu != items_gpu
+    first = np.where(differ.any(axis=1), differ.argmax(axis=1), items_cpu.shape[1] - 1)
+    upto = np.arange(items_cpu.shape[1])[None, :] <= first[:, None]
+    np.testing.assert_allclose(scores_cpu[upto], scores_gpu[upto], rtol=1e-3, atol=1e-3)
+    if params["strategy"] == "topk":  # no continuation: every slot agrees
+        np.testing.assert_allclose(scores_cpu, scores_gpu, rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
