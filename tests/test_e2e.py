@@ -14,8 +14,9 @@ import pytest
 from conftest import ROOT, compose, shared_data_dir
 from seqrec.baselines import popularity_recs
 from seqrec.data.split import load_interactions, split_interactions
-from seqrec.metrics import compute_metrics
+from seqrec.metrics import per_user_metrics
 from seqrec.pipeline import predict, train
+from seqrec.stats import paired_bootstrap_ci
 
 SMALL = [
     "dataset.max_length=32", "model_params.n_positions=32", "dataloader.batch_size=32", "seqrec_module.lr=3e-3",
@@ -24,12 +25,19 @@ SMALL = [
 ]
 
 
-def popularity_metrics(data_path):
-    """Most popular unseen items on the same split: the floor every model must clear."""
+def assert_ahead_of_popularity(data_path, predict_dir, metric, expected_mean):
+    """The floor: ``metric`` of the predict run in ``predict_dir`` is above the most-popular-unseen-items
+    baseline on the same test users (paired bootstrap CI above 0); its per-user file agrees with
+    ``expected_mean`` (metrics.json)."""
     split = split_interactions(load_interactions(data_path), validation_size=2000, random_state=42)
-    recs = popularity_recs(split.item_counts, split.train, split.test_users, k=10)
-    targets = split.targets(split.test_users, 10)
-    return compute_metrics(recs, targets, split.item_counts, split.n_items)
+    users = split.test_users
+    pop = per_user_metrics(popularity_recs(split.item_counts, split.train, users, k=10),
+                           split.targets(users, 10), split.n_items)[metric]
+    per_user = pd.read_parquet(predict_dir / "per_user.parquet")
+    mine = per_user[per_user["part"] == "test"].set_index("user_id").loc[split.user_ids[users], metric]
+    assert mine.mean() == pytest.approx(expected_mean, abs=1e-6)
+    _, low, _ = paired_bootstrap_ci(mine.to_numpy(np.float64), pop, n_resamples=2000)
+    assert low > 0, (metric, expected_mean, pop.mean())
 
 
 def train_and_predict(tmp_path, capsys, data_path, extra):
@@ -77,13 +85,9 @@ def test_synthetic_end_to_end(tmp_path, capsys, synthetic_csv):
     train_id, pdir, metrics = train_and_predict(
         tmp_path, capsys, synthetic_csv, ["trainer_params.max_epochs=8", "seqrec_module.lr=3e-3"]
     )
-    pop = popularity_metrics(synthetic_csv)
-    # the synthetic transitions make the next item predictable: the model must find it far more often
-    assert metrics["test_recall@10_pos0"] > 2 * pop["recall@10_pos0"], (metrics["test_recall@10_pos0"], pop)
-    # over all 10 held-out items popularity is strong on this log (popular items recur in every tail) and a
-    # next-item model trained 8 epochs lands near it (0.26-0.28 over seeds vs 0.281): a broken one falls far below
-    assert metrics["test_ndcg@10"] > 0.85 * pop["ndcg@10"], (metrics["test_ndcg@10"], pop["ndcg@10"])
-    print("synthetic", metrics["test_recall@10_pos0"], pop["recall@10_pos0"], metrics["test_ndcg@10"], pop["ndcg@10"])
+    # The floor, popularity, on the same test users: the next item must be found more often. How well each model
+    # learns is measured against an oracle in test_oracle_learning.py; this test checks the pipeline's plumbing.
+    assert_ahead_of_popularity(synthetic_csv, pdir, "recall@10_pos0", metrics["test_recall@10_pos0"])
     # every metric of PROTOCOL.md, for validation and test
     for part in ("val", "test"):
         for name in ("map@10", "ndcg@10", "recall@10", "precision@10", "coverage@10", "entropy@10", "novelty@10"):
@@ -110,11 +114,11 @@ def test_ml100k_end_to_end(tmp_path, capsys):
     from seqrec.data.movielens import prepare_movielens
 
     csv = prepare_movielens("ml-100k", source=shared_data_dir() / "ml-100k", out=tmp_path / "ml-100k.csv")
-    _, _, metrics = train_and_predict(
+    _, pdir, metrics = train_and_predict(
         tmp_path, capsys, csv, ["trainer_params.max_epochs=8", "dataset.max_length=64", "model_params.n_positions=64"]
     )
-    pop = popularity_metrics(csv)["ndcg@10"]  # ~0.083 (PROTOCOL.md)
-    assert metrics["test_ndcg@10"] > 1.3 * pop, (metrics["test_ndcg@10"], pop)
+    # real data: GPT-2 trained 8 epochs is above popularity (NDCG@10 ~.083, PROTOCOL.md) on the same users
+    assert_ahead_of_popularity(csv, pdir, "ndcg@10", metrics["test_ndcg@10"])
 
 
 def run_cli(*args, cwd=ROOT, env=None):
