@@ -67,8 +67,10 @@ def test_ddp_two_cpu_processes_match_one(tmp_path):
     assert "x 2 processes" in info["hardware"] and "x 2 processes" not in json.loads((single / "run.json").read_text())["hardware"]
     a = json.loads((single / "metrics.json").read_text())["best_val_next_ndcg@10"]
     b = json.loads((ddp / "metrics.json").read_text())["best_val_next_ndcg@10"]
-    # the same data, seed and global batch; different reduction order and shards: equal within noise
-    assert b > 0.2 and abs(a - b) < 0.06, (a, b)
+    # The same data, seed and global batch; different shards and reduction order, so as different as another
+    # seed. Measured over 6 seeds of the single-process run (same settings): mean .709, sd .0050, so two runs
+    # differ by ~sd * sqrt(2) = .007; 4 of those (.028, a false alarm < 1e-4 under normality) is the bar.
+    assert abs(a - b) < 0.03, (a, b)
     # one epoch line per epoch: the worker does not log its own
     epochs = [line for line in out.stderr.splitlines() + out.stdout.splitlines() if line.startswith("epoch ")]
     assert len(epochs) == 6, epochs

@@ -1,6 +1,7 @@
 """Train GPT-2 and predict end to end; it must clearly beat the popularity baseline."""
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -168,7 +169,7 @@ def test_cli_unknown_train_task(tmp_path):
     assert res.returncode == 1 and "train_task is required" in res.stderr
 
 
-def test_generation_configs_on_a_trained_run(tmp_path, capsys, synthetic_csv):
+def test_generation_configs_on_a_trained_run(tmp_path, capsys, caplog, synthetic_csv):
     """Every predict config runs on one trained run; multirun gives one run folder per job."""
     runs = tmp_path / "runs"
     cfg = compose("GPT_train", [f"data_path={synthetic_csv}", f"run_store={runs}", *SMALL, "trainer_params.max_epochs=3"])
@@ -186,6 +187,12 @@ def test_generation_configs_on_a_trained_run(tmp_path, capsys, synthetic_csv):
         out = capsys.readouterr().out
         assert re.search(r"^test_recall@10_pos9 +0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]$", out, re.M), out
     assert len([p for p in runs.iterdir() if p.is_dir()]) == 1 + len(results)
+    # top-level top_k (the list length) is not the sampling cutoff: a K other than the run's is said out loud
+    from seqrec.config import check_predict_config
+
+    with caplog.at_level(logging.WARNING, logger="seqrec"):
+        check_predict_config(compose("GPT_predict", [f"train_task={train_id}", f"run_store={runs}", "top_k=20"]))
+    assert "top_k=20 sets the length K of each list: every metric will be @20" in caplog.text
     # what predict returns is each run's own validation NDCG@10, and each run's files agree with each other:
     # the per-user values average to metrics.json, whose intervals hold the value
     stored = []

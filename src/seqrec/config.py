@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
+import logging
 import re
 from dataclasses import dataclass
 from numbers import Number
@@ -287,13 +288,27 @@ def flat_keys(cfg: DictConfig | dict, prefix: str = "") -> list[str]:
     return out
 
 
+# Names other libraries use for a setting this repo spells differently: leaf -> our leaf.
+SYNONYMS = {
+    "learning_rate": "lr", "lr_rate": "lr", "epochs": "max_epochs", "num_epochs": "max_epochs",
+    "n_epochs": "max_epochs", "bs": "batch_size", "batch": "batch_size", "early_stopping_patience": "patience",
+    "list_length": "top_k", "k": "top_k", "beams": "num_beams", "n_beams": "num_beams",
+    "num_sequences": "num_return_sequences", "n_sequences": "num_return_sequences", "temp": "temperature",
+}
+
+
 def suggest_key(key: str, candidates: Iterable[str]) -> str | None:
-    """The known key ``key`` most likely meant (``lr`` -> ``seqrec_module.lr``), or None."""
+    """The known key ``key`` most likely meant (``lr`` -> ``seqrec_module.lr``, ``seqrec_module.learning_rate``
+    -> ``seqrec_module.lr``), or None."""
     candidates = [c for c in candidates if c != key]
+    section, _, leaf = key.rpartition(".")
+    if leaf in SYNONYMS:  # another library's name: the candidate with our leaf, in the same section if any
+        same = [c for c in candidates if c.rpartition(".")[2] == SYNONYMS[leaf]]
+        if same:
+            return next((c for c in same if c.rpartition(".")[0] == section), same[0])
     hit = difflib.get_close_matches(key, candidates, n=1, cutoff=0.75)
     if hit:
         return hit[0]
-    leaf = key.rsplit(".", 1)[-1]
     by_leaf: dict[str, str] = {}
     for cand in candidates:
         by_leaf.setdefault(cand.rsplit(".", 1)[-1], cand)
@@ -408,6 +423,21 @@ def check_train_config(cfg: DictConfig) -> None:
         raise UserError(f"model_params.n_embd ({n_embd}) must be divisible by model_params.n_head ({n_head})")
 
 
+def _given_keys(section: str) -> set[str]:
+    """Keys under ``section`` that the command line set (Hydra's recorded overrides); empty outside a Hydra app."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            return set()
+        overrides = list(HydraConfig.get().overrides.task)
+    except Exception:  # noqa: BLE001 -- no Hydra run context: nothing was given on a command line
+        return set()
+    prefix = section + "."
+    keys = (o.split("=", 1)[0].lstrip("+~") for o in overrides)
+    return {k[len(prefix):].split(".", 1)[0] for k in keys if k.startswith(prefix)}
+
+
 def check_predict_config(cfg: DictConfig, check_run: bool = True) -> None:
     """Check a composed prediction config; with ``check_run``, also the training run it names.
 
@@ -430,12 +460,20 @@ def check_predict_config(cfg: DictConfig, check_run: bool = True) -> None:
             raise UserError(f"device={device} but no CUDA GPU is available here; use device=cpu or device=auto")
     params = OmegaConf.to_container(cfg.generation_params, resolve=True)
     from seqrec.generation import build_strategy
+    from seqrec.generation.base import check_applicable
 
     build_strategy(params)
+    check_applicable(params.get("strategy"), _given_keys("generation_params"))
     if not check_run:
         return
     train_cfg = check_train_run(cfg.run_store, cfg.train_task)
-    k = cfg.get("top_k") or OmegaConf.select(train_cfg, "seqrec_module.predict_top_k") or 10
+    train_k = OmegaConf.select(train_cfg, "seqrec_module.predict_top_k") or 10
+    k = cfg.get("top_k") or train_k
+    if k != train_k:  # top_k (list length) is easily taken for generation_params.top_k (sampling cutoff)
+        logging.getLogger("seqrec").warning(
+            "top_k=%d sets the length K of each list: every metric will be @%d (the training run used %d); the "
+            "sampling cutoff is generation_params.top_k", k, k, train_k,
+        )
     first = params.get("first_stage")
     if params.get("strategy") == "two_stage" and _int(first) and first >= k:
         raise UserError(

@@ -19,12 +19,16 @@ from seqrec.generation.state import GenerationState
 
 REGISTRY: dict[str, type["Strategy"]] = {}
 AGGREGATIONS = ("rra", "ra")
+# generation_params every strategy reads (the engine's settings and the strategy's name)
+COMMON_PARAMETERS = frozenset({"strategy", "precision", "max_rows", "no_repeat_ngram_size", "do_sample"})
+SAMPLING_PARAMETERS = frozenset({"temperature", "top_k", "top_p", "num_return_sequences", "aggregation"})
 
 
 class Strategy(abc.ABC):
     """Produces ``k`` items per user from a :class:`GenerationState`."""
 
     name: ClassVar[str] = ""
+    parameters: ClassVar[frozenset[str]] = frozenset()  # the generation_params it reads, besides the common ones
     width: int = 1  # rows per user it needs (beams, sampled sequences)
 
     def __init_subclass__(cls, **kwargs):
@@ -62,6 +66,23 @@ def build_strategy(params: dict[str, Any]) -> Strategy:
         )
     check_common(params)
     return REGISTRY[name].from_params(params)
+
+
+def check_applicable(name: str, given: set[str]) -> None:
+    """Refuse ``generation_params`` keys the user set that strategy ``name`` does not read (they would be
+    silently ignored), e.g. ``num_beams`` with greedy decoding."""
+    _load_strategies()
+    cls = REGISTRY.get(name)
+    if cls is None:
+        return  # build_strategy reports the unknown name
+    unused = sorted(set(given) - COMMON_PARAMETERS - cls.parameters)
+    if unused:
+        users = sorted(n for n, c in REGISTRY.items() if unused[0] in c.parameters)
+        raise UserError(
+            f"generation_params.{unused[0]} does not apply to strategy {name} (it reads "
+            f"{', '.join(sorted(cls.parameters)) or 'none of the strategy parameters'}); drop it"
+            + (f", or use a config whose strategy reads it ({', '.join(users)})" if users else "")
+        )
 
 
 # ------------------------------------------------------------------ parameter checks

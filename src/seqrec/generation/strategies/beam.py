@@ -9,6 +9,7 @@ from seqrec.generation.base import Strategy, num_beams, require_do_sample
 
 class Beam(Strategy):
     name = "beam"
+    parameters = frozenset({"num_beams"})
 
     def __init__(self, beams: int):
         self.width = beams

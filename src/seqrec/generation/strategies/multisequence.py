@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from seqrec.generation.base import (
+    SAMPLING_PARAMETERS,
     Strategy, aggregation, num_return_sequences, require_do_sample, temperature, top_k, top_p,
 )
 from seqrec.generation.sampler import Sampler
@@ -22,6 +23,7 @@ from seqrec.generation.sampler import Sampler
 
 class MultiSequence(Strategy):
     name = "multisequence"
+    parameters = SAMPLING_PARAMETERS
 
     def __init__(self, sampler: Sampler, sequences: int, how: str):
         self.sampler, self.width, self.how = sampler, sequences, how

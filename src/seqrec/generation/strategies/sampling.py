@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from seqrec.generation.base import Strategy, num_return_sequences, require_do_sample, temperature, top_k, top_p
+from seqrec.generation.base import (
+    SAMPLING_PARAMETERS, Strategy, num_return_sequences, require_do_sample, temperature, top_k, top_p,
+)
 from seqrec.generation.sampler import Sampler
 
 
 class Sampling(Strategy):
     name = "sampling"
+    parameters = SAMPLING_PARAMETERS
 
     def __init__(self, sampler: Sampler):
         self.sampler = sampler

@@ -15,6 +15,7 @@ from seqrec.generation.base import Strategy, require_do_sample
 
 class TwoStage(Strategy):
     name = "two_stage"
+    parameters = frozenset({"first_stage"})
 
     def __init__(self, first_stage: int):
         self.first_stage = first_stage
