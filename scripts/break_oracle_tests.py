@@ -64,11 +64,11 @@ def main() -> None:
         for model in args.models:
             if model not in t.MODELS:
                 raise SystemExit(f"error: unknown model {model!r}; use {', '.join(t.MODELS)}")
-            config, extra, full_softmax = t.MODELS[model]
+            config, extra, claims = t.MODELS[model]
             for kind in args.breaks:
                 with broken(kind):
                     got = t.train_on_oracle(tmp / f"{model}_{kind}", case, config, extra, t.TOPK)
-                bars = t.topk_bars(got["Top-K"], case.base, full_softmax)
+                bars = t.topk_bars(got["Top-K"], case.base, claims)
                 passed = sum(b.ok for b in bars)
                 print(f"\n{model}, broken: {kind} -- {passed}/{len(bars)} bars pass", flush=True)
                 for bar in bars:
