@@ -49,3 +49,35 @@ def test_padding_column_gets_no_gradient_and_empty_input():
     assert torch.all(w.grad[0] == 0)
     empty = linear_cross_entropy(torch.zeros(0, 4, requires_grad=True), w, torch.zeros(0, dtype=torch.long))
     assert float(empty.detach()) == 0.0
+
+
+def test_auto_precision_is_decided_for_the_device_the_run_uses(monkeypatch):
+    """precision=auto asks the device the run trains on: a CPU run on a GPU host asks the CPU (issue: bf16 was
+    chosen from the GPU for a trainer=cpu run, on a CPU that may emulate it)."""
+    from seqrec import losses, pipeline
+
+    asked = []
+
+    def fake(device=None):
+        asked.append(torch.device(device).type)
+        return torch.device(device).type == "cuda"  # a GPU with bf16, a CPU without
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(pipeline, "fast_bfloat16", fake)
+    monkeypatch.setattr(losses, "fast_bfloat16", fake)
+    assert pipeline._train_device({"accelerator": "cpu"}) == "cpu"
+    assert pipeline._train_device({"accelerator": "gpu"}) == "cuda"
+    assert pipeline._train_device({"accelerator": "auto"}) == "cuda"
+    # the loss decides at the device its inputs are on: fp32 products on this CPU, identical to matmul_dtype=float32
+    torch.manual_seed(0)
+    hidden, targets = torch.randn(6, 8), torch.tensor([1, 2, 3, 4, 5, 0])
+
+    class Model:
+        weight = torch.randn(7, 8)
+
+        def output_embeddings(self):
+            return self.weight
+
+    auto = losses.CrossEntropy(matmul_dtype="auto")(Model(), hidden, targets)
+    exact = losses.CrossEntropy(matmul_dtype="float32")(Model(), hidden, targets)
+    assert asked == ["cpu"] and auto.item() == exact.item()

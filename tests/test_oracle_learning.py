@@ -45,8 +45,6 @@ fails ~2.5 % of the time per comparison, so the bars are set where the effect is
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 
 import numpy as np

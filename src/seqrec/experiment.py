@@ -304,7 +304,3 @@ def stale(record: RunRecord, cfg: DictConfig) -> list[str]:
     except Exception as exc:  # missing or damaged: run the step again
         return [f"config.yaml unreadable ({type(exc).__name__})"]
     return config_differences(stored, OmegaConf.to_container(cfg, resolve=True), REUSE_MAY_DIFFER, new_keys_ok=True)
-
-
-def train_config(record: RunRecord) -> DictConfig:
-    return OmegaConf.load(record.path / "config.yaml")

@@ -32,12 +32,13 @@ class CrossEntropy(nn.Module):
         super().__init__()
         if matmul_dtype not in (*_DTYPES, "auto"):
             raise ValueError(f"matmul_dtype must be one of auto, {', '.join(_DTYPES)}; got {matmul_dtype!r}")
-        if matmul_dtype == "auto":  # bf16 where the hardware runs it natively
-            matmul_dtype = "bfloat16" if fast_bfloat16() else "float32"
-        self.chunk, self.matmul_dtype = chunk, _DTYPES[matmul_dtype]
+        # auto: bf16 where the device the loss runs on does it natively, decided there (a CPU run on a GPU host
+        # asks the CPU)
+        self.chunk, self.matmul_dtype = chunk, None if matmul_dtype == "auto" else _DTYPES[matmul_dtype]
 
     def forward(self, model, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return linear_cross_entropy(hidden, model.output_embeddings(), targets, self.chunk, self.matmul_dtype)
+        dtype = self.matmul_dtype or (torch.bfloat16 if fast_bfloat16(hidden.device) else torch.float32)
+        return linear_cross_entropy(hidden, model.output_embeddings(), targets, self.chunk, dtype)
 
 
 # --------------------------------------------------------------------------- sampled negatives

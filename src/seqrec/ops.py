@@ -11,6 +11,8 @@ run several times faster than fp32. Column 0 (padding) never takes probability m
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -76,7 +78,12 @@ def fast_bfloat16(device: str | torch.device | None = None) -> bool:
     CUDA: GPUs with bf16 support. CPU: AVX512-BF16 or AMX; elsewhere bf16 is emulated and slower.
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda":
+    return _fast_bfloat16(device.type)
+
+
+@functools.lru_cache(maxsize=None)
+def _fast_bfloat16(device_type: str) -> bool:  # asked once per device type (the loss asks every step)
+    if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)

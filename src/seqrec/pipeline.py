@@ -215,8 +215,8 @@ def train(cfg: DictConfig) -> float:
         tlogger = TrackerLogger(run.tracker)
         progress = _TrainingProgress(tlogger)  # history and time so far, kept in the checkpoints for a resume
         trainer_params = OmegaConf.to_container(cfg.trainer_params, resolve=True)
-        if trainer_params.get("precision") == "auto":
-            trainer_params["precision"] = "bf16-mixed" if fast_bfloat16() else "32-true"
+        if trainer_params.get("precision") == "auto":  # decided for the device the run trains on
+            trainer_params["precision"] = "bf16-mixed" if fast_bfloat16(_train_device(trainer_params)) else "32-true"
         trainer = L.Trainer(
             callbacks=[ckpt, stop, progress], logger=tlogger, default_root_dir=str(run.dir), num_sanity_val_steps=0,
             use_distributed_sampler=False,  # DDP: each rank trains on its slice of the epoch (EpochSampler) and
@@ -516,6 +516,16 @@ def predict_command(cfg: DictConfig, run_id: str) -> str:
     if cfg.run_store != "runs":
         parts.append(f"run_store={shlex.quote(str(cfg.run_store))}")
     return " ".join(parts)
+
+
+def _train_device(trainer_params: dict) -> str:
+    """``cpu`` or ``cuda``: where Lightning will train with these ``trainer_params`` (``accelerator``)."""
+    accelerator = str(trainer_params.get("accelerator", "auto")).lower()
+    if accelerator in ("gpu", "cuda"):
+        return "cuda"
+    if accelerator == "auto" and torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
 
 
 def _predict_task_name(train_task_name: str) -> str:

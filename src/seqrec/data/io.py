@@ -54,13 +54,6 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     return Path(path)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically and return ``path``."""
-    with atomic_write(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
-
-
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as JSON (indent 2, keys in insertion order, trailing newline) atomically."""
     text = json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
