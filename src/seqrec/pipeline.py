@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import platform
+import re
 import shlex
 import tempfile
 import time
@@ -230,7 +232,7 @@ def train(cfg: DictConfig) -> float:
         with warnings.catch_warnings():
             if last_ckpt is not None:  # its own folder holds its checkpoints, of course
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-            trainer.fit(module, train_loader, val_loader, ckpt_path=last_ckpt)
+            trainer.fit(module, train_loader, val_loader, ckpt_path=last_ckpt, weights_only=True)
         if replica:
             return float("nan")  # rank 0 writes the checkpoint, metrics and history
         fit_seconds = progress.seconds()  # of every attempt, a resumed run's earlier ones included
@@ -238,7 +240,7 @@ def train(cfg: DictConfig) -> float:
         best = float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")
 
         if ckpt.best_model_path:
-            state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+            state = load_weights(Path(ckpt.best_model_path))["state_dict"]
             module.load_state_dict(state)
         model_meta = {
             "target": cfg.model._target_,
@@ -329,7 +331,9 @@ def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
             f"resume={run_id}: the run has no {LAST_CKPT} (it stopped before its first checkpoint); start a new run"
         )
     try:
-        epoch = int(torch.load(last, map_location="cpu", weights_only=False).get("epoch", 0))
+        epoch = int(load_weights(last).get("epoch", 0))
+    except UserError:
+        raise
     except Exception as exc:
         raise UserError(
             f"resume={run_id}: {last} cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())[:80]}); "
@@ -533,12 +537,28 @@ def _predict_task_name(train_task_name: str) -> str:
     return f"{base}_predict"
 
 
+def load_weights(path: Path) -> dict:
+    """``torch.load`` of a run's file with ``weights_only=True``: tensors, numbers, strings and containers only.
+
+    Run folders travel (a colleague, a ClearML server); a pickle that would construct any other object (and so
+    could run code) is refused with one line, before anything in it runs."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise UserError(
+            f"{path} holds objects other than weights{what}; refused, since loading it could run code: use run "
+            "folders only from sources you trust, or train the run again"
+        ) from None
+
+
 # --------------------------------------------------------------------------- predict
 def load_trained(run_dir: Path, device: torch.device):
     path = run_dir / MODEL_FILE
     if not path.exists():
         raise UserError(f"run {run_dir.name} has no {MODEL_FILE} (did its training finish?); train again with run_train.py")
-    meta = torch.load(path, map_location="cpu", weights_only=False)
+    meta = load_weights(path)
     model = instantiate({"_target_": meta["target"]}, n_items=meta["n_items"], **meta["params"])
     model.load_state_dict(meta["state_dict"])
     return model.to(device).eval(), meta
