@@ -4,6 +4,7 @@ checkpoint in its own folder and ends exactly where an uninterrupted run with th
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -275,3 +276,44 @@ def test_resume_after_early_stopping_trains_no_more(tmp_path, tiny_csv):
     before = torch.load(io.BytesIO(model), weights_only=False)["state_dict"]
     after = torch.load(run_dir / "model.pt", weights_only=False)["state_dict"]
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_marks_the_run_interrupted_and_prints_the_command_that_continues_it(tmp_path, tiny_csv, signum):
+    """SIGTERM (what SLURM sends before preemption) and SIGINT (Ctrl-C): the run stops at the end of the current
+    batch, is marked interrupted (not failed), keeps its last epoch checkpoint, and the last line gives the exact
+    command that continues it; that command, run as printed, finishes the run in the same folder."""
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "src/run_train.py", "--config-name=GPT_train", *_args(tiny_csv, runs),
+         "trainer_params.max_epochs=8", "patience=50", "logger=none"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **ENV},
+    )
+    deadline = time.monotonic() + 120
+    while not list(runs.glob("*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
+        time.sleep(0.01)
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)  # a hang fails here
+    print(f"{signal.Signals(signum).name}: exited {time.monotonic() - sent:.2f} s after the signal")
+    assert proc.returncode == 130, err[-3000:]
+    [run_dir] = list(runs.iterdir())
+    last = err.strip().splitlines()[-1]
+    name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT (Ctrl-C)"
+    assert last.startswith(f"error: interrupted by {name} in epoch ") and "Traceback" not in err, err[-3000:]
+    record = _run_json(run_dir)
+    assert record["status"] == "interrupted"
+    command = last.split("continue it with: ", 1)[1]
+    args = shlex.split(command)
+    assert args[:2] == ["python", "src/run_train.py"] and args[-1] == f"resume={run_dir.name}"
+    epoch = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+
+    res = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, **ENV})
+    assert res.returncode == 0, res.stderr[-3000:]
+    record = _run_json(run_dir)
+    assert record["status"] == "completed" and record["resumed"][0]["previous_status"] == "interrupted"
+    assert record["resumed"][0]["checkpoint_epoch"] == epoch
+    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(8))
+    assert sorted(p.name for p in runs.iterdir()) == [run_dir.name]

@@ -25,7 +25,7 @@ from typing import Callable, Union
 
 from omegaconf import DictConfig
 
-from seqrec.errors import UserError
+from seqrec.errors import RunInterrupted, UserError
 
 log = logging.getLogger("seqrec")
 
@@ -49,11 +49,13 @@ def one_line(text: object, limit: int = MAX_MESSAGE) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def fail(message: str, status: int = 1) -> None:
-    """Print ``error: <message>`` as the last line on stderr and exit with ``status``."""
+def fail(message: str, status: int = 1, limit: int | None = MAX_MESSAGE) -> None:
+    """Print ``error: <message>`` as the last line on stderr and exit with ``status`` (``limit=None``: never
+    cut, for lines that end with a command to copy)."""
     _close_progress_bars()
     sys.stdout.flush()
-    print(f"error: {one_line(message, MAX_MESSAGE - len('error: '))}", file=sys.stderr, flush=True)
+    text = " ".join(message.split()) if limit is None else one_line(message, limit - len("error: "))
+    print(f"error: {text}", file=sys.stderr, flush=True)
     sys.exit(status)
 
 
@@ -144,8 +146,10 @@ def run_main(
     except UserError as exc:
         log.debug("user error", exc_info=True)
         fail(str(exc))
+    except RunInterrupted as exc:
+        fail(str(exc), status=130, limit=None)
     except KeyboardInterrupt:
-        fail("interrupted; the run folder is marked failed, nothing else was changed", status=130)
+        fail("interrupted (Ctrl-C); a run folder it made is marked interrupted, nothing else was changed", status=130)
     except Exception as exc:
         if _SHOW_TRACEBACKS:
             raise

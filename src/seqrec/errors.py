@@ -15,3 +15,16 @@ def require(condition: bool, message: str) -> None:
     """Raise :class:`UserError` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise UserError(message)
+
+
+class RunInterrupted(BaseException):
+    """Training was stopped by a signal (Ctrl-C = SIGINT, or SIGTERM as SLURM sends before preemption).
+
+    The run is marked ``interrupted`` and keeps its last checkpoint (written at the end of every epoch); the
+    message says how to continue it. A ``BaseException``, like ``KeyboardInterrupt``: ``except Exception``
+    blocks do not swallow it.
+    """
+
+    def __init__(self, message: str, run_id: str | None = None):
+        super().__init__(message)
+        self.run_id = run_id

@@ -26,7 +26,7 @@ from seqrec.config import apply_model_aliases, check_predict_config, check_train
 from seqrec.data.datasets import EpochSampler, EvalDataset
 from seqrec.data.io import atomic_to_csv, atomic_to_parquet, atomic_write, atomic_write_json, atomic_write_text
 from seqrec.data.split import SplitData, load_interactions, split_interactions
-from seqrec.errors import UserError
+from seqrec.errors import RunInterrupted, UserError
 from seqrec.metrics import compute_metrics, format_metrics, per_position_table, plot_per_position
 from seqrec.stats import bootstrap_table
 from seqrec.module import SeqRecModule
@@ -84,6 +84,10 @@ def open_run(cfg: DictConfig, kind: str):
         log.info("%s run %s -> %s", kind, run.id, run_dir)
         yield run
         status = "completed"
+    except (RunInterrupted, KeyboardInterrupt):
+        status = "interrupted"
+        log.warning("%s run %s interrupted", kind, tracker.task_id)
+        raise
     except BaseException:
         log.exception("%s run %s failed", kind, tracker.task_id)
         raise
@@ -232,7 +236,13 @@ def train(cfg: DictConfig) -> float:
         with warnings.catch_warnings():
             if last_ckpt is not None:  # its own folder holds its checkpoints, of course
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-            trainer.fit(module, train_loader, val_loader, ckpt_path=last_ckpt, weights_only=True)
+            try:
+                trainer.fit(module, train_loader, val_loader, ckpt_path=last_ckpt, weights_only=True)
+            except SystemExit as exc:  # Lightning turns Ctrl-C into sys.exit(1) and SIGTERM into SIGTERMException
+                stopped = _interruption(trainer, exc)
+                if stopped is None or replica:
+                    raise
+                raise RunInterrupted(interruption_message(cfg, run.id, stopped, trainer.current_epoch), run.id) from None
         if replica:
             return float("nan")  # rank 0 writes the checkpoint, metrics and history
         fit_seconds = progress.seconds()  # of every attempt, a resumed run's earlier ones included
@@ -412,6 +422,10 @@ def resumed_run(cfg: DictConfig, run_id: str, from_epoch: int):
         )
         yield run
         status = "completed"
+    except (RunInterrupted, KeyboardInterrupt):
+        status = "interrupted"
+        log.warning("train run %s (resumed) interrupted", run_id)
+        raise
     except BaseException:
         log.exception("train run %s (resumed) failed", run_id)
         raise
@@ -520,6 +534,44 @@ def predict_command(cfg: DictConfig, run_id: str) -> str:
     if cfg.run_store != "runs":
         parts.append(f"run_store={shlex.quote(str(cfg.run_store))}")
     return " ".join(parts)
+
+
+def _interruption(trainer, exc: SystemExit) -> str | None:
+    """``"SIGTERM"`` / ``"SIGINT (Ctrl-C)"`` when Lightning ended ``fit`` because of that signal, else None."""
+    from lightning.pytorch.trainer.states import TrainerStatus
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(exc, SIGTERMException) or getattr(trainer, "received_sigterm", False):
+        return "SIGTERM"
+    if trainer.state.status == TrainerStatus.INTERRUPTED:
+        return "SIGINT (Ctrl-C)"
+    return None
+
+
+def interruption_message(cfg: DictConfig, run_id: str, signal_name: str, epoch: int) -> str:
+    """The one line an interrupted training prints: what happened, what survives, the exact command to go on."""
+    return (
+        f"interrupted by {signal_name} in epoch {epoch}: run {run_id} is marked interrupted and keeps its checkpoint "
+        f"of the last finished epoch; continue it with: {resume_command(cfg, run_id)}"
+    )
+
+
+def resume_command(cfg: DictConfig, run_id: str) -> str:
+    """``python src/run_train.py --config-name=<name> <the same overrides> resume=<ID>``: the command that
+    continues ``run_id`` (its settings must be the run's own). From the Hydra command line when there is one."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    except Exception:  # noqa: BLE001 -- no Hydra run context
+        hydra_cfg = None
+    if hydra_cfg is not None:
+        name = hydra_cfg.job.config_name
+        overrides = [o for o in hydra_cfg.overrides.task if not o.startswith("resume=")]
+    else:
+        name, overrides = "GPT_train", [f"data_path={cfg.data_path}", f"run_store={cfg.run_store}"]
+    args = [f"--config-name={name}", *overrides, f"resume={run_id}"]
+    return "python src/run_train.py " + " ".join(shlex.quote(a) for a in args)
 
 
 def _train_device(trainer_params: dict) -> str:

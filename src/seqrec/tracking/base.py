@@ -51,7 +51,7 @@ TASK_TYPES = (
 )
 
 #: Statuses accepted by :meth:`Tracker.close`.
-CLOSE_STATUSES = ("completed", "failed")
+CLOSE_STATUSES = ("completed", "failed", "interrupted")
 
 PathLike = Union[str, os.PathLike]
 
@@ -227,7 +227,7 @@ class Tracker(abc.ABC):
             self._call_backend("flush", self._flush)
 
     def close(self, status: str = "completed", reason: Optional[str] = None) -> None:
-        """Finish the run (idempotent).  ``status`` is "completed" or "failed"."""
+        """Finish the run (idempotent).  ``status`` is "completed", "failed" or "interrupted" (stopped by a signal)."""
         if status not in CLOSE_STATUSES:
             raise ValueError(f"status must be one of {CLOSE_STATUSES}, got {status!r}")
         if self._closed:

@@ -633,11 +633,14 @@ class ClearMLTracker(Tracker):
             except Exception as exc:  # noqa: BLE001 - best effort
                 log.debug("repository detection wait failed: %s", exc)
         task.close()  # marks the task completed (online)
-        if status == "failed" and not self.offline:
+        if status in ("failed", "interrupted") and not self.offline:
             try:
-                task.mark_failed(status_reason=_one_line(reason or "failed"), force=True)
+                if status == "failed":
+                    task.mark_failed(status_reason=_one_line(reason or "failed"), force=True)
+                else:  # ClearML's "aborted": stopped on purpose, not broken
+                    task.mark_stopped(force=True, status_message=_one_line(reason or "interrupted by a signal"))
             except Exception as exc:  # noqa: BLE001 - status is cosmetic, do not mask the real error
-                log.warning("could not mark ClearML task %s as failed: %s", self._task_id, exc)
+                log.warning("could not mark ClearML task %s as %s: %s", self._task_id, status, exc)
         if self.offline:
             log.info("ClearML offline session stored in %s", self.offline_session_zip or self._offline_dir)
 
