@@ -23,6 +23,8 @@ def _isolated_clearml(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HOME", str(home))  # ClearML always writes ~/.clearml/.session.json
     monkeypatch.setenv("CLEARML_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("CLEARML_CONFIG_FILE", str(home / "clearml.conf"))
+    # a command without run_store= writes here, not into the repository's runs/
+    monkeypatch.setenv("SEQREC_RUN_STORE", str(home / "default_runs"))
     yield
 
 

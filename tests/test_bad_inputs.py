@@ -212,6 +212,7 @@ CASES = [
     C("trainer-arg-typo", "inproc-train", [*TRAIN, "+trainer_params.max_epoch=3"], "trainer_params.max_epochs"),
     C("trainer-precision", "train", [*TRAIN, "trainer_params.precision=nonsense"], "trainer_params.precision",
       "nonsense"),
+    C("trainer-gpu-without-gpu", "train", [*TRAIN, "trainer=gpu"], "trainer=gpu", "no CUDA GPU"),
     C("batch-size-text", "train", [*TRAIN, "dataloader.batch_size=abc"], "dataloader.batch_size", "'abc'"),
     C("lr-negative", "inproc-train", [*TRAIN, "seqrec_module.lr=-1e-3"], "seqrec_module.lr", "> 0"),
     C("max-length-zero", "inproc-train", [*TRAIN, "dataset.max_length=0"], "dataset.max_length", ">= 2"),
@@ -304,6 +305,11 @@ def _run_in_process(world: World, case: Case, capsys) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("case", CASES, ids=_case_ids())
 def test_bad_input(world, case, capsys, pytestconfig):
+    if case.id == "trainer-gpu-without-gpu":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU: trainer=gpu is valid here")
     before = snapshot(world)
     if case.script.startswith("inproc"):
         code, out, err = _run_in_process(world, case, capsys)

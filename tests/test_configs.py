@@ -161,3 +161,23 @@ def test_suggest_key():
     assert suggest_key("dataloder.batch_size", keys) == "dataloader.batch_size"
     assert suggest_key("patiense", keys) == "patience"
     assert suggest_key("completely_different", keys) is None
+
+
+def test_default_run_store_does_not_depend_on_the_folder_a_command_starts_in(tmp_path):
+    """Started from src/ (or anywhere), runs go to <repo>/runs, so the printed next command works from the repo
+    root; SEQREC_RUN_STORE moves the default."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k != "SEQREC_RUN_STORE"}
+    for cwd in (ROOT / "src", tmp_path):
+        done = subprocess.run([sys.executable, str(ROOT / "src" / "run_train.py"), "--cfg", "job", "--resolve"],
+                              cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+        assert f"run_store: {ROOT / 'runs'}\n" in done.stdout, done.stdout[-500:] + done.stderr[-500:]
+    done = subprocess.run([sys.executable, str(ROOT / "src" / "run_train.py"), "--cfg", "job", "--resolve"],
+                          cwd=tmp_path, env={**env, "SEQREC_RUN_STORE": str(tmp_path / "elsewhere")},
+                          capture_output=True, text=True, timeout=120)
+    assert f"run_store: {tmp_path / 'elsewhere'}\n" in done.stdout

@@ -421,6 +421,15 @@ def check_train_config(cfg: DictConfig) -> None:
     n_embd, n_head = OmegaConf.select(cfg, "model_params.n_embd"), OmegaConf.select(cfg, "model_params.n_head")
     if n_embd is not None and n_head is not None and n_embd % n_head:
         raise UserError(f"model_params.n_embd ({n_embd}) must be divisible by model_params.n_head ({n_head})")
+    accelerator = str(OmegaConf.select(cfg, "trainer_params.accelerator") or "auto").lower()
+    if accelerator in ("gpu", "cuda"):  # before any run folder: Lightning would fail inside the run
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(
+                f"trainer_params.accelerator={accelerator} (trainer=gpu) but no CUDA GPU is available here; "
+                "use trainer=cpu, or trainer_params.accelerator=auto to take a GPU when there is one"
+            )
 
 
 def _given_keys(section: str) -> set[str]:

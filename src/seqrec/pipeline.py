@@ -26,6 +26,7 @@ from seqrec.config import apply_model_aliases, check_predict_config, check_train
 from seqrec.data.datasets import EpochSampler, EvalDataset
 from seqrec.data.io import atomic_to_csv, atomic_to_parquet, atomic_write, atomic_write_json, atomic_write_text
 from seqrec.data.split import SplitData, load_interactions, split_interactions
+from seqrec import default_run_store
 from seqrec.errors import RunInterrupted, UserError
 from seqrec.metrics import compute_metrics, format_metrics, per_position_table, plot_per_position
 from seqrec.stats import bootstrap_table
@@ -531,7 +532,7 @@ def predict_command(cfg: DictConfig, run_id: str) -> str:
         f"task_name={shlex.quote(_predict_task_name(cfg.task_name))}",
         f"train_task={run_id}",
     ]
-    if cfg.run_store != "runs":
+    if Path(str(cfg.run_store)).resolve() != default_run_store():
         parts.append(f"run_store={shlex.quote(str(cfg.run_store))}")
     return " ".join(parts)
 
