@@ -153,9 +153,18 @@ def topk_bars(m: dict, base: dict, claims: str) -> list[Bar]:
     return bars
 
 
-def check(bars: list[Bar]):
+def summary(got: dict, base: dict) -> str:
+    """Mean NDCG@10, next-item NDCG@10 and late-position recall of the references and of ``got``'s lists."""
+    rows = [f"{'':22s} {'NDCG@10':>8s} {'next NDCG':>9s} {'late recall':>11s}"]
+    for name, m in {**base, **got}.items():
+        rows.append(f"{name:22s} {np.nanmean(m['ndcg@10']):8.4f} {np.nanmean(m['ndcg@10_pos0']):9.4f} "
+                    f"{np.nanmean(late_recall(m)):11.4f}")
+    return "\n".join(rows)
+
+
+def check(bars: list[Bar], table: str = ""):
     text = "\n".join(map(str, bars))
-    print(text)
+    print(f"\n{table}\n{text}")
     assert all(b.ok for b in bars), text
 
 
@@ -187,7 +196,7 @@ def test_model_reaches_its_oracle_bars(tmp_path, oracle_case, model):
     for name in ("greedy", "beam"):
         d = paired(got[name]["recall@10_pos0"], oracle_case.base["popularity"]["recall@10_pos0"])
         bars.append(Bar(f"{name}: next-item recall ahead of popularity", *d, d[1] > 0))
-    check(bars)
+    check(bars, summary({f"{model} {k}": v for k, v in got.items()}, oracle_case.base))
 
 
 def test_gpt_reaches_its_oracle_bars_and_generation_beats_the_oracle_topk(tmp_path, oracle_case):
@@ -206,4 +215,4 @@ def test_gpt_reaches_its_oracle_bars_and_generation_beats_the_oracle_topk(tmp_pa
     bars.append(Bar("RRA: NDCG@10 ahead of the oracle Top-K", *d, d[1] > 0))
     d = paired(got["RRA"]["ndcg@10"], base["oracle multi-step"]["ndcg@10"])
     bars.append(Bar("RRA: NDCG@10 not above the oracle multi-step list", *d, d[1] < 0))
-    check(bars)
+    check(bars, summary({f"GPT {k}": v for k, v in got.items()}, base))

@@ -317,3 +317,38 @@ def test_signal_marks_the_run_interrupted_and_prints_the_command_that_continues_
     assert record["resumed"][0]["checkpoint_epoch"] == epoch
     assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(8))
     assert sorted(p.name for p in runs.iterdir()) == [run_dir.name]
+
+
+def test_two_simultaneous_resumes_one_is_refused(tmp_path, monkeypatch):
+    """Two processes resuming one run at the same moment: the check and the "running" mark happen under a lock,
+    so one resumes and the other is refused. The check is slowed down here so that both are inside it at once
+    (without the lock both would resume)."""
+    import threading
+
+    store = RunStore(tmp_path)
+    store.create("r1", "train", "t")
+    store.finish("r1", status="interrupted")
+    original = RunStore.check_resumable
+
+    def slow_check(self, task_id):
+        data = original(self, task_id)
+        time.sleep(0.3)
+        return data
+
+    monkeypatch.setattr(RunStore, "check_resumable", slow_check)
+    outcomes = []
+
+    def attempt():
+        try:
+            RunStore(tmp_path).resume("r1", tracker_task_id="t")
+            outcomes.append("resumed")
+        except UserError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes)[0] == "resumed" and "is still running (pid" in sorted(outcomes)[1], outcomes
+    assert len(_run_json(tmp_path / "r1")["resumed"]) == 1

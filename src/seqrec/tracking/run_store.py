@@ -20,6 +20,7 @@ still marked ``running`` is alive.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -252,6 +253,26 @@ class RunStore:
         ``resumed``; ``tracker_task_id`` (the new ClearML task, or ``local-…``) is also appended to
         ``tracker_task_ids``, which starts with the run's own ID. ``process`` becomes this process.
         """
+        with self._locked(task_id):  # check and mark in one step: of two simultaneous resumes one is refused
+            return self._resume_unlocked(task_id, tracker_task_id, **fields)
+
+    @contextlib.contextmanager
+    def _locked(self, task_id: str):
+        """An exclusive lock on ``<run>/.lock`` (``fcntl.flock``; released when the process dies)."""
+        lock_path = self._run_dir(task_id) / ".lock"
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; the status check alone remains
+            yield
+            return
+        with open(lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _resume_unlocked(self, task_id: str, tracker_task_id: Optional[str] = None, **fields: Any) -> dict:
         data = self.check_resumable(task_id)
         entry = {
             "at": _now(), "previous_status": data.get("status"), "previous_finished": data.get("finished"),
