@@ -99,7 +99,7 @@ def test_path_known_and_unknown(store):
     assert "\n" not in message
     assert message.startswith("unknown run ID 'nope' in ")
     assert str(store.root) in message
-    assert "known: train-6, train-5, train-4, train-3, train-2)" in message  # 5 most recent, newest first
+    assert "(7 train runs there; list them with python scripts/check_runs.py" in message  # no unrelated ID
     assert "train-1" not in message and "predict-0" not in message
     assert message.endswith("pass train_task=<ID> printed by run_train.py")
 
@@ -110,7 +110,10 @@ def test_path_kind_mismatch(store):
     with pytest.raises(UserError) as excinfo:
         store.path("predict-0", kind="train")
     message = str(excinfo.value)
-    assert "is a predict run, not a train run" in message and "train-0" in message
+    assert "is a predict run, not a train run (1 train runs there" in message
+    (store.root / "predict-0" / "config.yaml").write_text("train_task: train-0\n")  # its parent is named
+    with pytest.raises(UserError, match=r"is a predict run, not a train run \(it was made from train run train-0\)"):
+        store.path("predict-0", kind="train")
 
 
 def test_unknown_id_in_empty_store(store):
@@ -173,3 +176,81 @@ def test_file_log_handler(store):
     text = (run_dir / "run.log").read_text()
     assert "INFO seqrec.test_run_store: hello from the run" in text
     assert "details" in text
+
+
+def test_check_runs_lists_runs_and_names_what_is_broken(tmp_path, tiny_csv):
+    """scripts/check_runs.py: one line per run, every kind of damage named, exit 1 while any run is broken."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import ROOT, compose
+    from seqrec.pipeline import train
+
+    runs = tmp_path / "runs"
+    train(compose("GPT_train", [f"data_path={tiny_csv}", f"run_store={runs}", "trainer_params.max_epochs=1",
+                                "dataset.max_length=16", "model_params.n_positions=16", "model_params.n_embd=16",
+                                "model_params.n_layer=1", "logger=none", "trainer_params.enable_progress_bar=false"]))
+    [good] = list(runs.iterdir())
+
+    def copy(name, **changes):
+        shutil.copytree(good, runs / name)
+        data = {**json.loads((good / "run.json").read_text()), "task_id": name, **changes}
+        (runs / name / "run.json").write_text(json.dumps(data))
+        return runs / name
+
+    (copy("truncated_json") / "run.json").write_text('{"task_id": "truncated_js')
+    copy("edited_status", status="finished")
+    (copy("bad_config") / "config.yaml").write_text("a: [unclosed\n")
+    model = copy("half_model") / "model.pt"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    (copy("bad_metrics") / "metrics.json").write_text("{nope")
+    (runs / "empty_folder").mkdir()
+    copy("killed", status="running", process={"pid": 2**22 + 12345, "host": __import__("socket").gethostname(),
+                                              "started": 1.0})
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--store", str(runs)],
+                         capture_output=True, text=True, timeout=120)
+    out = res.stdout
+    assert res.returncode == 1, out + res.stderr
+    expected = {
+        "truncated_json": "run.json is damaged", "edited_status": "status 'finished'",
+        "bad_config": "config.yaml is damaged", "half_model": "model.pt is damaged",
+        "bad_metrics": "metrics.json is damaged", "empty_folder": "no run.json",
+    }
+    blocks = {}
+    for line in out.splitlines():
+        if line.startswith("    BROKEN: "):
+            blocks.setdefault(current, []).append(line)
+        elif not line.startswith(" "):
+            current = line.split()[0]
+    for name, text in expected.items():
+        assert any(text in problem for problem in blocks.get(name, [])), (name, blocks.get(name), out)
+    assert good.name not in blocks and "killed" not in blocks  # a killed run is resumable, not broken
+    assert any(line.startswith("killed ") and " killed " in line for line in out.splitlines()), out
+    assert out.strip().splitlines()[-1].endswith(f"{len(expected)} broken")
+    # nothing but broken ones, and a healthy store exits 0
+    only = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--store", str(runs), "--broken"],
+                          capture_output=True, text=True, timeout=120).stdout
+    assert good.name not in only and "half_model" in only
+    for name in expected:
+        shutil.rmtree(runs / name)
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--store", str(runs)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip().endswith("0 broken"), res.stdout
+
+
+def test_run_id_prefix_and_similar_id_hint(store):
+    store.create("offline-abc123", "train", "t")
+    store.create("offline-abd999", "train", "t")
+    assert store.resolve_id("offline-abc") == "offline-abc123"
+    assert store.resolve_id("offline-abc123") == "offline-abc123"
+    assert store.resolve_id("nothing") == "nothing"  # unknown: left to path() to report
+    with pytest.raises(UserError, match="prefix 'offline-ab' matches 2 runs"):
+        store.resolve_id("offline-ab")
+    with pytest.raises(UserError) as excinfo:
+        store.path("offline-abc124")  # a typo: the similar ID is named, not an unrelated recent run
+    assert "did you mean offline-abc123?" in str(excinfo.value)
+    with pytest.raises(UserError) as excinfo:
+        store.path("zzz")
+    assert "2 train runs there; list them with python scripts/check_runs.py" in str(excinfo.value)

@@ -140,6 +140,7 @@ def run_main(
     hide_tracebacks_on_screen()
     root, before = _run_folders(cfg)
     try:
+        _full_run_ids(cfg)
         if check is not None:
             check(cfg)
         return _resolve(fn)(cfg)
@@ -158,6 +159,22 @@ def run_main(
         where = f"full traceback in {run_log}" if run_log else "rerun with HYDRA_FULL_ERROR=1 for the traceback"
         fail(f"unexpected {type(exc).__name__}: {one_line(exc, 150)} ({where}; please report it if the input looks right)")
     raise AssertionError("unreachable")
+
+
+def _full_run_ids(cfg: DictConfig) -> None:
+    """``train_task=`` / ``resume=`` may name a run by a unique prefix of its ID: replaced by the full ID."""
+    from omegaconf import OmegaConf
+
+    from seqrec.tracking.run_store import RunStore
+
+    store = None
+    for key in ("train_task", "resume"):
+        value = cfg.get(key) if isinstance(cfg, DictConfig) and key in cfg else None
+        if isinstance(value, str) and value:
+            store = store or RunStore(str(cfg.get("run_store") or "runs"))
+            full = store.resolve_id(value)
+            if full != value:
+                OmegaConf.update(cfg, key, full)
 
 
 def run_script(fn: Callable, *args, **kwargs) -> int:

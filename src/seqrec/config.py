@@ -491,15 +491,6 @@ def check_predict_config(cfg: DictConfig, check_run: bool = True) -> None:
         )
 
 
-def _recent(store, limit: int = 3) -> str:
-    """The newest training run IDs of ``store``, for an error message."""
-    try:
-        ids = [r.task_id for r in reversed(store.list_runs("train"))][:limit]
-    except Exception:
-        ids = []
-    return f"newest: {', '.join(ids)}" if ids else "no training runs there yet"
-
-
 def check_train_run(run_store: str, train_task: str) -> DictConfig:
     """The config of training run ``train_task``, after checking that its folder is usable.
 
@@ -526,7 +517,7 @@ def check_train_run(run_store: str, train_task: str) -> DictConfig:
             raise UserError(f"run {train_task}: {run_dir / RUN_FILE} is damaged ({detail}); {again}") from None
         if record.get("kind") != "train":
             raise UserError(
-                f"run {train_task} is a {record.get('kind')} run, not a train run; {hint} ({_recent(store)})"
+                f"run {train_task} is a {record.get('kind')} run, not a train run; {hint} ({store.known_hint('train', train_task)})"
             )
         status = record.get("status")
     else:
@@ -537,7 +528,7 @@ def check_train_run(run_store: str, train_task: str) -> DictConfig:
                 raise
         if run_dir.is_dir():
             raise UserError(f"run folder {run_dir} has no {RUN_FILE}: not a complete run; {again}")
-        raise UserError(f"unknown run ID {train_task!r} in {run_store}; {hint} ({_recent(store)})")
+        raise UserError(f"unknown run ID {train_task!r} in {run_store}; {hint} ({store.known_hint('train', train_task)})")
     run_dir = store.path(train_task)
     config = run_dir / "config.yaml"
     try:

@@ -316,14 +316,14 @@ class RunStore:
         run_dir = self._run_dir(task_id)
         if not (run_dir / RUN_FILE).is_file():
             raise UserError(
-                f"unknown run ID {task_id!r} in {self._where} ({self._known(kind)}); {_HINTS[kind]}"
+                f"unknown run ID {task_id!r} in {self._where} ({self.known_hint(kind, task_id)}); {_HINTS[kind]}"
             )
         if kind is not None:
             actual = self._read(run_dir).get("kind")
             if actual != kind:
                 raise UserError(
                     f"run {task_id!r} in {self._where} is a {actual} run, not a {kind} run "
-                    f"({self._known(kind)}); {_HINTS[kind]}"
+                    f"({self._parent_hint(run_dir) if kind == 'train' else self.known_hint(kind)}); {_HINTS[kind]}"
                 )
         return run_dir
 
@@ -349,12 +349,46 @@ class RunStore:
         records.sort(key=lambda record: (record.created_at, record.task_id))
         return records
 
-    def _known(self, kind: Optional[str], limit: int = 5) -> str:
-        recent = [record.task_id for record in reversed(self.list_runs(kind))][:limit]
+    def known_hint(self, kind: Optional[str], task_id: str = "") -> str:
+        """For an unknown ``task_id``: the IDs of ``kind`` that look like it (a typo), else how many there are and
+        how to list them -- never an unrelated run."""
+        import difflib
+
+        ids = [record.task_id for record in self.list_runs(kind)]
         label = f"{kind} runs" if kind else "runs"
-        if not recent:
+        if not ids:
             return f"no {label} yet"
-        return f"known: {', '.join(recent)}"
+        near = difflib.get_close_matches(task_id, ids, n=2, cutoff=0.8) if task_id else []
+        if near:
+            return f"did you mean {' or '.join(near)}?"
+        return f"{len(ids)} {label} there; list them with python scripts/check_runs.py --store {self.root}"
+
+    def _parent_hint(self, predict_dir: Path) -> str:
+        """For a predict run given where a training run is wanted: the training run it was made from."""
+        try:
+            import yaml
+
+            parent = (yaml.safe_load((predict_dir / "config.yaml").read_text(encoding="utf-8")) or {}).get("train_task")
+        except Exception:  # noqa: BLE001 -- no or damaged config: fall back to the generic hint
+            parent = None
+        if isinstance(parent, str) and self.exists(parent):
+            return f"it was made from train run {parent}"
+        return self.known_hint("train")
+
+    def resolve_id(self, task_id: str) -> str:
+        """``task_id`` itself if it is a run, else the one run whose ID starts with it (a unique prefix, as git
+        takes for commits); several matches are a one-line :class:`UserError`; no match returns it unchanged."""
+        if not isinstance(task_id, str) or not task_id or self.exists(task_id) or not self.root.is_dir():
+            return task_id
+        matches = sorted(p.name for p in self.root.iterdir()
+                         if p.name.startswith(task_id) and (p / RUN_FILE).is_file())
+        if len(matches) > 1:
+            shown = ", ".join(matches[:3]) + (f" and {len(matches) - 3} more" if len(matches) > 3 else "")
+            raise UserError(f"run ID prefix {task_id!r} matches {len(matches)} runs ({shown}); give more characters")
+        if matches:
+            log.info("run ID %s: %s", task_id, matches[0])
+            return matches[0]
+        return task_id
 
     @staticmethod
     def _read(run_dir: Path) -> dict:
@@ -383,3 +417,61 @@ __all__ = [
     "RunStore", "RunRecord", "file_log_handler", "write_json_atomic", "current_process", "process_alive",
     "KINDS", "STATUSES",
 ]
+
+
+# ------------------------------------------------------------------------ health
+def diagnose(run_dir: Path) -> tuple[dict, list[str]]:
+    """``(run.json or {}, problems)`` of one run folder; an empty list means nothing is wrong.
+
+    Checked: ``run.json`` parses and names this folder; ``config.yaml`` parses; a completed training run has a
+    ``model.pt`` whose zip checksums hold and a readable ``metrics.json``; a completed predict run has
+    ``metrics.json`` and ``predictions.parquet``. A run marked running whose process is gone is reported as
+    killed (resumable), not as damage.
+    """
+    import zipfile
+
+    import yaml  # PyYAML comes with omegaconf
+
+    problems: list[str] = []
+    try:
+        data = RunStore._read(run_dir)
+    except FileNotFoundError:
+        return {}, [f"no {RUN_FILE} (not a run folder, or its run.json was deleted)"]
+    except (OSError, ValueError) as exc:
+        return {}, [f"{RUN_FILE} is damaged ({' '.join(str(exc).split())[:80]})"]
+    if data.get("task_id") != run_dir.name:
+        problems.append(f"{RUN_FILE} names run {data.get('task_id')!r}, not its folder {run_dir.name!r}")
+    if data.get("kind") not in KINDS:
+        problems.append(f"{RUN_FILE} has kind {data.get('kind')!r} (expected {' or '.join(KINDS)})")
+    if data.get("status") not in STATUSES:
+        problems.append(f"{RUN_FILE} has status {data.get('status')!r} (expected one of {', '.join(STATUSES)})")
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        problems.append("no config.yaml")
+    else:
+        try:
+            if not isinstance(yaml.safe_load(config.read_text(encoding="utf-8")), dict):
+                problems.append("config.yaml does not hold a mapping")
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            problems.append(f"config.yaml is damaged ({type(exc).__name__})")
+    if data.get("status") == "completed":
+        needed = ["metrics.json"] + (["model.pt"] if data.get("kind") == "train" else ["predictions.parquet"])
+        for name in needed:
+            path = run_dir / name
+            if not path.is_file():
+                problems.append(f"completed but has no {name}")
+            elif name == "model.pt":
+                try:
+                    with zipfile.ZipFile(path) as archive:
+                        bad = archive.testzip()
+                    if bad is not None:
+                        problems.append(f"model.pt is damaged (checksum of {bad})")
+                except (OSError, zipfile.BadZipFile) as exc:
+                    problems.append(f"model.pt is damaged ({' '.join(str(exc).split())[:60]})")
+            elif name == "metrics.json":
+                try:
+                    if not isinstance(json.loads(path.read_text(encoding="utf-8")), dict):
+                        problems.append("metrics.json does not hold a JSON object")
+                except (OSError, ValueError) as exc:
+                    problems.append(f"metrics.json is damaged ({type(exc).__name__})")
+    return data, problems

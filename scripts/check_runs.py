@@ -1,0 +1,90 @@
+"""List the runs of a run store with their status, and what is wrong with the broken ones.
+
+One line per run: ID, kind, status, date, task name, key metric (a training run's best validation
+next-item NDCG@10, a predict run's test NDCG@10), its parent (the training run a predict run used), and
+the problems found (see ``seqrec.tracking.run_store.diagnose``). Exits 1 if any run is broken, 0 otherwise;
+a run killed while training (marked running, process gone) is listed as ``killed``, resumable, not broken.
+
+    python scripts/check_runs.py                              # <repo>/runs (or $SEQREC_RUN_STORE)
+    python scripts/check_runs.py --kind train --status failed interrupted killed
+    python scripts/check_runs.py --task ml-1m_GPT --broken     # task names containing ml-1m_GPT, broken only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+
+def describe(run_dir: Path) -> dict:
+    from seqrec.tracking.run_store import diagnose, process_alive
+
+    data, problems = diagnose(run_dir)
+    status = str(data.get("status", "?"))
+    if status == "running" and process_alive(data.get("process")) is False:
+        status = "killed"
+    metric = ""
+    metrics_file = run_dir / "metrics.json"
+    if data.get("status") == "completed" and metrics_file.is_file():
+        try:
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            key = "best_val_next_ndcg@10" if data.get("kind") == "train" else "test_ndcg@10"
+            if isinstance(metrics, dict) and isinstance(metrics.get(key), (int, float)):
+                metric = f"{key}={metrics[key]:.4f}"
+        except (OSError, ValueError):
+            pass
+    parent = ""
+    if data.get("kind") == "predict":
+        try:
+            import yaml
+
+            parent = str((yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}).get("train_task", ""))
+        except Exception:  # noqa: BLE001 -- reported by diagnose already
+            parent = ""
+    return {
+        "id": run_dir.name, "kind": str(data.get("kind", "?")), "status": status,
+        "date": str(data.get("created", ""))[:16].replace("T", " "), "task": str(data.get("task_name", "")),
+        "metric": metric, "parent": parent, "problems": problems,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from seqrec import default_run_store
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", default=None, help="the run store (default: <repo>/runs or $SEQREC_RUN_STORE)")
+    ap.add_argument("--kind", choices=["train", "predict"], help="only runs of this kind")
+    ap.add_argument("--status", nargs="+", help="only these statuses (running, completed, failed, interrupted, killed)")
+    ap.add_argument("--task", help="only task names containing this text")
+    ap.add_argument("--broken", action="store_true", help="only broken runs")
+    args = ap.parse_args(argv)
+    root = Path(args.store) if args.store else default_run_store()
+    if not root.is_dir():
+        print(f"error: {root} is not a folder; pass --store <run store>", file=sys.stderr)
+        return 1
+    rows = [describe(p) for p in sorted(root.iterdir()) if p.is_dir() and p.name not in ("multirun", "reports")]
+    rows.sort(key=lambda r: (r["date"], r["id"]))
+    broken = sum(bool(r["problems"]) for r in rows)
+    shown = [r for r in rows
+             if (not args.kind or r["kind"] == args.kind) and (not args.status or r["status"] in args.status)
+             and (not args.task or args.task in r["task"]) and (not args.broken or r["problems"])]
+    for r in shown:
+        line = (f"{r['id']:42s} {r['kind']:7s} {r['status']:11s} {r['date']:16s} {r['task'][:40]:40s} "
+                f"{r['metric']:28s} {('<- ' + r['parent']) if r['parent'] else ''}")
+        print(line.rstrip())
+        for problem in r["problems"]:
+            print(f"    BROKEN: {problem}")
+    counts = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    print(f"{len(rows)} runs in {root} ({summary}); {broken} broken" + (f"; {len(shown)} shown" if len(shown) != len(rows) else ""))
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
