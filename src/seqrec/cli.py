@@ -25,7 +25,7 @@ from typing import Callable, Union
 
 from omegaconf import DictConfig
 
-from seqrec.errors import RunInterrupted, UserError
+from seqrec.errors import ResumableRunError, RunInterrupted, UserError
 
 log = logging.getLogger("seqrec")
 
@@ -146,7 +146,7 @@ def run_main(
         return _resolve(fn)(cfg)
     except UserError as exc:
         log.debug("user error", exc_info=True)
-        fail(str(exc))
+        fail(str(exc), limit=None if isinstance(exc, ResumableRunError) else MAX_MESSAGE)
     except RunInterrupted as exc:
         fail(str(exc), status=130, limit=None)
     except KeyboardInterrupt:
@@ -154,6 +154,11 @@ def run_main(
     except Exception as exc:
         if _SHOW_TRACEBACKS:
             raise
+        from seqrec.data.io import disk_full_message, is_disk_full
+
+        if is_disk_full(exc):  # any write (predictions, metrics, a prepared CSV): what, where, how much room
+            fail(f"{disk_full_message(exc)}; earlier files are intact (every write is atomic): free space or pass "
+                 "run_store=<a folder with room>, and run the command again")
         run_log = _new_run_log(root, before)
         log.debug("unexpected error", exc_info=True)
         where = f"full traceback in {run_log}" if run_log else "rerun with HYDRA_FULL_ERROR=1 for the traceback"

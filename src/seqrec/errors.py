@@ -11,6 +11,11 @@ class UserError(Exception):
     """
 
 
+class ResumableRunError(UserError):
+    """A training run stopped by a problem the user can fix (a full disk); the message ends with the exact
+    command that continues it, so it is printed whole (never cut to the usual line length)."""
+
+
 def require(condition: bool, message: str) -> None:
     """Raise :class:`UserError` with ``message`` unless ``condition`` holds."""
     if not condition:

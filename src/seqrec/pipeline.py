@@ -24,10 +24,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqrec.config import apply_model_aliases, check_predict_config, check_train_config, model_class
 from seqrec.data.datasets import EpochSampler, EvalDataset
-from seqrec.data.io import atomic_to_csv, atomic_to_parquet, atomic_write, atomic_write_json, atomic_write_text
+from seqrec.data.io import (
+    atomic_to_csv, atomic_to_parquet, atomic_write, atomic_write_json, atomic_write_text, disk_full_message, is_disk_full,
+)
 from seqrec.data.split import SplitData, load_interactions, split_interactions
 from seqrec import default_run_store
-from seqrec.errors import RunInterrupted, UserError
+from seqrec.errors import ResumableRunError, RunInterrupted, UserError
 from seqrec.metrics import compute_metrics, format_metrics, per_position_table, plot_per_position
 from seqrec.stats import bootstrap_table
 from seqrec.module import SeqRecModule
@@ -58,6 +60,14 @@ class Run:
     @property
     def id(self) -> str:
         return self.tracker.task_id
+
+
+def _record_status(store: RunStore, run_id: str, status: str) -> None:
+    """``store.finish``, never raising: on a full disk the error that stopped the run is the one to report."""
+    try:
+        store.finish(run_id, status=status)
+    except OSError as exc:
+        log.warning("could not record status %s of run %s in its run.json: %s", status, run_id, exc)
 
 
 @contextlib.contextmanager
@@ -93,7 +103,7 @@ def open_run(cfg: DictConfig, kind: str):
         log.exception("%s run %s failed", kind, tracker.task_id)
         raise
     finally:
-        store.finish(tracker.task_id, status=status)  # first: a tracker stuck on a dead server cannot hold it back
+        _record_status(store, tracker.task_id, status)  # first: a tracker stuck on a dead server cannot hold it back
         tracker.close(status=status)
         session = getattr(tracker, "offline_session_dir", None)
         if session is not None:  # where the ClearML record of this run lives, for a later import
@@ -226,6 +236,7 @@ def train(cfg: DictConfig) -> float:
             trainer_params["precision"] = "bf16-mixed" if fast_bfloat16(_train_device(trainer_params)) else "32-true"
         trainer = L.Trainer(
             callbacks=[ckpt, stop, progress], logger=tlogger, default_root_dir=str(run.dir), num_sanity_val_steps=0,
+            plugins=[AtomicCheckpointIO()],  # a full disk or a kill mid-write keeps the previous checkpoint
             use_distributed_sampler=False,  # DDP: each rank trains on its slice of the epoch (EpochSampler) and
             **trainer_params,               # validates on all validation users, so the metric is exact everywhere
         )
@@ -239,6 +250,14 @@ def train(cfg: DictConfig) -> float:
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             try:
                 trainer.fit(module, train_loader, val_loader, ckpt_path=last_ckpt, weights_only=True)
+            except OSError as exc:
+                if not is_disk_full(exc) or replica:
+                    raise
+                raise ResumableRunError(
+                    f"{disk_full_message(exc)}; run {run.id} is marked failed and keeps its last good checkpoint "
+                    f"(checkpoints are written atomically): free space, then continue it with: "
+                    f"{resume_command(cfg, run.id)}"
+                ) from exc
             except SystemExit as exc:  # Lightning turns Ctrl-C into sys.exit(1) and SIGTERM into SIGTERMException
                 stopped = _interruption(trainer, exc)
                 if stopped is None or replica:
@@ -431,7 +450,7 @@ def resumed_run(cfg: DictConfig, run_id: str, from_epoch: int):
         log.exception("train run %s (resumed) failed", run_id)
         raise
     finally:
-        store.finish(run_id, status=status)
+        _record_status(store, run_id, status)
         tracker.close(status=status)
         session = getattr(tracker, "offline_session_dir", None)
         if session is not None:
@@ -535,6 +554,15 @@ def predict_command(cfg: DictConfig, run_id: str) -> str:
     if Path(str(cfg.run_store)).resolve() != default_run_store():
         parts.append(f"run_store={shlex.quote(str(cfg.run_store))}")
     return " ".join(parts)
+
+
+class AtomicCheckpointIO(L.pytorch.plugins.io.TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic: a temporary file in the same folder renamed over the target, so
+    a full disk or a kill mid-write leaves the previous checkpoint intact (and no partial file)."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        with atomic_write(path) as tmp:
+            super().save_checkpoint(checkpoint, str(tmp), storage_options)
 
 
 def _interruption(trainer, exc: SystemExit) -> str | None:

@@ -47,6 +47,30 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is "no space left on device" or "disk quota exceeded"."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_message(exc: OSError, path: str | os.PathLike | None = None) -> str:
+    """``no space left on device writing <path> (<free> free on <folder>)``: what a full disk gets."""
+    import shutil
+
+    target = Path(path or exc.filename or ".")
+    folder = target if target.is_dir() else target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+        room = f"{free / 2**20:.1f} MiB free" if free >= 2**20 else f"{free / 2**10:.0f} KiB free"
+    except OSError:
+        room = "free space unknown"
+    what = "disk quota exceeded" if getattr(exc, "errno", None) == __import__("errno").EDQUOT else "no space left on device"
+    return f"{what} writing {target} ({room} on {folder})"
+
+
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically and return ``path``."""
     with atomic_write(path) as tmp:
