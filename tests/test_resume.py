@@ -352,3 +352,20 @@ def test_two_simultaneous_resumes_one_is_refused(tmp_path, monkeypatch):
         t.join()
     assert sorted(outcomes)[0] == "resumed" and "is still running (pid" in sorted(outcomes)[1], outcomes
     assert len(_run_json(tmp_path / "r1")["resumed"]) == 1
+
+
+def test_resume_keeps_the_run_length_unless_the_command_changes_it(finished_run, tiny_csv):
+    """A 1-epoch run resumed without trainer_params.max_epochs stays a 1-epoch run (it used to train on to the
+    config default, 100, silently); giving the key changes it, and says so."""
+    runs, run_dir = finished_run
+    copy = _copy(runs, run_dir, "keeps_length", status="failed")
+    res = _cli(*_args(tiny_csv, runs), "logger=none", f"resume={copy.name}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    said = res.stdout + res.stderr + (copy / "run.log").read_text()
+    assert "trainer_params.max_epochs=1, the run's own (pass trainer_params.max_epochs=<N> to change it)" in said
+    assert list(pd.read_csv(copy / "history.csv")["epoch"]) == [0]
+    assert "max_epochs: 1\n" in (copy / "config.yaml").read_text()
+    longer = _copy(runs, run_dir, "longer", status="failed")
+    res = _cli(*_args(tiny_csv, runs), "logger=none", "trainer_params.max_epochs=2", f"resume={longer.name}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert list(pd.read_csv(longer / "history.csv")["epoch"]) == [0, 1]

@@ -327,6 +327,40 @@ class ResumedRun(Run):
         return self.run_id
 
 
+RUN_LENGTH = ("trainer_params.max_epochs", "trainer_params.min_epochs", "trainer_params.max_steps",
+              "trainer_params.min_steps", "trainer_params.max_time")
+
+
+def _command_line_keys() -> set[str] | None:
+    """The keys set on the command line (Hydra's recorded overrides), or None outside a Hydra app."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            return None
+        return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+    except Exception:  # noqa: BLE001 -- no Hydra run context
+        return None
+
+
+def _keep_run_length(cfg: DictConfig, stored: dict, run_id: str, aliases: dict) -> None:
+    """A resume keeps the run's own length (``max_epochs`` ...) unless the command line sets it: a resume of a
+    3-epoch run without ``trainer_params.max_epochs`` must not silently train on to the config default."""
+    given = _command_line_keys()
+    if given is None:  # composed in code: the caller's config is what it means
+        return
+    for key in RUN_LENGTH:
+        named = {key, *(f"model_params.{a}" for a, target in aliases.items() if target == key)}
+        if named & given:
+            log.info("resume=%s: %s=%s (from the command line)", run_id, key, OmegaConf.select(cfg, key))
+            continue
+        section, leaf = key.split(".")
+        own = (stored.get(section) or {}).get(leaf, "MISSING")
+        if own != "MISSING" and own != OmegaConf.select(cfg, key):
+            OmegaConf.update(cfg, key, own, force_add=True)
+            log.warning("resume=%s: %s=%s, the run's own (pass %s=<N> to change it)", run_id, key, own, key)
+
+
 def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
     """``checkpoints/last.ckpt`` of training run ``run_id`` and its epoch, checked for ``resume=<ID>``.
 
@@ -355,6 +389,7 @@ def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
             f"resume={run_id}: the config differs from the run's {stored_file}: {shown}; pass the run's own "
             "settings (only trainer_params.max_epochs and similar run-length keys may change)"
         )
+    _keep_run_length(cfg, stored, run_id, ALIASES)
     last = run_dir / LAST_CKPT
     if not last.is_file():
         raise UserError(
