@@ -369,3 +369,40 @@ def test_resume_keeps_the_run_length_unless_the_command_changes_it(finished_run,
     res = _cli(*_args(tiny_csv, runs), "logger=none", "trainer_params.max_epochs=2", f"resume={longer.name}")
     assert res.returncode == 0, res.stderr[-3000:]
     assert list(pd.read_csv(longer / "history.csv")["epoch"]) == [0, 1]
+
+
+def test_preempted_slurm_job_requeued_resumes_its_own_run(tmp_path, tiny_csv):
+    """SLURM preemption with requeue (submitit's checkpoint/requeue, or Lightning's): the job gets SIGTERM, its
+    run is marked interrupted; the requeued job runs the same command again (same job ID, SLURM_RESTART_COUNT
+    1) and continues that run in its folder instead of starting a new one. Simulated with the environment SLURM
+    sets and a real signal."""
+    runs = tmp_path / "runs"
+    command = [sys.executable, "src/run_train.py", "--config-name=GPT_train", *_args(tiny_csv, runs),
+               "trainer_params.max_epochs=6", "patience=50", "logger=none"]
+    job = {"SLURM_JOB_ID": "4242", "SLURM_RESTART_COUNT": "0"}
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **ENV, **job})
+    deadline = time.monotonic() + 120
+    while not list(runs.glob("*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    [run_dir] = list(runs.iterdir())
+    record = _run_json(run_dir)
+    assert record["status"] == "interrupted" and record["process"]["slurm_job"] == "4242"
+
+    # another job's first start (no restart) is a new run; the requeued job continues its own
+    other = subprocess.run([*command[:-2], "trainer_params.max_epochs=1", "logger=none"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=300, env={**os.environ, **ENV, "SLURM_JOB_ID": "4242",
+                                                        "SLURM_RESTART_COUNT": "0"})
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert len(list(runs.iterdir())) == 2
+    res = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, **ENV, "SLURM_JOB_ID": "4242", "SLURM_RESTART_COUNT": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"requeued SLURM job 4242: resuming its run {run_dir.name}" in res.stdout + res.stderr
+    assert len(list(runs.iterdir())) == 2  # no third run
+    record = _run_json(run_dir)
+    assert record["status"] == "completed" and record["resumed"][0]["previous_status"] == "interrupted"
+    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(6))

@@ -38,7 +38,7 @@ from seqrec.generation import ban_generated, build_strategy, generate
 from seqrec.generation.engine import resolve_precision
 from seqrec.tracking.base import NoneTracker, instantiate_tracker
 from seqrec.tracking.lightning_logger import TrackerLogger
-from seqrec.tracking.run_store import RunStore, current_process, file_log_handler
+from seqrec.tracking.run_store import RunStore, current_process, file_log_handler, slurm_job
 
 log = logging.getLogger("seqrec")
 
@@ -176,6 +176,11 @@ def train(cfg: DictConfig) -> float:
     check_train_config(cfg)
     resume = cfg.get("resume")
     replica = distributed_rank() > 0  # a DDP worker started by Lightning: trains, writes nothing of its own
+    if resume is None and not replica:  # a preempted SLURM job, requeued: continue its own run, not a new one
+        resume = RunStore(cfg.run_store).requeued_run(cfg.task_name)
+        if resume is not None:
+            log.warning("requeued SLURM job %s: resuming its run %s", slurm_job(), resume)
+            OmegaConf.update(cfg, "resume", resume, force_add=True)
     if replica:
         last_ckpt = RunStore(cfg.run_store).path(str(resume)) / "checkpoints" / "last.ckpt" if resume else None
         last_epoch = None

@@ -115,10 +115,23 @@ def _process_started(pid: int) -> Optional[float]:
         return None
 
 
+def slurm_job() -> Optional[str]:
+    """This process's SLURM job (``<array job>_<task>`` for array jobs, as submitit submits sweeps), or None."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
 def current_process() -> dict:
-    """This process, as recorded in ``run.json`` (``process``) to tell later whether it still runs."""
+    """This process, as recorded in ``run.json`` (``process``) to tell later whether it still runs; under SLURM
+    also its job, so that a requeued job finds the run it was training (:meth:`RunStore.requeued_run`)."""
     pid = os.getpid()
-    return {"pid": pid, "host": socket.gethostname(), "started": _process_started(pid)}
+    record = {"pid": pid, "host": socket.gethostname(), "started": _process_started(pid)}
+    job = slurm_job()
+    if job:
+        record["slurm_job"] = job
+    return record
 
 
 def process_alive(process: Any) -> Optional[bool]:
@@ -374,6 +387,23 @@ class RunStore:
         if isinstance(parent, str) and self.exists(parent):
             return f"it was made from train run {parent}"
         return self.known_hint("train")
+
+    def requeued_run(self, task_name: str) -> Optional[str]:
+        """Under a *requeued* SLURM job (``SLURM_RESTART_COUNT`` >= 1, as after preemption with submitit or
+        Lightning's requeue): the training run ``task_name`` this same job left unfinished (interrupted, failed,
+        or marked running with its process gone), newest first; else None."""
+        job = slurm_job()
+        if not job or int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) < 1:
+            return None
+        for record in reversed(self.list_runs("train")):
+            process = record.extra.get("process") or {}
+            if record.task_name != task_name or process.get("slurm_job") != job:
+                continue
+            if record.status in ("interrupted", "failed") or (
+                record.status == "running" and process_alive(process) is not True
+            ):
+                return record.task_id
+        return None
 
     def resolve_id(self, task_id: str) -> str:
         """``task_id`` itself if it is a run, else the one run whose ID starts with it (a unique prefix, as git
