@@ -8,6 +8,8 @@ reports how many cases it tried.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import string
 
 from hypothesis import HealthCheck, given, settings
@@ -59,14 +61,32 @@ def csv_text(draw) -> bytes:
     return ("\n".join([",".join(cols), *rows]) + draw(st.sampled_from(["", "\n", "\r\n"]))).encode()
 
 
+@contextlib.contextmanager
+def time_box(seconds: float):
+    """Fail (TimeoutError) instead of hanging when one case takes longer than ``seconds`` (a real timer signal:
+    it interrupts a stuck loop, where hypothesis's own deadline only judges a case after it returned)."""
+    def expired(signum, frame):
+        raise TimeoutError(f"one fuzz case ran longer than {seconds} s: a hang")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def load_and_split(path) -> None:
-    """The data path of every run: read, check, split; success or one UserError line."""
+    """The data path of every run: read, check, split; success or one UserError line, within 20 s (the largest
+    generated file has a few hundred rows; anything near that is a hang)."""
     from seqrec.data.split import load_interactions, split_interactions
 
-    try:
-        split_interactions(load_interactions(path), validation_size=10, random_state=0)
-    except UserError as exc:
-        assert "\n" not in str(exc) and str(exc), repr(str(exc))
+    with time_box(20):
+        try:
+            split_interactions(load_interactions(path), validation_size=10, random_state=0)
+        except UserError as exc:
+            assert "\n" not in str(exc) and str(exc), repr(str(exc))
 
 
 @FAST
@@ -99,10 +119,11 @@ def check_override(config: str, key: str, val) -> None:
 
     cfg = compose(config, ["data_path=data/ml-100k.csv"])
     OmegaConf.update(cfg, key, val, force_add=True)
-    try:
-        check_train_config(cfg)
-    except UserError as exc:
-        assert "\n" not in str(exc) and str(exc), repr(str(exc))
+    with time_box(20):
+        try:
+            check_train_config(cfg)
+        except UserError as exc:
+            assert "\n" not in str(exc) and str(exc), repr(str(exc))
 
 
 @FAST
