@@ -632,6 +632,10 @@ class ClearMLTracker(Tracker):
                 waiter(timeout=self.repo_detection_timeout)
             except Exception as exc:  # noqa: BLE001 - best effort
                 log.debug("repository detection wait failed: %s", exc)
+        try:  # every report on disk (offline) or sent before the task closes, also on a loaded machine
+            task.flush(wait_for_uploads=True)
+        except Exception as exc:  # noqa: BLE001 - best effort; close() flushes too
+            log.debug("flush before close failed: %s", exc)
         task.close()  # marks the task completed (online)
         if status in ("failed", "interrupted") and not self.offline:
             try:
