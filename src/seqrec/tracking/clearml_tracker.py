@@ -266,6 +266,7 @@ def _prepare_sdk(
     if leftover is not None:
         log.warning("closing ClearML task %s that was left open before starting a new run", leftover.id)
         try:
+            leftover.flush(wait_for_uploads=True)  # its reports on disk first (the reporter writes asynchronously)
             leftover.close()
         except Exception as exc:  # noqa: BLE001 - a broken leftover must not block the new run
             log.warning("could not close leftover ClearML task %s: %s", leftover.id, exc)
