@@ -232,7 +232,7 @@ TRAIN_SECTIONS = {
     },
     "dataset": {"max_length", "train_window"},
     "dataloader": {"batch_size", "test_batch_size", "num_workers", "validation_size"},
-    "seqrec_module": {"lr", "weight_decay", "predict_top_k", "filter_seen", "loss"},
+    "seqrec_module": {"lr", "weight_decay", "predict_top_k", "filter_seen", "loss", "optimizer", "scheduler"},
 }
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -364,6 +364,8 @@ def _check_trainer_params(cfg: DictConfig) -> None:
 TARGET_SECTIONS = {
     "train_dataset": ("train", "max_length", "window", "seed", "n_items"),
     "seqrec_module.loss": (),
+    "seqrec_module.optimizer": ("params", "lr", "weight_decay"),  # lr, weight_decay: seqrec_module.lr / .weight_decay
+    "seqrec_module.scheduler": ("optimizer", "total_steps"),
 }
 
 
@@ -387,7 +389,8 @@ def _check_target_args(cfg: DictConfig) -> None:
             if key == "_target_":
                 continue
             if key in passed:
-                raise UserError(f"{section}.{key} is set by run_train.py itself; remove it")
+                instead = f" and set seqrec_module.{key}" if key in ("lr", "weight_decay") else ""
+                raise UserError(f"{section}.{key} is set by run_train.py itself; remove it{instead}")
             if key not in args:
                 near = difflib.get_close_matches(str(key), args, n=1, cutoff=0.6)
                 raise UserError(

@@ -39,10 +39,15 @@ class SeqRecModule(L.LightningModule):
         filter_seen: bool = True,
         item_counts: np.ndarray | None = None,
         seed: int | None = None,
+        optimizer=None,
+        scheduler=None,
     ):
         super().__init__()
         self.model, self.loss = model, loss
         self.lr, self.weight_decay = lr, weight_decay
+        # factories from the optimizer/ and scheduler/ config groups: optimizer(params, lr=, weight_decay=),
+        # scheduler(optimizer, total_steps=); None: Adam with PyTorch's defaults, a constant learning rate
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.predict_top_k, self.filter_seen = predict_top_k, filter_seen
         self.item_counts = item_counts if item_counts is not None else np.ones(model.n_items + 1, dtype=np.int64)
         self._val_recs: list[torch.Tensor] = []
@@ -108,4 +113,9 @@ class SeqRecModule(L.LightningModule):
         return self._trainer is not None and self.trainer.world_size > 1
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        make = self.optimizer_factory or torch.optim.Adam
+        optimizer = make(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -213,6 +213,8 @@ def train(cfg: DictConfig) -> float:
             model, loss, lr=cfg.seqrec_module.lr, weight_decay=cfg.seqrec_module.weight_decay,
             predict_top_k=k, filter_seen=cfg.seqrec_module.filter_seen, item_counts=split.item_counts,
             seed=seed,  # dropout etc. reseeded from (seed, epoch): a resumed run continues identically
+            optimizer=partial_node(cfg.seqrec_module.get("optimizer"), "seqrec_module.optimizer"),
+            scheduler=partial_node(cfg.seqrec_module.get("scheduler"), "seqrec_module.scheduler"),
         )
         train_set = build_node(  # next-item windows, masked items, ...: chosen by train_dataset._target_
             cfg.train_dataset, "train_dataset", train=split.train, max_length=cfg.dataset.max_length,
@@ -386,6 +388,9 @@ def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
     from seqrec.config import ALIASES
 
     stored.setdefault("seed", stored.get("random_state"))  # runs made before `seed` existed trained with random_state
+    module = stored.setdefault("seqrec_module", {})  # runs made before the optimizer/scheduler groups: Adam, constant
+    module.setdefault("optimizer", {"_target_": "torch.optim.Adam", "betas": [0.9, 0.999], "eps": 1e-08})
+    module.setdefault("scheduler", None)
     may_change = (*RESUME_MAY_CHANGE, *(f"model_params.{a}" for a, key in ALIASES.items() if key in RESUME_MAY_CHANGE))
     differences = config_differences(stored, OmegaConf.to_container(cfg, resolve=True), may_change)
     if differences:
@@ -574,6 +579,28 @@ def build_node(node: DictConfig, where: str, **kwargs):
     except Exception as exc:
         raise UserError(f"{where}._target_={target!r} is not an importable class ({exc})") from None
     return build(cls, where, **params, **kwargs)
+
+
+def partial_node(node: DictConfig | None, where: str):
+    """A factory calling a config node's ``_target_`` with its other keys plus the caller's arguments (None for a
+    null node); a bad value becomes a one-line UserError when it is called."""
+    if node is None:
+        return None
+    from hydra.utils import get_class
+
+    params = OmegaConf.to_container(node, resolve=True)
+    target = params.pop("_target_", None)
+    try:
+        cls = get_class(target)
+    except Exception as exc:
+        raise UserError(f"{where}._target_={target!r} is not an importable class ({exc})") from None
+    def make(*args, **kwargs):
+        try:
+            return cls(*args, **params, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"{where}: {exc}") from exc
+
+    return make
 
 
 def _best_epoch(history: pd.DataFrame, monitor: str) -> int | None:
