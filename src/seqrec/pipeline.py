@@ -569,16 +569,8 @@ def build(cls, where: str, **kwargs):
 
 
 def build_node(node: DictConfig, where: str, **kwargs):
-    """Instantiate a config node with ``_target_`` plus ``kwargs`` (see :func:`build`)."""
-    from hydra.utils import get_class
-
-    params = OmegaConf.to_container(node, resolve=True)
-    target = params.pop("_target_", None)
-    try:
-        cls = get_class(target)
-    except Exception as exc:
-        raise UserError(f"{where}._target_={target!r} is not an importable class ({exc})") from None
-    return build(cls, where, **params, **kwargs)
+    """Instantiate a config node with ``_target_`` plus ``kwargs`` (one-line errors, see :func:`partial_node`)."""
+    return partial_node(node, where)(**kwargs)
 
 
 def partial_node(node: DictConfig | None, where: str):
