@@ -32,8 +32,6 @@ from seqrec.tracking.run_store import RunRecord, RunStore, file_log_handler
 
 _LAZY = {
     "ClearMLTracker": "seqrec.tracking.clearml_tracker",
-    "FetchedRun": "seqrec.tracking.clearml_tracker",
-    "fetch_run_from_server": "seqrec.tracking.clearml_tracker",
     "reload_clearml_config": "seqrec.tracking.clearml_tracker",
     "restore_remote_launch_args": "seqrec.tracking.clearml_tracker",
     "TrackerLogger": "seqrec.tracking.lightning_logger",

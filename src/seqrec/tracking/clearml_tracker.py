@@ -71,25 +71,22 @@ Environment / SDK behaviour this module relies on (checked against clearml 2.1.x
 
 from __future__ import annotations
 
-import dataclasses
 import http.client
 import importlib.util
 import json
 import logging
 import os
-import shutil
 import ssl
 import sys
 import threading
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional
 
 from seqrec.errors import UserError
-from seqrec.tracking.base import PathLike, Tracker
+from seqrec.tracking.base import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +109,6 @@ _FRAMEWORKS = (
     "jsonargparse",
 )
 
-#: Artifacts a training run uploads and :func:`fetch_run_from_server` downloads.
-RUN_ARTIFACTS = ("config", "checkpoint", "metrics")
 
 _OFFLINE_HINT = "or run with logger=clearml_offline"
 _FALLBACK_HINT = f"set logger.fallback_offline=true to continue offline, {_OFFLINE_HINT}"
@@ -650,108 +645,12 @@ class ClearMLTracker(Tracker):
             log.info("ClearML offline session stored in %s", self.offline_session_zip or self._offline_dir)
 
 
-@dataclasses.dataclass(frozen=True)
-class FetchedRun:
-    """A run downloaded from a ClearML server by :func:`fetch_run_from_server`."""
-
-    task_id: str
-    task_name: str
-    project_name: str
-    files: dict  # artifact name -> local Path inside dest_dir
-
-
-def _artifact_file_name(artifact: Any, fallback: str) -> str:
-    url = getattr(artifact, "url", None) or ""
-    name = Path(urllib.parse.urlparse(str(url)).path).name
-    return name or fallback
-
-
-def _go_online(reachability_timeout: float) -> tuple[Any, str]:
-    """Switch the SDK to online mode for server queries; returns ``(clearml.Task, api host)``."""
-    reload_clearml_config()
-    from clearml import Task
-
-    current = Task.current_task()
-    if current is not None and Task.is_offline():
-        raise RuntimeError(f"offline ClearML task {current.id} is still open; close its tracker first")
-    host = check_server(reachability_timeout)  # before going online (see _prepare_sdk)
-    try:
-        Task.set_offline(offline_mode=False)
-    except _login_error_types() as exc:
-        raise _login_failed(exc) from exc
-    return Task, host
-
-
-def fetch_run_from_server(
-    task_id: str,
-    dest_dir: PathLike,
-    artifacts: Iterable[str] = RUN_ARTIFACTS,
-    required: Iterable[str] = ("config", "checkpoint"),
-    reachability_timeout: float = 5.0,
-) -> FetchedRun:
-    """Download the artifacts of ClearML task ``task_id`` into ``dest_dir``.
-
-    Used when a run ID is not in the local run store.  Files keep the names
-    they were uploaded with (folders uploaded as zip are extracted to
-    ``dest_dir/<artifact name>``).  Existing files are never overwritten.
-    Raises :class:`UserError` when the server cannot be used, the task does
-    not exist, or one of ``required`` artifacts is missing.
-    """
-    Task, host = _go_online(reachability_timeout)
-    try:
-        task = Task.get_task(task_id=task_id)
-    except _login_error_types() as exc:
-        raise _login_failed(exc) from exc
-    except Exception as exc:  # noqa: BLE001 - the SDK raises ValueError/APIError variants
-        raise UserError(
-            f"run ID {task_id!r} is not in the local run store nor on ClearML server {host} "
-            f"({_one_line(exc)}); check the ID (run_train.py prints it)"
-        ) from exc
-
-    available = dict(task.artifacts or {})
-    missing = [name for name in required if name not in available]
-    if missing:
-        raise UserError(
-            f"ClearML run {task_id} on {host} has no artifact(s) {', '.join(missing)} "
-            f"(it has: {', '.join(sorted(available)) or 'none'}); pass the ID of a finished training run"
-        )
-    dest = Path(dest_dir)
-    dest.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Path] = {}
-    for name in artifacts:
-        artifact = available.get(name)
-        if artifact is None:
-            continue
-        local = artifact.get_local_copy(extract_archive=True, raise_on_error=True)
-        if not local:
-            raise UserError(f"could not download artifact {name!r} of ClearML run {task_id} from {host}; retry later")
-        local = Path(local)
-        target = dest / (name if local.is_dir() else _artifact_file_name(artifact, local.name))
-        if target.exists():
-            raise UserError(f"{target} already exists; refusing to overwrite it, remove it and retry")
-        if local.is_dir():
-            shutil.copytree(local, target)
-        else:
-            shutil.copy2(local, target)
-        files[name] = target
-    log.info("fetched run %s from %s into %s: %s", task_id, host, dest, ", ".join(files))
-    return FetchedRun(
-        task_id=str(task.id),
-        task_name=str(task.name),
-        project_name=str(task.get_project_name() or ""),
-        files=files,
-    )
-
-
 __all__ = [
     "ClearMLTracker",
-    "FetchedRun",
     "LAUNCH_SECTION",
-    "RUN_ARTIFACTS",
     "ServerUnreachableError",
     "api_server_host",
     "check_server",
-    "fetch_run_from_server",
     "reload_clearml_config",
     "restore_remote_launch_args",
 ]
