@@ -435,19 +435,30 @@ def check_train_config(cfg: DictConfig) -> None:
             )
 
 
-def _given_keys(section: str) -> set[str]:
-    """Keys under ``section`` that the command line set (Hydra's recorded overrides); empty outside a Hydra app."""
+def command_line() -> tuple[str, list[str]] | None:
+    """``(config name, overrides)`` of the Hydra command line this process runs, or None outside a Hydra app
+    (configs composed in code): the one reader of Hydra's recorded overrides."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
         if not HydraConfig.initialized():
-            return set()
-        overrides = list(HydraConfig.get().overrides.task)
+            return None
+        hydra_cfg = HydraConfig.get()
+        return hydra_cfg.job.config_name, list(hydra_cfg.overrides.task)
     except Exception:  # noqa: BLE001 -- no Hydra run context: nothing was given on a command line
-        return set()
+        return None
+
+
+def command_line_keys() -> set[str] | None:
+    """The keys the command line set (``+``/``~`` stripped), or None outside a Hydra app."""
+    given = command_line()
+    return None if given is None else {o.split("=", 1)[0].lstrip("+~") for o in given[1]}
+
+
+def _given_keys(section: str) -> set[str]:
+    """First-level keys under ``section`` that the command line set; empty outside a Hydra app."""
     prefix = section + "."
-    keys = (o.split("=", 1)[0].lstrip("+~") for o in overrides)
-    return {k[len(prefix):].split(".", 1)[0] for k in keys if k.startswith(prefix)}
+    return {k[len(prefix):].split(".", 1)[0] for k in command_line_keys() or () if k.startswith(prefix)}
 
 
 def check_predict_config(cfg: DictConfig, check_run: bool = True) -> None:

@@ -22,7 +22,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from seqrec.config import apply_model_aliases, check_predict_config, check_train_config, model_class
+from seqrec.config import (
+    apply_model_aliases, check_predict_config, check_train_config, command_line, command_line_keys, model_class,
+)
 from seqrec.data.datasets import EpochSampler, EvalDataset
 from seqrec.data.io import (
     atomic_to_csv, atomic_to_parquet, atomic_write, atomic_write_json, atomic_write_text, disk_full_message, is_disk_full,
@@ -338,22 +340,10 @@ RUN_LENGTH = ("trainer_params.max_epochs", "trainer_params.min_epochs", "trainer
               "trainer_params.min_steps", "trainer_params.max_time")
 
 
-def _command_line_keys() -> set[str] | None:
-    """The keys set on the command line (Hydra's recorded overrides), or None outside a Hydra app."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        if not HydraConfig.initialized():
-            return None
-        return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
-    except Exception:  # noqa: BLE001 -- no Hydra run context
-        return None
-
-
 def _keep_run_length(cfg: DictConfig, stored: dict, run_id: str, aliases: dict) -> None:
     """A resume keeps the run's own length (``max_epochs`` ...) unless the command line sets it: a resume of a
     3-epoch run without ``trainer_params.max_epochs`` must not silently train on to the config default."""
-    given = _command_line_keys()
+    given = command_line_keys()
     if given is None:  # composed in code: the caller's config is what it means
         return
     for key in RUN_LENGTH:
@@ -647,15 +637,9 @@ def interruption_message(cfg: DictConfig, run_id: str, signal_name: str, epoch: 
 def resume_command(cfg: DictConfig, run_id: str) -> str:
     """``python src/run_train.py --config-name=<name> <the same overrides> resume=<ID>``: the command that
     continues ``run_id`` (its settings must be the run's own). From the Hydra command line when there is one."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
-    except Exception:  # noqa: BLE001 -- no Hydra run context
-        hydra_cfg = None
-    if hydra_cfg is not None:
-        name = hydra_cfg.job.config_name
-        overrides = [o for o in hydra_cfg.overrides.task if not o.startswith("resume=")]
+    given = command_line()
+    if given is not None:
+        name, overrides = given[0], [o for o in given[1] if not o.startswith("resume=")]
     else:
         name, overrides = "GPT_train", [f"data_path={cfg.data_path}", f"run_store={cfg.run_store}"]
     args = [f"--config-name={name}", *overrides, f"resume={run_id}"]

@@ -8,6 +8,7 @@ intact and the temporary file is removed).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -49,8 +50,6 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
 
 def is_disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` is "no space left on device" or "disk quota exceeded"."""
-    import errno
-
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -67,7 +66,7 @@ def disk_full_message(exc: OSError, path: str | os.PathLike | None = None) -> st
         room = f"{free / 2**20:.1f} MiB free" if free >= 2**20 else f"{free / 2**10:.0f} KiB free"
     except OSError:
         room = "free space unknown"
-    what = "disk quota exceeded" if getattr(exc, "errno", None) == __import__("errno").EDQUOT else "no space left on device"
+    what = "disk quota exceeded" if getattr(exc, "errno", None) == errno.EDQUOT else "no space left on device"
     return f"{what} writing {target} ({room} on {folder})"
 
 

@@ -190,18 +190,17 @@ class Oracle:
 
     def posterior(self, users: np.ndarray) -> np.ndarray:
         """``[U, G]`` probability of each taste given the user's train part."""
-        loglik, _ = self._histories(users)
-        loglik -= loglik.max(axis=1, keepdims=True)
-        w = np.exp(loglik)
-        return w / w.sum(axis=1, keepdims=True)
+        return self._posterior_and_last(users)[0]
+
+    def _posterior_and_last(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        loglik, last = self._histories(users)
+        w = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+        return w / w.sum(axis=1, keepdims=True), last
 
     def step_probs(self, users: np.ndarray, steps: int = 10) -> np.ndarray:
         """``[U, steps, n_items + 1]``: probability that the item ``s + 1`` steps after the train part is each
         item (split indices; column 0 is padding and always 0)."""
-        loglik, last = self._histories(users)
-        loglik -= loglik.max(axis=1, keepdims=True)
-        w = np.exp(loglik)
-        w /= w.sum(axis=1, keepdims=True)
+        w, last = self._posterior_and_last(users)
         n_users, n_internal = len(last), self.chain.n_items
         state = np.zeros((n_users, self.chain.n_tastes, n_internal))
         state[np.arange(n_users), :, last] = 1.0
