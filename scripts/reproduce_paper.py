@@ -59,14 +59,16 @@ def parse_args(argv):
                         "are listed and left out)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44],
                         help="training seeds: every model is trained once per seed on the same split (default 42 43 44)")
-    parser.add_argument("--models", nargs="+", default=None, help="subset of GPT SASRec gSASRec BERT4Rec")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="subset of the registered models (GPT SASRec gSASRec BERT4Rec and any plug-in)")
     parser.add_argument("--beams", nargs="+", type=int, default=[2, 3])
     parser.add_argument("--temperatures", nargs="+", type=float, default=[0.3, 0.6])
     parser.add_argument("--sequences", nargs="+", type=int, default=[10, 20, 50, 100],
                         help="N of multi-sequence aggregation")
     parser.add_argument("--reduced-grid", nargs="+", default=[], metavar="MODEL",
                         help="for these models, RRA and RA only at the first temperature and the first N "
-                        "(e.g. BERT4Rec, which has no KV cache and recomputes every step)")
+                        "(e.g. BERT4Rec, which has no KV cache and recomputes every step); 'auto': every model whose "
+                        "declaration says it has no KV cache")
     parser.add_argument("--reuse", action="append", type=_key_value, default=[], metavar="MODEL=TRAIN_ID",
                         help="use this completed training run for MODEL instead of training (repeatable)")
     parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
@@ -110,7 +112,8 @@ def main(argv=None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # libraries' INFO records propagate here: warnings only
         handler.setLevel(logging.WARNING)
-    from seqrec.experiment import MODELS, Experiment, strategy_grid
+    from seqrec import registry
+    from seqrec.experiment import Experiment, model_configs, strategy_grid
     from seqrec.report import summary_row, build_summary, write_report, TRAINING_COLUMNS
 
     started = time.perf_counter()
@@ -121,15 +124,17 @@ def main(argv=None) -> int:
         results = Path(args.results) if args.results else (Path(args.run_store) / "reports" if args.quick else ROOT / "results")
         out_dir = results / (f"{label}-quick" if args.quick else label)
         train_overrides = ["trainer_params.enable_progress_bar=false", "trainer_params.enable_model_summary=false"]
+        reduced = [m.label for m in registry.components("model") if m.label and not m.kv_cache] \
+            if args.reduced_grid == ["auto"] else args.reduced_grid
         experiment = Experiment(
             data, dataset=f"{label}-quick" if args.quick else label, run_store=args.run_store,
-            models=args.models or list(MODELS), strategies=strategy_grid(**grid),
+            models=args.models or list(model_configs()), strategies=strategy_grid(**grid),
             train_overrides=train_overrides + (QUICK_TRAIN if args.quick else []) + args.train_override,
             predict_overrides=["progress=false", *args.predict_override], reuse=dict(args.reuse), logger=args.logger,
             seeds=args.seeds, report_only=args.report_only,
             model_overrides=DATASET_MODEL_OVERRIDES.get(label, {}),
             model_strategies={m: strategy_grid(**{**grid, "temperatures": grid["temperatures"][:1],
-                                                  "sequences": grid["sequences"][:1]}) for m in args.reduced_grid},
+                                                  "sequences": grid["sequences"][:1]}) for m in reduced},
         )
 
         def report(outcome, done, total):

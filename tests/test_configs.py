@@ -114,10 +114,10 @@ def test_declared_settings_exist_in_the_configs():
         ("random_state=1.5", r"random_state must be an integer"),
         ("task_name=''", r"task_name must be a non-empty string"),
         ("logger.reachability_timeout=0", r"logger\.reachability_timeout must be a number > 0"),
-        ("+train_dataset.foo=1", r"train_dataset\.foo is not an argument of CausalLMDataset"),
+        ("+train_dataset.foo=1", r"train_dataset\.foo is not a setting of CausalLMDataset; its settings: none"),
         ("+train_dataset.seed=1", r"train_dataset\.seed is set by run_train\.py itself"),
-        ("+seqrec_module.loss.chunks=8", r"not an argument of CrossEntropy .*did you mean seqrec_module\.loss\.chunk\?"),
-        ("+model_params.n_layers=2", r"model_params\.n_layers is not a setting of GPT2; allowed keys: .*did you mean model_params\.n_layer\?"),
+        ("+seqrec_module.loss.chunks=8", r"not a setting of CrossEntropy; its settings: chunk, matmul_dtype; did you mean seqrec_module\.loss\.chunk\?"),
+        ("+model_params.n_layers=2", r"model_params\.n_layers is not a setting of GPT; its settings: .*did you mean model_params\.n_layer\?"),
     ],
 )
 def test_schema_rejects_before_any_data(override, match):
@@ -135,7 +135,7 @@ def test_schema_rejects_before_any_data(override, match):
         ("GPT_temperature", "generation_params.top_p=2", r"generation_params\.top_p must be a number in \(0, 1\]"),
         ("GPT_temperature", "generation_params.aggregation=foo", r"generation_params\.aggregation must be one of rra, ra"),
         ("GPT_predict", "generation_params.strategy=foo", r"strategy='foo' is unknown; allowed: .*two_stage"),
-        ("GPT_predict", "generation_params.precision=half", r"generation_params\.precision must be one of auto"),
+        ("GPT_predict", "generation_params.precision=half", r"generation_params\.precision must be one of float32, bfloat16, auto"),
         ("GPT_greedy", "generation_params.do_sample=true", r"contradicts strategy greedy"),
         ("GPT_predict", "top_k=0", r"top_k must be an integer >= 1 \(or null\)"),
         ("GPT_predict", "device=tpu", r"device must be auto, cpu, mps, cuda or cuda:<N>"),

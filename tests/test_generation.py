@@ -240,13 +240,13 @@ def test_seen_filter_off_and_repeats_allowed_match_plain_argmax():
     [
         ({"strategy": "beam", "num_beams": 0}, "num_beams must be an integer >= 1"),
         ({"strategy": "sampling", "num_return_sequences": 0}, "num_return_sequences must be an integer >= 1"),
-        ({"strategy": "sampling", "temperature": 0}, "temperature must be > 0"),
-        ({"strategy": "sampling", "temperature": -1.0}, "temperature must be > 0"),
-        ({"strategy": "sampling", "top_p": 0}, "top_p must be in (0, 1]"),
-        ({"strategy": "sampling", "top_p": 1.5}, "top_p must be in (0, 1]"),
-        ({"strategy": "sampling", "top_k": -3}, "top_k must be an integer >= 1"),
+        ({"strategy": "sampling", "temperature": 0}, "temperature must be a number > 0 (got 0); temperature 0 means arg-max"),
+        ({"strategy": "sampling", "temperature": -1.0}, "temperature must be a number > 0"),
+        ({"strategy": "sampling", "top_p": 0}, "top_p must be a number in (0, 1]"),
+        ({"strategy": "sampling", "top_p": 1.5}, "top_p must be a number in (0, 1]"),
+        ({"strategy": "sampling", "top_k": -3}, "top_k must be an integer >= 0 (or null)"),
         ({"strategy": "nucleus"}, "strategy='nucleus' is unknown; allowed: beam, greedy"),
-        ({"strategy": "sampling", "num_return_sequences": 3, "aggregation": "borda"}, "aggregation='borda' is unknown; allowed: rra, ra"),
+        ({"strategy": "sampling", "num_return_sequences": 3, "aggregation": "borda"}, "aggregation must be one of rra, ra (got 'borda')"),
         ({"strategy": "greedy", "do_sample": True}, "do_sample=True contradicts strategy greedy"),
         ({"strategy": "greedy", "no_repeat_ngram_size": 2}, "no_repeat_ngram_size must be 1"),
     ],
@@ -292,5 +292,5 @@ def test_bfloat16_precision_keeps_the_contract():
     changed = first != exact[:, 0]
     assert (margin[changed] <= 2 * err).all(), (margin[changed], err)
     assert (margin > 2 * err).sum() >= len(margin) // 2  # the check has teeth: most users are decidable
-    with pytest.raises(UserError, match="precision='half' is unknown"):
+    with pytest.raises(UserError, match="precision must be one of float32, bfloat16, auto"):
         build_strategy({"strategy": "greedy", "precision": "half"})

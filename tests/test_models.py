@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import compose
-from seqrec.config import ALIASES, apply_model_aliases, check_train_config
+from seqrec.config import apply_model_aliases, check_train_config
 from seqrec.data.datasets import MaskedLMDataset
 from seqrec.data.split import Sequences
 from seqrec.errors import UserError
@@ -314,10 +314,17 @@ def test_defaults_follow_the_settings_they_alias():
     assert cfg.model_params.batch_size == 16 and args["sequence_length"] == 40 and cfg.model_params.gbce_t == 0.3
 
 
-@pytest.mark.parametrize("config", ["SASRec_train", "gSASRec_train", "BERT4Rec_train"])
-def test_unknown_hyper_parameter_is_rejected(config):
-    with pytest.raises(UserError, match=r"model_params\.hidden_sise is not a setting of \w+; allowed keys: .*batch_size"):
+@pytest.mark.parametrize("config, seed_names", [
+    ("SASRec_train", None), ("gSASRec_train", "batch_size, device, eps"), ("BERT4Rec_train", "batch_size, device")])
+def test_unknown_hyper_parameter_is_rejected(config, seed_names):
+    """The message lists the model's own settings and the seed names *it* declares (SASRec declares none beyond
+    its network's; gSASRec and BERT4Rec the names of their code bases)."""
+    with pytest.raises(UserError, match=r"model_params\.hidden_sise is not a setting of \w+; its settings: ") as err:
         check_train_config(compose(config, ["+model_params.hidden_sise=64"]))
+    if seed_names is None:
+        assert "seed names" not in str(err.value)
+    else:
+        assert f"seed names {seed_names}" in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -330,7 +337,8 @@ def test_unknown_hyper_parameter_is_rejected(config):
         ("BERT4Rec_train", "model_params.sample_seed=3", "sample_seed"),
         ("BERT4Rec_train", "model_params.hidden_act=gelu2", None),
         ("BERT4Rec_train", "model_params.device=tpu", "device must be"),
-        ("SASRec_train", "+model_params.mask_rate=0.3", "train_dataset.mask_rate"),
+        ("SASRec_train", "+model_params.mask_rate=0.3", "mask_rate is not a setting of SASRec"),  # BERT4Rec's name
+        ("BERT4Rec_train", "+model_params.gbce_t=0.5", "gbce_t is not a setting of BERT4Rec"),  # gSASRec's name
     ],
 )
 def test_bad_hyper_parameters(config, override, match, tmp_path):
@@ -354,12 +362,32 @@ def test_device_cuda_without_gpu_is_an_error():
         check_train_config(compose("gSASRec_train", ["model_params.device=cuda"]))
 
 
-def test_every_alias_targets_an_existing_setting():
-    cfg = compose("BERT4Rec_train", ["loss=gBCE"])
+@pytest.mark.parametrize("label", ["GPT", "SASRec", "gSASRec", "BERT4Rec"])
+def test_every_alias_targets_an_existing_setting(label):
+    """Each seed name a model declares points at a key its own training config has."""
     from omegaconf import OmegaConf
 
-    for key, path in ALIASES.items():
-        assert OmegaConf.select(cfg, path, default="MISSING") != "MISSING", (key, path)
+    from seqrec import registry
+
+    model = registry.model_by_label(label)
+    cfg = compose(model.train_config)
+    for key, path in model.aliases.items():
+        assert OmegaConf.select(cfg, path, default="MISSING") != "MISSING", (label, key, path)
+
+
+@pytest.mark.parametrize("label", ["GPT", "SASRec", "gSASRec", "BERT4Rec"])
+def test_declared_network_settings_are_the_constructor_arguments(label):
+    """A model's declaration names exactly its class's arguments (less n_items), so no argument is unchecked
+    and no declared setting is silently dropped."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    from seqrec import registry
+
+    model = registry.model_by_label(label)
+    params = inspect.signature(get_class(model.target).__init__).parameters
+    assert set(model.keys()) == set(params) - {"self", "n_items"}
 
 
 # Training each model to its bars on a log with a known optimum: tests/test_oracle_learning.py

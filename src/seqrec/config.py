@@ -1,12 +1,10 @@
-"""Up-front checks of composed configs: a wrong value fails before any data is loaded.
+"""Up-front checks of composed configs: a wrong value fails before any data is loaded, and before torch is imported.
 
-The checks are a declared schema: every known key of the training and prediction configs
-is a :class:`Setting` (type, range or allowed values, an example for the fix), the
-sections listed in :data:`TRAIN_SECTIONS` / :data:`PREDICT_SECTIONS` are closed (an unknown
-key, e.g. a typo added with ``+``, is an error naming the closest known key), and a few
-rules tie keys together (``dataset.max_length <= model_params.n_positions``, ...).
-``check_train_config`` and ``check_predict_config`` both run on this schema; the second
-also checks, by default, the training run that ``train_task`` names (its folder, config,
+Each component (model, loss, training dataset, optimizer, LR schedule, tracker, generation strategy) declares its
+own settings beside its code (:mod:`seqrec.registry`); this module checks a composed config against those
+declarations and against the run-level settings below (data, split, loaders, trainer), which are the pipeline's
+own. Closed sections: an unknown key (a typo, or a key added with ``+``) is an error naming the closest known key.
+``check_predict_config`` also checks, by default, the training run that ``train_task`` names (its folder, config,
 checkpoint and data file) before anything is loaded.
 """
 
@@ -17,144 +15,16 @@ import difflib
 import inspect
 import logging
 import re
-from dataclasses import dataclass
-from numbers import Number
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from seqrec import registry
 from seqrec.errors import UserError
-
-_MISSING = object()
-
-
-def _get(cfg: DictConfig, key: str) -> Any:
-    try:
-        value = OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=True)
-    except Exception as exc:  # MissingMandatoryValue, or an interpolation that does not resolve
-        if "Missing mandatory value" in str(exc) or type(exc).__name__ == "MissingMandatoryValue":
-            raise UserError(f"{key} is required; pass {key}=<value> on the command line") from None
-        raise UserError(f"{key} cannot be resolved ({' '.join(str(exc).split())[:120]}); pass {key}=<value>") from None
-    return value
-
-
-def _num(v) -> bool:
-    return isinstance(v, Number) and not isinstance(v, bool)
-
-
-def _int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _text(v) -> bool:
-    return isinstance(v, str) and bool(v.strip())
-
-
-_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "int": (_int, "an integer"),
-    "number": (_num, "a number"),
-    "str": (_text, "a non-empty string"),
-    "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "choice": (lambda v: True, ""),
-}
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One declared config key: its type, range or allowed values, and an example value.
-
-    ``null``: ``null`` is allowed (it means "default" or "off"); ``required``: the key must be
-    in the composed config (else it is checked only when present); ``test`` replaces the
-    type/range test for unions (``want`` then describes it); ``hint`` replaces the
-    "pass e.g." part of the message.
-    """
-
-    key: str
-    type: str
-    example: str
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-    choices: tuple = ()
-    null: bool = False
-    required: bool = True
-    test: Callable[[Any], bool] | None = None
-    want: str | None = None
-    hint: str | None = None
-
-    def describe(self) -> str:
-        if self.want:
-            return self.want
-        if self.type == "choice":
-            text = "one of " + ", ".join(str(c) for c in self.choices)
-        else:
-            text = _TYPES[self.type][1]
-            low = (">=", self.ge) if self.ge is not None else (">", self.gt) if self.gt is not None else None
-            high = ("<=", self.le) if self.le is not None else ("<", self.lt) if self.lt is not None else None
-            if low and high:
-                text += f" in {'[' if low[0] == '>=' else '('}{low[1]:g}, {high[1]:g}{']' if high[0] == '<=' else ')'}"
-            elif low:
-                text += f" {low[0]} {low[1]:g}"
-            elif high:
-                text += f" {high[0]} {high[1]:g}"
-        return text + (" (or null)" if self.null else "")
-
-    def accepts(self, value: Any) -> bool:
-        if value is None:
-            return self.null
-        try:
-            if self.test is not None:
-                return bool(self.test(value))
-            if self.type == "choice":
-                return any(value == c and type(value) is type(c) for c in self.choices)
-            if not _TYPES[self.type][0](value):
-                return False
-            return (
-                (self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
-                and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt)
-            )
-        except TypeError:
-            return False
-
-    def check(self, cfg: DictConfig) -> None:
-        value = _get(cfg, self.key)
-        if value is _MISSING:
-            if self.required:
-                raise UserError(f"{self.key} is missing from the config; pass +{self.key}={self.example}")
-            return
-        if isinstance(value, (DictConfig, ListConfig)) and self.type != "choice" and self.test is None:
-            value = OmegaConf.to_container(value)
-        if not self.accepts(value):
-            fix = self.hint or f"pass e.g. {self.key}={self.example}"
-            raise UserError(f"{self.key} must be {self.describe()} (got {_show(value)}); {fix}")
-
-
-def _show(value: Any) -> str:
-    text = repr(OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def Int(key, example, ge=None, **kw) -> Setting:  # noqa: N802 - reads like a type in the tables below
-    return Setting(key, "int", example, ge=ge, **kw)
-
-
-def Num(key, example, **kw) -> Setting:  # noqa: N802
-    return Setting(key, "number", example, **kw)
-
-
-def Str(key, example, **kw) -> Setting:  # noqa: N802
-    return Setting(key, "str", example, **kw)
-
-
-def Bool(key, example="true", **kw) -> Setting:  # noqa: N802
-    return Setting(key, "bool", example, **kw)
-
-
-def Choice(key, choices, example=None, **kw) -> Setting:  # noqa: N802
-    return Setting(key, "choice", str(example if example is not None else choices[0]), choices=tuple(choices), **kw)
-
+from seqrec.settings import (  # noqa: F401 -- re-exported: the names other modules and tests use
+    _MISSING, SYNONYMS, Bool, Choice, Int, Num, Setting, Str, _get, _int, flat_keys, suggest_key,
+)
 
 #: lightning.Trainer's ``precision`` values (Lightning 2.x) plus ``auto`` (see pipeline.train)
 PRECISIONS = (
@@ -184,7 +54,6 @@ COMMON = (
     Str("task_name", "ml1_GPT_train"),
     Str("run_store", "runs"),
     Int("random_state", "42"),
-    Num("logger.reachability_timeout", "5.0", gt=0, required=False),
 )
 
 TRAIN = COMMON + (
@@ -216,11 +85,6 @@ TRAIN = COMMON + (
     ),
     Bool("trainer_params.enable_progress_bar", required=False),
     Bool("trainer_params.enable_model_summary", required=False),
-    Int("model_params.n_positions", "128", ge=2, required=False),
-    Int("model_params.n_embd", "64", ge=1, required=False),
-    Int("model_params.n_layer", "2", ge=1, required=False),
-    Int("model_params.n_head", "1", ge=1, required=False),
-    Num("model_params.dropout", "0.1", ge=0, lt=1, required=False),
 )
 
 #: open sections (model_params, train_dataset, seqrec_module.loss, logger, trainer_params)
@@ -245,20 +109,6 @@ PREDICT = COMMON + (
     Bool("filter_seen", null=True),
     Int("test_batch_size", "256", ge=1, null=True),
     Bool("progress", required=False),
-    Str("generation_params.strategy", "topk"),
-    Int("generation_params.num_return_sequences", "1", ge=1),
-    Int("generation_params.num_beams", "2", ge=1),
-    Bool("generation_params.do_sample", "false", null=True),
-    Num("generation_params.temperature", "0.3", gt=0,
-        hint="temperature 0 means arg-max decoding: use --config-name=GPT_greedy, or e.g. generation_params.temperature=0.3"),
-    Int("generation_params.top_k", "50", ge=0, null=True,
-        hint="pass e.g. generation_params.top_k=50, or null (or 0) for no limit"),
-    Num("generation_params.top_p", "0.9", gt=0, le=1, null=True),
-    Choice("generation_params.no_repeat_ngram_size", (1, 0), null=True),
-    Choice("generation_params.aggregation", ("rra", "ra")),
-    Int("generation_params.first_stage", "9", ge=1),
-    Choice("generation_params.precision", ("auto", "float32", "bfloat16"), null=True),
-    Int("generation_params.max_rows", "4096", ge=1, null=True),
     Int("bootstrap.n_resamples", "10000", ge=100, required=False),
     Num("bootstrap.confidence", "0.95", gt=0, lt=1, required=False),
     Int("bootstrap.seed", "0", required=False),
@@ -269,51 +119,8 @@ PREDICT_SECTIONS = {
         "train_task", "device", "top_k", "filter_seen", "test_batch_size", "progress", "generation_params", "logger",
         "bootstrap", "hydra",  # hydra: present when composed with return_hydra_config=True
     },
-    "generation_params": {s.key.split(".", 1)[1] for s in PREDICT if s.key.startswith("generation_params.")},
     "bootstrap": {"n_resamples", "confidence", "seed"},
 }
-
-
-# --------------------------------------------------------------------------- key names
-def flat_keys(cfg: DictConfig | dict, prefix: str = "") -> list[str]:
-    """Every key of ``cfg`` as a dotted path (sections and leaves), without resolving values."""
-    node = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, (DictConfig, ListConfig)) else cfg
-    out: list[str] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            path = f"{prefix}{key}"
-            out.append(path)
-            if isinstance(value, dict):
-                out.extend(flat_keys(value, path + "."))
-    return out
-
-
-# Names other libraries use for a setting this repo spells differently: leaf -> our leaf.
-SYNONYMS = {
-    "learning_rate": "lr", "lr_rate": "lr", "epochs": "max_epochs", "num_epochs": "max_epochs",
-    "n_epochs": "max_epochs", "bs": "batch_size", "batch": "batch_size", "early_stopping_patience": "patience",
-    "list_length": "top_k", "k": "top_k", "beams": "num_beams", "n_beams": "num_beams",
-    "num_sequences": "num_return_sequences", "n_sequences": "num_return_sequences", "temp": "temperature",
-}
-
-
-def suggest_key(key: str, candidates: Iterable[str]) -> str | None:
-    """The known key ``key`` most likely meant (``lr`` -> ``seqrec_module.lr``, ``seqrec_module.learning_rate``
-    -> ``seqrec_module.lr``), or None."""
-    candidates = [c for c in candidates if c != key]
-    section, _, leaf = key.rpartition(".")
-    if leaf in SYNONYMS:  # another library's name: the candidate with our leaf, in the same section if any
-        same = [c for c in candidates if c.rpartition(".")[2] == SYNONYMS[leaf]]
-        if same:
-            return next((c for c in same if c.rpartition(".")[0] == section), same[0])
-    hit = difflib.get_close_matches(key, candidates, n=1, cutoff=0.75)
-    if hit:
-        return hit[0]
-    by_leaf: dict[str, str] = {}
-    for cand in candidates:
-        by_leaf.setdefault(cand.rsplit(".", 1)[-1], cand)
-    hit = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.75)
-    return by_leaf[hit[0]] if hit else None
 
 
 def _check_sections(cfg: DictConfig, sections: dict[str, set[str]], kind: str) -> None:
@@ -360,44 +167,59 @@ def _check_trainer_params(cfg: DictConfig) -> None:
             )
 
 
-#: arguments run_train.py passes itself to the classes of these sections (not settable there)
-TARGET_SECTIONS = {
-    "train_dataset": ("train", "max_length", "window", "seed", "n_items"),
-    "seqrec_module.loss": (),
-    "seqrec_module.optimizer": ("params", "lr", "weight_decay"),  # lr, weight_decay: seqrec_module.lr / .weight_decay
-    "seqrec_module.scheduler": ("optimizer", "total_steps"),
-}
+#: training sections built from a ``_target_`` (besides the model), by component kind
+TRAIN_COMPONENTS = ("loss", "train_dataset", "optimizer", "scheduler", "tracker")
 
 
-def _check_target_args(cfg: DictConfig) -> None:
-    """Every key of a ``_target_`` section is an argument of that class (checked before any data)."""
+def check_component(cfg: DictConfig, kind: str) -> None:
+    """Check the section of ``kind`` against the declaration of the class its ``_target_`` names.
+
+    A class without a declaration (e.g. ``seqrec_module.optimizer._target_=torch.optim.SGD`` given ad hoc) is
+    checked against its constructor's signature instead: each key must be an argument.
+    """
+    section = registry.SECTIONS[kind]
+    node = OmegaConf.select(cfg, section)
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        if node is not None and kind == "tracker":
+            raise UserError("logger must be a tracker config; use logger=clearml_offline, logger=clearml or logger=none")
+        return
+    values = _resolved(node, section)
+    target = values.pop("_target_")
+    declared = registry.by_target(kind, str(target))
+    if declared is not None:
+        declared.check(values, cfg, section)
+        return
     from hydra.utils import get_class
 
-    for section, passed in TARGET_SECTIONS.items():
-        node = OmegaConf.select(cfg, section)
-        if not isinstance(node, DictConfig) or "_target_" not in node:
-            continue
+    try:
+        cls = get_class(str(target))
+    except Exception as exc:
+        raise UserError(f"{section}._target_={target!r} is not an importable class ({one_line_text(exc)})") from None
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    args = sorted(set(params) - {"self", "params", "optimizer"})
+    for key in values:
+        if key not in args:
+            near = difflib.get_close_matches(str(key), args, n=1, cutoff=0.6)
+            raise UserError(
+                f"{section}.{key} is not an argument of {cls.__name__} "
+                + (f"(its arguments: {', '.join(args)})" if args else "(it takes none here)")
+                + (f"; did you mean {section}.{near[0]}?" if near else "; remove it")
+            )
+
+
+def _resolved(node: DictConfig, section: str) -> dict[str, Any]:
+    """``node``'s values, resolved; an interpolation that does not resolve is one line naming the key."""
+    out = {}
+    for key in node:
         try:
-            cls = get_class(node._target_)
+            value = node[key]
         except Exception as exc:
-            raise UserError(f"{section}._target_={node._target_!r} is not an importable class ({one_line_text(exc)})") from None
-        params = inspect.signature(cls.__init__).parameters
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            continue
-        args = sorted(set(params) - {"self", *passed})
-        for key in node.keys():
-            if key == "_target_":
-                continue
-            if key in passed:
-                instead = f" and set seqrec_module.{key}" if key in ("lr", "weight_decay") else ""
-                raise UserError(f"{section}.{key} is set by run_train.py itself; remove it{instead}")
-            if key not in args:
-                near = difflib.get_close_matches(str(key), args, n=1, cutoff=0.6)
-                raise UserError(
-                    f"{section}.{key} is not an argument of {cls.__name__} "
-                    + (f"(its arguments: {', '.join(args)})" if args else "(it takes none here)")
-                    + (f"; did you mean {section}.{near[0]}?" if near else "; remove it")
-                )
+            raw = OmegaConf.to_container(node, resolve=False).get(key)
+            raise UserError(f"{section}.{key}={raw} cannot be resolved: {' '.join(str(exc).split())}") from None
+        out[str(key)] = OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+    return out
 
 
 def one_line_text(exc: BaseException, limit: int = 100) -> str:
@@ -413,17 +235,8 @@ def check_train_config(cfg: DictConfig) -> None:
     for setting in TRAIN:
         setting.check(cfg)
     _check_trainer_params(cfg)
-    _check_target_args(cfg)
-    n_positions = OmegaConf.select(cfg, "model_params.n_positions")
-    max_length = cfg.dataset.max_length
-    if n_positions is not None and max_length > n_positions:
-        raise UserError(
-            f"dataset.max_length ({max_length}) exceeds model_params.n_positions ({n_positions}); "
-            f"lower dataset.max_length or raise model_params.n_positions"
-        )
-    n_embd, n_head = OmegaConf.select(cfg, "model_params.n_embd"), OmegaConf.select(cfg, "model_params.n_head")
-    if n_embd is not None and n_head is not None and n_embd % n_head:
-        raise UserError(f"model_params.n_embd ({n_embd}) must be divisible by model_params.n_head ({n_head})")
+    for kind in TRAIN_COMPONENTS:
+        check_component(cfg, kind)
     accelerator = str(OmegaConf.select(cfg, "trainer_params.accelerator") or "auto").lower()
     if accelerator in ("gpu", "cuda"):  # before any run folder: Lightning would fail inside the run
         import torch
@@ -481,12 +294,9 @@ def check_predict_config(cfg: DictConfig, check_run: bool = True) -> None:
 
         if not torch.cuda.is_available():
             raise UserError(f"device={device} but no CUDA GPU is available here; use device=cpu or device=auto")
+    check_component(cfg, "tracker")
     params = OmegaConf.to_container(cfg.generation_params, resolve=True)
-    from seqrec.generation import build_strategy
-    from seqrec.generation.base import check_applicable
-
-    build_strategy(params)
-    check_applicable(params.get("strategy"), _given_keys("generation_params"))
+    registry.check_strategy(params, _given_keys("generation_params"))
     if not check_run:
         return
     train_cfg = check_train_run(cfg.run_store, cfg.train_task)
@@ -497,12 +307,7 @@ def check_predict_config(cfg: DictConfig, check_run: bool = True) -> None:
             "top_k=%d sets the length K of each list: every metric will be @%d (the training run used %d); the "
             "sampling cutoff is generation_params.top_k", k, k, train_k,
         )
-    first = params.get("first_stage")
-    if params.get("strategy") == "two_stage" and _int(first) and first >= k:
-        raise UserError(
-            f"generation_params.first_stage={first} leaves nothing for stage two of k={k} items; "
-            f"pass e.g. generation_params.first_stage={k - 1}"
-        )
+    registry.check_strategy(params, (), {"k": k})  # rules that need the list length (two_stage's first_stage)
 
 
 def check_train_run(run_store: str, train_task: str) -> DictConfig:
@@ -575,119 +380,28 @@ def check_train_run(run_store: str, train_task: str) -> DictConfig:
 
 
 # --------------------------------------------------------------------------- model_params
-# Hyper-parameter names of the models' original code bases, accepted under model_params.
-# A key is either an argument of the model class (``model._target_``), or an alias of the
-# setting it names here, or handled by a function below -- or it is rejected. This table is
-# the one place where such names are mapped; models declare nothing.
-ALIASES = {
-    "batch_size": "dataloader.batch_size",
-    "eval_batch_size": "dataloader.test_batch_size",
-    "n_epochs": "trainer_params.max_epochs",
-    "learning_rate": "seqrec_module.lr",
-    "weight_decay": "seqrec_module.weight_decay",
-    "patience": "patience",
-    "early_stopping_step": "patience",
-    "sequence_length": "dataset.max_length",
-    "max_seq_length": "dataset.max_length",
-    "max_batches_per_epoch": "trainer_params.limit_train_batches",
-    "eval_after_epochs": "trainer_params.check_val_every_n_epoch",
-    "eval_step": "trainer_params.check_val_every_n_epoch",
-    "filter_rated": "seqrec_module.filter_seen",
-    "mask_rate": "train_dataset.mask_rate",
-    "neg_per_positive": "seqrec_module.loss.neg_per_positive",
-    "gbce_t": "seqrec_module.loss.gbce_t",
-    "eps": "seqrec_module.loss.eps",
-}
-
-LOSS_TYPES = {"CE": "seqrec.losses.CrossEntropy", "BCE": "seqrec.losses.BCE", "BPR": "seqrec.losses.BPR"}
-SAMPLED_SOFTMAX = "seqrec.losses.SampledSoftmax"
-
-
-def _loss_settings(cfg: DictConfig, params: dict) -> None:
-    """``loss_type`` (CE | BCE | BPR) replaces the loss; ``negative_samples_count`` sets its negatives.
-
-    CE with ``negative_samples_count > 0`` is a sampled softmax over that many negatives;
-    0 (or null) with CE is the full softmax.
-    """
-    loss_type, count = params.get("loss_type"), params.get("negative_samples_count")
-    if count is not None and (not _int(count) or count < 0):
-        raise UserError(f"model_params.negative_samples_count must be an integer >= 0 (got {count!r})")
-    if loss_type is not None:
-        if loss_type not in LOSS_TYPES:
-            raise UserError(f"model_params.loss_type must be one of {', '.join(LOSS_TYPES)} (got {loss_type!r})")
-        node: dict[str, Any] = {"_target_": LOSS_TYPES[loss_type]}
-        if loss_type != "CE":
-            node["num_negatives"] = 1
-        cfg.seqrec_module.loss = node
-    if not count:
-        return
-    loss = cfg.seqrec_module.loss
-    if "num_negatives" in loss:
-        loss.num_negatives = count
-    elif loss._target_ == LOSS_TYPES["CE"]:
-        cfg.seqrec_module.loss = {"_target_": SAMPLED_SOFTMAX, "num_negatives": count}
-    else:
+def model_declaration(cfg: DictConfig) -> registry.Model:
+    """The declaration of the model ``cfg`` trains: by ``model.name`` (several models may share a network class,
+    e.g. SASRec and gSASRec), else by ``model._target_`` (configs stored before ``model.name`` existed)."""
+    name, target = OmegaConf.select(cfg, "model.name"), OmegaConf.select(cfg, "model._target_")
+    if not isinstance(target, str) or not target:
+        raise UserError("model._target_ is missing; choose a model config, e.g. model=gpt2")
+    declared = registry.by_target("model", target, name)
+    if declared is None and name is None:  # an old config: the declaration whose names cover model_params
+        keys = set(_resolved_params(cfg))
+        for candidate in registry.components("model"):
+            if candidate.target == target and keys <= _model_keys(candidate):  # type: ignore[arg-type]
+                return candidate  # type: ignore[return-value]
+    if declared is None:
         raise UserError(
-            f"model_params.negative_samples_count={count} but the loss {loss._target_} samples no negatives; "
-            f"use loss_type CE, BCE or BPR"
+            f"model {name or target} has no declaration; add a <module>_config.py beside {target} that registers "
+            "a seqrec.registry.Model (README: add a model)"
         )
+    return declared  # type: ignore[return-value]
 
 
-def _device(cfg: DictConfig, params: dict) -> None:
-    value = params.get("device")
-    if value is None or value == "auto":
-        cfg.trainer_params.accelerator = "auto"
-        return
-    if value == "cpu":
-        cfg.trainer_params.accelerator = "cpu"
-        return
-    name, _, index = str(value).partition(":")
-    if name not in ("cuda", "gpu") or (index and not index.isdigit()):
-        raise UserError(f"model_params.device must be auto, cpu, cuda, gpu or cuda:<N> (got {value!r})")
-    import torch
-
-    if not torch.cuda.is_available():
-        raise UserError(f"model_params.device={value} but no CUDA GPU is available here; use device=cpu or auto")
-    if index and int(index) >= torch.cuda.device_count():
-        raise UserError(f"model_params.device={value} but only {torch.cuda.device_count()} GPU(s) are visible")
-    cfg.trainer_params.accelerator = "gpu"
-    if index:
-        cfg.trainer_params.devices = [int(index)]
-
-
-def _split_ratio(cfg: DictConfig, params: dict) -> None:
-    value = params.get("split_ratio")
-    if value is not None and value != 0.5:
-        raise UserError(
-            f"model_params.split_ratio={value}: the long-term protocol splits evaluable users 50/50 into "
-            "validation and test users; only 0.5 is supported"
-        )
-
-
-def _sampled_evaluation(cfg: DictConfig, params: dict) -> None:
-    strategy = params.get("sample_strategy")
-    if strategy not in (None, "none", "full"):
-        raise UserError(
-            f"model_params.sample_strategy={strategy!r}: evaluation always ranks the whole catalogue "
-            "(PROTOCOL.md); use null or full"
-        )
-    for key in ("sample_seed", "sample_ratio"):
-        if params.get(key) is not None:
-            raise UserError(
-                f"model_params.{key} only applies to sampled evaluation (sample_strategy), which the protocol "
-                "does not use; set it to null"
-            )
-
-
-SPECIAL: dict[str, Callable[[DictConfig, dict], None]] = {
-    "loss_type": _loss_settings,
-    "negative_samples_count": _loss_settings,
-    "device": _device,
-    "split_ratio": _split_ratio,
-    "sample_strategy": _sampled_evaluation,
-    "sample_seed": _sampled_evaluation,
-    "sample_ratio": _sampled_evaluation,
-}
+def _model_keys(model: registry.Model) -> set[str]:
+    return set(model.keys()) | set(model.aliases) | set(model.special)
 
 
 def model_class(cfg: DictConfig) -> type:
@@ -700,66 +414,50 @@ def model_class(cfg: DictConfig) -> type:
         raise UserError(f"model._target_={target!r} is not an importable class ({exc})") from None
 
 
-def model_arg_names(cls: type) -> set[str]:
-    params = inspect.signature(cls.__init__).parameters.values()
-    return {
-        p.name for p in params
-        if p.name not in ("self", "n_items") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    }
-
-
 def _resolved_params(cfg: DictConfig) -> dict[str, Any]:
     node = OmegaConf.select(cfg, "model_params")
-    if node is None:
-        return {}
-    out = {}
-    for key in node:
-        try:
-            value = node[key]
-        except Exception as exc:
-            raw = OmegaConf.to_container(node, resolve=False).get(key)
-            raise UserError(f"model_params.{key}={raw} cannot be resolved: {' '.join(str(exc).split())}") from None
-        out[str(key)] = OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
-    return out
+    return {} if node is None else _resolved(node, "model_params")
 
 
 def apply_model_aliases(cfg: DictConfig) -> dict[str, Any]:
-    """Map ``model_params`` onto the config; return the model's constructor arguments.
+    """Check ``model_params`` against the model's declaration, map its seed names onto the config, and return
+    the model's constructor arguments.
 
-    Every key of ``model_params`` must be an argument of the model class, a key of
-    :data:`ALIASES` (copied to the setting it names) or of :data:`SPECIAL`; anything else is
-    a :class:`UserError` listing the allowed keys. ``cfg.model_params`` is replaced by its
-    resolved values (aliases in model configs are interpolations of the setting they name,
-    so overriding either side works). Idempotent.
+    Every key of ``model_params`` must be a declared network setting, an alias the model declares (copied to the
+    setting it names; a key may be both, e.g. SASRec's ``sequence_length``) or a seed name with logic
+    (``special``); anything else is a :class:`UserError` with the closest name. ``cfg.model_params`` is replaced
+    by its resolved values (aliases in model configs are interpolations of the setting they name, so overriding
+    either side works). Idempotent.
     """
-    cls = model_class(cfg)
-    args = model_arg_names(cls)
+    model = model_declaration(cfg)
     params = _resolved_params(cfg)
-    allowed = args | set(ALIASES) | set(SPECIAL)
-    unknown = sorted(set(params) - allowed)
+    network = {k: v for k, v in params.items() if model.setting(k) is not None}
+    unknown = sorted(set(params) - _model_keys(model))
     if unknown:
-        near = difflib.get_close_matches(unknown[0], sorted(allowed), n=1, cutoff=0.6)
+        near = difflib.get_close_matches(unknown[0], sorted(_model_keys(model)), n=1, cutoff=0.6)
+        seed = sorted((set(model.aliases) | set(model.special)) - set(model.keys()))
         raise UserError(
-            f"model_params.{unknown[0]} is not a setting of {cls.__name__}; allowed keys: {', '.join(sorted(args))} "
-            "and aliases such as batch_size (ALIASES in src/seqrec/config.py)"
+            f"model_params.{unknown[0]} is not a setting of {model.label or model.name}; its settings: "
+            f"{', '.join(model.keys())}" + (f", and the seed names {', '.join(seed)}" if seed else "")
             + (f"; did you mean model_params.{near[0]}?" if near else "")
         )
     with open_dict(cfg):
         done = set()
         for key in params:  # the loss first: later aliases may set its parameters
-            if key in SPECIAL and SPECIAL[key] is _loss_settings and _loss_settings not in done:
-                _loss_settings(cfg, params)
-                done.add(_loss_settings)
+            handler = model.special.get(key)
+            if handler is shared_loss_settings() and handler not in done:
+                handler(cfg, params)
+                done.add(handler)
         set_by: dict[str, str] = {}
         for key, value in params.items():
-            if key in SPECIAL:
-                if SPECIAL[key] not in done:
-                    SPECIAL[key](cfg, params)
-                    done.add(SPECIAL[key])
+            if key in model.special:
+                if model.special[key] not in done:
+                    model.special[key](cfg, params)
+                    done.add(model.special[key])
                 continue
-            if key not in ALIASES:
+            if key not in model.aliases:
                 continue
-            path = ALIASES[key]
+            path = model.aliases[key]
             if path in set_by and params[set_by[path]] != value:
                 raise UserError(f"model_params.{set_by[path]} and model_params.{key} both set {path} but differ")
             set_by[path] = key
@@ -774,4 +472,10 @@ def apply_model_aliases(cfg: DictConfig) -> dict[str, Any]:
                 )
             node[leaf] = value
         cfg.model_params = params
-    return {k: v for k, v in params.items() if k in args}
+    return model.check(network, cfg)
+
+
+def shared_loss_settings():
+    from seqrec.models.shared import loss_settings
+
+    return loss_settings

@@ -19,7 +19,9 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from seqrec import registry
 from seqrec.errors import UserError
+from seqrec.registry import GridOptions, StrategySpec
 from seqrec.tracking.run_store import RunRecord, RunStore
 
 log = logging.getLogger(__name__)
@@ -31,45 +33,9 @@ STEP_FIELD = "experiment_step"
 REUSE_MAY_DIFFER = ("run_store", "logger.", "progress", "trainer_params.enable_progress_bar",
                     "trainer_params.enable_model_summary")
 
-# model label -> training config (src/configs/<name>.yaml)
-MODELS: dict[str, str] = {
-    "GPT": "GPT_train",
-    "SASRec": "SASRec_train",
-    "gSASRec": "gSASRec_train",
-    "BERT4Rec": "BERT4Rec_train",
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class StrategySpec:
-    """One generation setting: a predict config plus ``generation_params`` overrides."""
-
-    strategy: str                 # family: topk, greedy, beam, sampling, rra, ra, two_stage
-    config: str                   # predict config name (model-neutral alias)
-    params: tuple[tuple[str, object], ...] = ()
-
-    @property
-    def label(self) -> str:
-        """Human-readable parameters, e.g. ``T=0.3 N=20``."""
-        short = {"num_beams": "B", "temperature": "T", "num_return_sequences": "N", "top_k": "top_k",
-                 "first_stage": "first"}
-        return " ".join(f"{short.get(k, k)}={v}" for k, v in self.params if k in short)
-
-    @property
-    def slug(self) -> str:
-        text = "_".join([self.strategy] + [f"{k}{v}" for k, v in self.params if k != "aggregation"])
-        return text.replace("num_return_sequences", "N").replace("temperature", "T").replace("num_beams", "B")
-
-    def overrides(self) -> list[str]:
-        return [f"generation_params.{k}={_value(v)}" for k, v in self.params]
-
-
-def _value(v: object) -> str:
-    return "null" if v is None else str(v)
-
-
-#: the paper's best ML-20M settings (PROTOCOL.md): (aggregation, temperature, sequences, top_k)
-PAPER_SETTINGS = (("rra", 0.6, 30, 20), ("ra", 0.7, 30, 50))
+def model_configs() -> dict[str, str]:
+    """Model label -> training config, for every registered model (:mod:`seqrec.registry`), in table order."""
+    return {m.label: m.train_config for m in registry.components("model") if m.label and m.train_config}
 
 
 def strategy_grid(
@@ -79,30 +45,14 @@ def strategy_grid(
     sampling_temperature: float = 0.3,
     top_k: Optional[int] = 50,
     two_stage_first: Optional[int] = 9,
-    paper_settings: Sequence[tuple[str, float, int, Optional[int]]] = PAPER_SETTINGS,
+    paper_settings: Sequence[tuple[str, float, int, Optional[int]]] = GridOptions.paper_settings,
 ) -> list[StrategySpec]:
-    """Top-K, greedy, beam search, one sampled sequence, RRA / RA over ``temperatures`` x ``sequences``, and the
-    paper's best ML-20M settings (``paper_settings``; RA's top_k is not given there, so it is the grid's)."""
-    specs = [StrategySpec("topk", "predict"), StrategySpec("greedy", "greedy")]
-    specs += [StrategySpec("beam", "beam", (("num_beams", int(b)),)) for b in beams]
-    specs.append(StrategySpec("sampling", "temperature", (("temperature", float(sampling_temperature)),
-                                                          ("top_k", top_k), ("num_return_sequences", 1))))
-    for aggregation in ("rra", "ra"):
-        for t in temperatures:
-            for n in sequences:
-                specs.append(StrategySpec(aggregation, "temperature", (
-                    ("temperature", float(t)), ("top_k", top_k), ("num_return_sequences", int(n)),
-                    ("aggregation", aggregation),
-                )))
-    for aggregation, t, n, k in paper_settings:
-        spec = StrategySpec(aggregation, "temperature", (
-            ("temperature", float(t)), ("top_k", k), ("num_return_sequences", int(n)), ("aggregation", aggregation),
-        ))
-        if spec not in specs:
-            specs.append(spec)
-    if two_stage_first is not None:
-        specs.append(StrategySpec("two_stage", "two_stage", (("first_stage", int(two_stage_first)),)))
-    return specs
+    """Every registered strategy's grid (Top-K, greedy, beam search, one sampled sequence, RRA / RA over
+    ``temperatures`` x ``sequences`` and the paper's best ML-20M settings, two-stage, and any plug-in's)."""
+    return registry.strategy_grid(GridOptions(
+        tuple(beams), tuple(temperatures), tuple(sequences), sampling_temperature, top_k, two_stage_first,
+        tuple(paper_settings),
+    ))
 
 
 @dataclasses.dataclass
@@ -147,7 +97,7 @@ class Experiment:
         data_path: str | Path,
         dataset: str,
         run_store: str | Path = "runs",
-        models: Sequence[str] = tuple(MODELS),
+        models: Sequence[str] = (),
         strategies: Sequence[StrategySpec] = (),
         train_overrides: Sequence[str] = (),
         model_overrides: Optional[Mapping[str, Sequence[str]]] = None,
@@ -160,9 +110,11 @@ class Experiment:
         train_fn: Optional[Callable[[DictConfig], float]] = None,
         predict_fn: Optional[Callable[[DictConfig], float]] = None,
     ) -> None:
-        unknown = [m for m in models if m not in MODELS]
+        self.model_configs = model_configs()
+        models = list(models) or list(self.model_configs)
+        unknown = [m for m in models if m not in self.model_configs]
         if unknown:
-            raise UserError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+            raise UserError(f"unknown model {unknown[0]!r}; choose from {', '.join(self.model_configs)}")
         # relative to the working directory when inside it (the repo root): a step's identity is then the same on
         # every machine the repo is cloned to, so runs made elsewhere (a GPU machine) are reused here
         resolved = Path(data_path).resolve()
@@ -174,15 +126,15 @@ class Experiment:
         self.strategies = list(strategies) or strategy_grid()
         self.model_strategies = {k: list(v) for k, v in (model_strategies or {}).items()}  # per-model replacement
         for model in self.model_strategies:
-            if model not in MODELS:
-                raise UserError(f"--reduced-grid {model}: unknown model; choose from {', '.join(MODELS)}")
+            if model not in self.model_configs:
+                raise UserError(f"--reduced-grid {model}: unknown model; choose from {', '.join(self.model_configs)}")
         self.train_overrides = list(train_overrides)
         self.model_overrides = {k: list(v) for k, v in (model_overrides or {}).items()}
         self.predict_overrides = list(predict_overrides)
         self.reuse = dict(reuse or {})
         for model, run_id in self.reuse.items():
-            if model not in MODELS:
-                raise UserError(f"--reuse {model}={run_id}: unknown model; choose from {', '.join(MODELS)}")
+            if model not in self.model_configs:
+                raise UserError(f"--reuse {model}={run_id}: unknown model; choose from {', '.join(self.model_configs)}")
             record = self.store.info(run_id)
             if record.kind != "train" or record.status != "completed":
                 raise UserError(f"--reuse {model}={run_id}: that run is a {record.status} {record.kind} run; "
@@ -208,7 +160,7 @@ class Experiment:
     def train_step(self, model: str, seed: int = 42) -> tuple[str, list[str]]:
         overrides = [f"data_path={self.data_path}", f"task_name={self.dataset}_{model}_s{seed}_train", f"seed={seed}",
                      *self.train_overrides, *self.model_overrides.get(model, [])]
-        return MODELS[model], overrides
+        return self.model_configs[model], overrides
 
     def predict_step(self, model: str, train_id: str, spec: StrategySpec, seed: int = 42) -> tuple[str, list[str]]:
         overrides = [f"train_task={train_id}", f"task_name={self.dataset}_{model}_s{seed}_{spec.slug}",

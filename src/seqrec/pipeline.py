@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqrec.config import (
     apply_model_aliases, check_predict_config, check_train_config, command_line, command_line_keys, model_class,
+    model_declaration,
 )
 from seqrec.data.datasets import EpochSampler, EvalDataset
 from seqrec.data.io import (
@@ -375,13 +376,13 @@ def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
         raise UserError(f"resume={run_id}: the run has no {CONFIG_FILE} in {run_dir}; start a new run") from None
     except Exception as exc:
         raise UserError(f"resume={run_id}: {stored_file} is damaged ({type(exc).__name__}); start a new run") from None
-    from seqrec.config import ALIASES
-
+    aliases = dict(model_declaration(cfg).aliases)
     stored.setdefault("seed", stored.get("random_state"))  # runs made before `seed` existed trained with random_state
     module = stored.setdefault("seqrec_module", {})  # runs made before the optimizer/scheduler groups: Adam, constant
     module.setdefault("optimizer", {"_target_": "torch.optim.Adam", "betas": [0.9, 0.999], "eps": 1e-08})
     module.setdefault("scheduler", None)
-    may_change = (*RESUME_MAY_CHANGE, *(f"model_params.{a}" for a, key in ALIASES.items() if key in RESUME_MAY_CHANGE))
+    stored.setdefault("model", {}).setdefault("name", OmegaConf.select(cfg, "model.name"))  # before model.name
+    may_change = (*RESUME_MAY_CHANGE, *(f"model_params.{a}" for a, key in aliases.items() if key in RESUME_MAY_CHANGE))
     differences = config_differences(stored, OmegaConf.to_container(cfg, resolve=True), may_change)
     if differences:
         shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
@@ -389,7 +390,7 @@ def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
             f"resume={run_id}: the config differs from the run's {stored_file}: {shown}; pass the run's own "
             "settings (only trainer_params.max_epochs and similar run-length keys may change)"
         )
-    _keep_run_length(cfg, stored, run_id, ALIASES)
+    _keep_run_length(cfg, stored, run_id, aliases)
     last = run_dir / LAST_CKPT
     if not last.is_file():
         raise UserError(

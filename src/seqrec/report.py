@@ -30,6 +30,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from seqrec import registry
 from seqrec.data.io import atomic_to_csv, atomic_write_text
 from seqrec.errors import require
 from seqrec.stats import bootstrap_table, holm, paired_permutation_test, seed_summary, verdict_from_test
@@ -48,9 +49,7 @@ SUMMARY_COLUMNS = [
 ]
 TRAINING_COLUMNS = ["model", "seed", "loss", "epochs", "best_epoch", "seconds_per_epoch", "fit_seconds",
                     f"best_val_next_ndcg@{K}", "hardware", "train_task"]
-GENERATION = ("greedy", "beam", "sampling", "rra", "ra", "two_stage")
 MULTI = ("rra", "ra")
-FAMILIES = ("topk", "greedy", "beam", "sampling", "rra", "ra", "multi", "two_stage")
 #: horizon -> (label, per-user column of a predict run's per_user.parquet, or "late" for the mean over LATE)
 HORIZONS = {"next": ("next item (recall@10, position 0)", f"recall@{K}_pos0"),
             "late": ("late positions (mean recall@10, positions 5-9)", "late"),
@@ -60,25 +59,19 @@ TIED_HORIZON = ("late_t", ("late positions, tie-averaged (mean recall@10_tpos, p
 ALPHA = 0.05
 N_RESAMPLES = 10_000
 
-# PROTOCOL.md: public code's earlier results (ML-1M, test users, K = 10), the original paper code run on this machine
-# (order-only ML-1M), and the paper's own 2023 GPT-2 numbers (original timestamped ML-1M: not the same data), as
-# (MAP, NDCG, Recall); nan where the source gives no number.
-NAN = math.nan
-REFERENCE: dict[str, list[tuple[str, str, str, str, tuple[float, float, float]]]] = {
-    "ml-1m": [
-        ("SASRec", "topk", "", "public code (BCE)", (0.0704, 0.1513, 0.1407)),
-        ("BERT4Rec", "topk", "", "public code", (0.0812, 0.1668, 0.1546)),
-        ("GPT", "topk", "", "original code, this machine", (0.0893, 0.1771, 0.1627)),
-        ("GPT", "greedy", "", "original code, this machine", (0.0845, 0.1642, 0.1413)),
-        ("GPT", "rra", "T=0.3 top_k=50 N=20", "original code, this machine", (0.0951, 0.1857, 0.1701)),
-        ("GPT", "topk", "", "paper 2023 (timestamped ML-1M)", (NAN, 0.1785, NAN)),
-        ("GPT", "greedy", "", "paper 2023 (timestamped ML-1M)", (NAN, 0.1736, NAN)),
-        ("GPT", "beam", "B=2", "paper 2023 (timestamped ML-1M)", (NAN, 0.1739, NAN)),
-        ("GPT", "sampling", "T=0.3 top_k=50 N=1", "paper 2023 (timestamped ML-1M)", (NAN, 0.1613, NAN)),
-        ("GPT", "rra", "T=0.3 top_k=50 N=20", "paper 2023 (timestamped ML-1M, RRA 20 seq.)", (NAN, 0.1969, NAN)),
-        ("GPT", "rra", "T=0.3 top_k=50 N=100", "paper 2023 (timestamped ML-1M, RRA 100 seq.)", (NAN, 0.2002, NAN)),
-    ],
-}
+
+
+def strategy_families() -> tuple[str, ...]:
+    """Strategy families in table order, from the registered strategies (``multi``: the better of RRA and RA)."""
+    return registry.families()
+
+
+def references(dataset: str) -> list[tuple[str, str, str, str, tuple[float, float, float]]]:
+    """Reference numbers the registered models declare for ``dataset`` (PROTOCOL.md: public code's results, the
+    original paper code run on this machine, the paper's own numbers) as (model, strategy, setting, source,
+    (MAP, NDCG, Recall)); nan where the source gives no number."""
+    return [(m.label, r.strategy, r.params, r.source, r.values)
+            for m in registry.components("model") for r in m.references if r.dataset == dataset]
 
 
 # --------------------------------------------------------------------------- rows
@@ -138,7 +131,7 @@ def best_per_strategy(summary: pd.DataFrame, with_multi: bool = False) -> pd.Dat
         order = pd.concat([order, multi], ignore_index=True)
     best = order.sort_values([f"val_ndcg@{K}", "_i"], ascending=[False, True], kind="stable")
     best = best.drop_duplicates(["model", "seed", "family"])
-    best = best.assign(_f=best["family"].map({f: i for i, f in enumerate(FAMILIES)}))
+    best = best.assign(_f=best["family"].map({f: i for i, f in enumerate(strategy_families())}))
     best = best.sort_values(["_i", "_f"]).drop(columns=["_i", "_f"])
     if not with_multi:
         best = best.drop(columns="family")
@@ -193,7 +186,7 @@ def paired_comparisons(summary: pd.DataFrame, n_resamples: int = N_RESAMPLES, se
             blocks[s] = (chosen, values, None)
         if len(blocks) > 1:  # pooled: each user's value averaged over the seeds (same users in every seed)
             per_seed = list(blocks.values())
-            families = [f for f in FAMILIES if all(f in chosen.index for chosen, _, _ in per_seed)]
+            families = [f for f in strategy_families() if all(f in chosen.index for chosen, _, _ in per_seed)]
             pooled = {f: sum(values[f] for _, values, _ in per_seed) / len(per_seed) for f in families}
             labels = {f: " / ".join(dict.fromkeys(str(chosen.loc[f, "params"]) or "-" for chosen, _, _ in per_seed))
                       for f in families}
@@ -220,7 +213,7 @@ def paired_comparisons(summary: pd.DataFrame, n_resamples: int = N_RESAMPLES, se
 def _compare_block(model, seed, chosen, values, labels, n_resamples, boot_seed) -> list[dict]:
     base = values["topk"]
     rows, columns = [], []
-    for family in FAMILIES:
+    for family in strategy_families():
         if family == "topk" or family not in values:
             continue
         other = values[family]
@@ -267,7 +260,7 @@ def seed_table(summary: pd.DataFrame) -> pd.DataFrame:
         rows.append(row)
     frame = pd.DataFrame(rows)
     if len(frame):
-        frame["_f"] = frame["family"].map({f: i for i, f in enumerate(FAMILIES)})
+        frame["_f"] = frame["family"].map({f: i for i, f in enumerate(strategy_families())})
         frame = frame.sort_values(["model", "_f"], key=lambda c: c if c.name == "_f" else c.map(
             {m: i for i, m in enumerate(dict.fromkeys(best["model"]))})).drop(columns="_f").reset_index(drop=True)
     return frame
@@ -335,7 +328,7 @@ def plot_per_position(summary: pd.DataFrame, path: str | Path, title: str = "",
     cache: dict = {}
     for j, model in enumerate(models):
         part = best[best["model"] == model]
-        for family in [f for f in FAMILIES if f in set(part["family"])]:
+        for family in [f for f in strategy_families() if f in set(part["family"])]:
             rows = part[part["family"] == family]
             style = "-" if family in MULTI else ("--" if family == "topk" else ":")
             label = family if rows["params"].nunique() > 1 else _label(rows.iloc[0])
@@ -435,7 +428,7 @@ def family_table(comparisons: pd.DataFrame, seeds: pd.DataFrame) -> str:
             t = s.loc["topk"]
             lines.append(f"| {model} | topk | - | {_mean_sd(t[f'test_ndcg@{K}'], t[f'test_ndcg@{K}_sd'])} | | | "
                          f"{_mean_sd(t['late_recall'], t['late_recall_sd'])} | | | | |")
-        for family in [f for f in FAMILIES if f in set(part["family"])]:
+        for family in [f for f in strategy_families() if f in set(part["family"])]:
             rows = part[part["family"] == family].set_index("horizon")
             cell = {h: f"{rows.loc[h, 'diff']:+.4f} [{rows.loc[h, 'diff_low']:+.4f}, {rows.loc[h, 'diff_high']:+.4f}]"
                     for h in HORIZONS}
@@ -452,7 +445,7 @@ def family_table(comparisons: pd.DataFrame, seeds: pd.DataFrame) -> str:
 def reference_table(dataset: str, summary: pd.DataFrame) -> str:
     """Reference numbers next to ours (the reference's setting where given, else the setting chosen on
     validation), mean over seeds."""
-    refs = REFERENCE.get(dataset)
+    refs = references(dataset)
     if not refs:
         return ""
     best = best_per_strategy(summary)

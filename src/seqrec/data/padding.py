@@ -14,9 +14,7 @@ from typing import Literal, Sequence as Seq
 import numpy as np
 import torch
 
-from seqrec.data.split import Sequences, ragged_index
-
-PAD = 0
+from seqrec.data.sequences import PAD, Sequences, pad_array
 
 
 def pad_sequences(
@@ -36,18 +34,7 @@ def pad_sequences(
         lens = np.array([len(a) for a in arrays], dtype=np.int64)
         flat = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
         seqs = Sequences.from_lengths(flat, lens)
-    lengths = seqs.lengths
-    if length is None:
-        length = int(lengths.max()) if len(lengths) else 0
-    kept = np.minimum(lengths, length)
-    starts = seqs.offsets[1:] - kept if keep == "last" else seqs.offsets[:-1]
-    values = seqs.items[ragged_index(starts, kept)]
-    rows = np.repeat(np.arange(len(kept)), kept)
-    within = np.arange(len(values)) - np.repeat(np.cumsum(kept) - kept, kept)
-    cols = within + np.repeat(length - kept, kept) if side == "left" else within
-    out = np.full((len(kept), length), value, dtype=np.int64)
-    out[rows, cols] = values
-    return torch.from_numpy(out)
+    return torch.from_numpy(pad_array(seqs, length, side, keep, value))
 
 
 def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:

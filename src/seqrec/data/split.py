@@ -17,57 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seqrec.data.sequences import Sequences, pad_array, ragged_index  # noqa: F401 -- Sequences, ragged_index: re-exported
 from seqrec.errors import UserError, require
 
 log = logging.getLogger("seqrec.data")
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp")
-
-
-@dataclass(frozen=True)
-class Sequences:
-    """Variable-length item sequences in CSR form: user ``u`` owns ``items[offsets[u]:offsets[u+1]]``."""
-
-    items: np.ndarray  # int64, flat
-    offsets: np.ndarray  # int64, len = n_sequences + 1
-
-    @classmethod
-    def from_lengths(cls, items: np.ndarray, lengths: np.ndarray) -> "Sequences":
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        return cls(np.ascontiguousarray(items, dtype=np.int64), offsets)
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    def __getitem__(self, u: int) -> np.ndarray:
-        return self.items[self.offsets[u] : self.offsets[u + 1]]
-
-    def select(self, rows: np.ndarray) -> "Sequences":
-        """The sequences of ``rows`` (in that order), vectorized."""
-        rows = np.asarray(rows, dtype=np.int64)
-        starts, lengths = self.offsets[rows], self.lengths[rows]
-        return Sequences.from_lengths(self.items[ragged_index(starts, lengths)], lengths)
-
-    def tails(self, n: int) -> "Sequences":
-        """The last ``n`` items of every sequence (all of it when shorter)."""
-        lengths = np.minimum(self.lengths, n)
-        starts = self.offsets[1:] - lengths
-        return Sequences.from_lengths(self.items[ragged_index(starts, lengths)], lengths)
-
-
-def ragged_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Flat indices ``[s0, s0+1, .., s0+l0-1, s1, ..]`` for ragged slices, without a loop."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    seg_starts = np.repeat(np.asarray(starts, dtype=np.int64) - np.cumsum(lengths) + lengths, lengths)
-    return seg_starts + np.arange(total, dtype=np.int64)
 
 
 def load_interactions(path: str | Path) -> pd.DataFrame:
@@ -141,18 +96,14 @@ class SplitData:
 
     def targets(self, users: np.ndarray, n: int) -> np.ndarray:
         """First ``n`` held-out items of ``users`` as an int matrix, right-padded with 0."""
-        from seqrec.data.padding import pad_sequences
-
-        return pad_sequences(self.holdout.select(users), length=n, side="right", keep="first").numpy()
+        return pad_array(self.holdout.select(users), length=n, side="right", keep="first")
 
     def target_groups(self, users: np.ndarray, n: int) -> np.ndarray:
         """Tie groups of :meth:`targets`: ``[U, n]`` ints, equal within a user for held-out items that share a
         timestamp (0, 1, 2, ... in time order), ``-1`` on padding. Without ties it is ``0..T-1`` per row."""
-        from seqrec.data.padding import pad_sequences
-
         groups = self.holdout_groups.select(users)
         shifted = Sequences(groups.items + 1, groups.offsets)  # padding is 0: shift so group 0 survives
-        return pad_sequences(shifted, length=n, side="right", keep="first").numpy() - 1
+        return pad_array(shifted, length=n, side="right", keep="first") - 1
 
 
 def split_interactions(

@@ -1,6 +1,18 @@
-"""Recommendation by generation: one engine (:mod:`.engine`), strategies in :mod:`.strategies`."""
+"""Recommendation by generation: one engine (:mod:`.engine`), strategies in :mod:`.strategies`.
 
-from seqrec.generation.base import REGISTRY, Strategy, ban_generated, build_strategy
-from seqrec.generation.engine import generate
+The names below are imported on first use, so importing a declaration module of this package
+(``*_config.py``, read by the config checks) does not import torch.
+"""
 
-__all__ = ["REGISTRY", "Strategy", "ban_generated", "build_strategy", "generate"]
+import importlib
+
+_LAZY = {"Strategy": "base", "ban_generated": "base", "build_strategy": "base", "generate": "engine"}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value

@@ -19,8 +19,8 @@ from seqrec.errors import UserError
 from seqrec.generation.base import Strategy
 from seqrec.generation.state import Context, GenerationState, decoder_class
 from seqrec.ops import fast_bfloat16
+from seqrec.registry import engine_setting
 
-PRECISIONS = ("float32", "bfloat16", "auto")
 
 
 def history_length(model, max_length: int, k: int) -> int:
@@ -46,17 +46,15 @@ def check_capacity(strategy: Strategy, train: Sequences, users: np.ndarray, n_it
             f"a user has only {allowed} unseen items but {k} recommendations were asked; lower predict top_k"
         )
     if strategy.width > allowed:
-        key = "num_beams" if strategy.name == "beam" else "num_return_sequences"
         raise UserError(
-            f"generation_params.{key}={strategy.width} exceeds the {allowed} unseen items some user has; "
+            f"generation_params.{strategy.width_parameter}={strategy.width} exceeds the {allowed} unseen items some user has; "
             f"use at most {allowed}"
         )
 
 
 def resolve_precision(precision: str, device: str | torch.device) -> str:
     """``float32`` or ``bfloat16``: what ``precision`` (``auto`` included) means on ``device``."""
-    if precision not in PRECISIONS:
-        raise UserError(f"generation_params.precision={precision!r} is unknown; allowed: {', '.join(PRECISIONS)}")
+    engine_setting("precision").check_value(precision)  # the declared rule (generation/engine_config.py)
     if precision == "auto":
         return "bfloat16" if fast_bfloat16(torch.device(device)) else "float32"
     return precision

@@ -13,6 +13,12 @@ class Sampler:
     top_k: int | None = None
     top_p: float = 1.0
 
+    @classmethod
+    def from_params(cls, params) -> "Sampler":
+        """From checked ``generation_params``: top_k null or 0 means no cutoff, top_p null means 1."""
+        top_p = params.get("top_p")
+        return cls(float(params["temperature"]), params.get("top_k") or None, 1.0 if top_p is None else float(top_p))
+
     def __call__(self, logits: torch.Tensor, generator: torch.Generator | None):
         """Draw one item per row from ``softmax(logits / T)`` restricted by top-k/top-p.
 

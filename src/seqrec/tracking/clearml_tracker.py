@@ -87,6 +87,7 @@ from typing import Any, Optional
 
 from seqrec.errors import UserError
 from seqrec.tracking.base import Tracker
+from seqrec.tracking.clearml_tracker_config import CLEARML, check_queue
 
 log = logging.getLogger(__name__)
 
@@ -329,24 +330,6 @@ def _forget_foreign_master_process() -> None:
             del os.environ[name]
 
 
-def _check_queue(queue: Any, offline: bool) -> Optional[str]:
-    """Validate ``execute_remotely`` (a ClearML queue name or ``None``) before anything starts."""
-    if queue is None or queue == "":
-        return None
-    if not isinstance(queue, str) or not queue.strip():
-        raise UserError(
-            f"logger.execute_remotely must be a ClearML queue name or null, got {queue!r}; "
-            "e.g. logger.execute_remotely=default"
-        )
-    if offline:
-        raise UserError(
-            f"logger.execute_remotely={queue} needs a ClearML server; use logger=clearml "
-            f"logger.execute_remotely={queue} (server and credentials from clearml.conf), "
-            "or drop logger.execute_remotely to run here offline"
-        )
-    return queue
-
-
 def _hydra_launch() -> Optional[dict]:
     """The Hydra command line of the current job (config name, overrides, multirun), if any."""
     try:
@@ -428,7 +411,7 @@ class ClearMLTracker(Tracker):
         self.offline = bool(offline)
         self.fallback_offline = bool(fallback_offline)
         self.fell_back_offline = False
-        self.execute_remotely = _check_queue(execute_remotely, self.offline)
+        self.execute_remotely = check_queue(execute_remotely, self.offline)
         launch = _hydra_launch() if self.execute_remotely else None
         if launch is not None and launch["multirun"] and not _running_on_agent():
             raise UserError(
@@ -436,14 +419,8 @@ class ClearMLTracker(Tracker):
                 "cannot be used with --multirun (only the first job would be sent); enqueue runs one by one, "
                 "or sweep on a cluster with hydra/launcher=slurm"
             )
-        try:
-            timeout = float(reachability_timeout)
-        except (TypeError, ValueError):
-            timeout = -1.0
-        if not timeout > 0:
-            raise UserError(
-                f"logger.reachability_timeout must be a positive number of seconds, got {reachability_timeout!r}"
-            )
+        CLEARML.setting("reachability_timeout").at("logger").check_value(reachability_timeout)  # the declared rule
+        timeout = float(reachability_timeout)
         self.reachability_timeout = timeout
         self.repo_detection_timeout = max(0.0, float(repo_detection_timeout))
         tag_list = _normalise_tags(tags)

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import torch
 
-from seqrec.generation.base import Strategy, num_beams, require_do_sample
+from seqrec.generation.base import Strategy
 
 
 class Beam(Strategy):
     name = "beam"
-    parameters = frozenset({"num_beams"})
+    width_parameter = "num_beams"
 
     def __init__(self, beams: int):
         self.width = beams
 
     @classmethod
     def from_params(cls, params):
-        require_do_sample(params, cls.name, False)
-        return cls(num_beams(params))
+        return cls(params["num_beams"])
 
     def describe(self) -> str:
         return f"beam (num_beams={self.width})"

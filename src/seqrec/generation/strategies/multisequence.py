@@ -14,25 +14,19 @@ from __future__ import annotations
 
 import torch
 
-from seqrec.generation.base import (
-    SAMPLING_PARAMETERS,
-    Strategy, aggregation, num_return_sequences, require_do_sample, temperature, top_k, top_p,
-)
+from seqrec.generation.base import Strategy
 from seqrec.generation.sampler import Sampler
 
 
 class MultiSequence(Strategy):
     name = "multisequence"
-    parameters = SAMPLING_PARAMETERS
 
     def __init__(self, sampler: Sampler, sequences: int, how: str):
         self.sampler, self.width, self.how = sampler, sequences, how
 
     @classmethod
     def from_params(cls, params):
-        require_do_sample(params, cls.name, True)
-        sampler = Sampler(temperature(params), top_k(params), top_p(params))
-        return cls(sampler, num_return_sequences(params), aggregation(params))
+        return cls(Sampler.from_params(params), params["num_return_sequences"], params["aggregation"])
 
     def describe(self) -> str:
         s = self.sampler

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import torch
 
-from seqrec.generation.base import (
-    SAMPLING_PARAMETERS, Strategy, num_return_sequences, require_do_sample, temperature, top_k, top_p,
-)
+from seqrec.generation.base import Strategy
 from seqrec.generation.sampler import Sampler
 
 
 class Sampling(Strategy):
     name = "sampling"
-    parameters = SAMPLING_PARAMETERS
 
     def __init__(self, sampler: Sampler):
         self.sampler = sampler
 
     @classmethod
     def from_params(cls, params):
-        require_do_sample(params, cls.name, True)
-        if num_return_sequences(params) > 1:
+        if params["num_return_sequences"] > 1:
             from seqrec.generation.strategies.multisequence import MultiSequence
 
             return MultiSequence.from_params(params)
-        return cls(Sampler(temperature(params), top_k(params), top_p(params)))
+        return cls(Sampler.from_params(params))
 
     def describe(self) -> str:
         s = self.sampler

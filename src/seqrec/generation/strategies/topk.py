@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from seqrec.generation.base import Strategy, require_do_sample
+from seqrec.generation.base import Strategy
 
 
 class TopK(Strategy):
@@ -12,7 +12,6 @@ class TopK(Strategy):
 
     @classmethod
     def from_params(cls, params):
-        require_do_sample(params, cls.name, False)
         return cls()
 
     def generate(self, state):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 
 from seqrec.errors import UserError
-from seqrec.generation.base import Strategy, require_do_sample
+from seqrec.generation.base import Strategy
+from seqrec.generation.strategies.two_stage_config import first_stage_leaves_room
 
 
 class TwoStage(Strategy):
@@ -22,21 +23,16 @@ class TwoStage(Strategy):
 
     @classmethod
     def from_params(cls, params):
-        require_do_sample(params, cls.name, False)
-        n = params.get("first_stage", 9)
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise UserError(f"generation_params.first_stage must be an integer >= 1 (got {n!r})")
-        return cls(n)
+        return cls(params["first_stage"])
 
     def describe(self) -> str:
         return f"two_stage (first_stage={self.first_stage})"
 
     def generate(self, state):
         k = state.ctx.k
-        if self.first_stage >= k:
-            raise UserError(
-                f"generation_params.first_stage={self.first_stage} leaves nothing for stage two; use a value below {k}"
-            )
+        message = first_stage_leaves_room({"first_stage": self.first_stage}, {"k": k})  # the declared rule
+        if message:
+            raise UserError(message)
         first = torch.topk(state.logits(), self.first_stage, dim=1)
         state.push(first.indices[:, 0])
         logits = state.logits().scatter_(1, first.indices, float("-inf"))

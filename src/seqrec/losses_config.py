@@ -1,0 +1,28 @@
+"""Declarations of the losses (:mod:`seqrec.losses`), chosen by the ``loss/`` config group."""
+
+from seqrec.registry import Component, register
+from seqrec.settings import Choice, Int, Num
+
+
+class Loss(Component):
+    kind = "loss"
+
+
+def _negatives(default: int):
+    return Int("num_negatives", str(default), ge=1, default=default, doc="uniformly sampled negatives per positive")
+
+
+register(Loss("CE", "seqrec.losses.CrossEntropy", settings=(
+    Int("chunk", "256", ge=1, default=256, doc="positions per chunk of the fused output layer + softmax"),
+    Choice("matmul_dtype", ("auto", "float32", "bfloat16"), default="auto",
+           doc="auto: bfloat16 output-layer products where the device runs them natively"),
+), doc="full softmax over the whole catalogue"))
+register(Loss("BCE", "seqrec.losses.BCE", settings=(_negatives(1),), doc="binary cross-entropy, sampled negatives"))
+register(Loss("BPR", "seqrec.losses.BPR", settings=(_negatives(1),), doc="Bayesian personalised ranking"))
+register(Loss("sampled_softmax", "seqrec.losses.SampledSoftmax", settings=(_negatives(256),),
+              doc="softmax over the positive and sampled negatives"))
+register(Loss("gBCE", "seqrec.losses.gBCE", settings=(
+    Int("neg_per_positive", "256", ge=1, default=256),
+    Num("gbce_t", "0.75", ge=0, le=1, default=0.75, doc="calibration: 0 is BCE, 1 the full-softmax limit"),
+    Num("eps", "1e-10", gt=0, lt=0.5, default=1e-10),
+), doc="gSASRec's generalised BCE"))
