@@ -90,6 +90,17 @@ def trial_runs(runs, kind: str):
     return out
 
 
+def check_best_run(results, runs, kind):
+    """optimization_results.yaml names the best trial's run (seqrec.sweep.BestTrialRun), and that run is of the
+    sweep's kind and has the best objective; every trial is listed with its run."""
+    run = runs / results["best_run_id"]
+    assert json.loads((run / "run.json").read_text())["kind"] == kind
+    metrics = json.loads((run / "metrics.json").read_text())
+    value = metrics["val_ndcg@10"] if kind == "predict" else metrics["best_val_next_ndcg@10"]
+    assert value == pytest.approx(results["best_value"], abs=1e-9)
+    assert len(results["trials"]) == N_TRIALS and all((runs / t["run_id"]).is_dir() for t in results["trials"])
+
+
 def check_results(results, space, trials):
     assert results["name"] == "optuna"
     best_params, best_value = results["best_params"], results["best_value"]
@@ -127,6 +138,7 @@ def test_generation_search(tmp_path, capsys, tiny_csv):
         "generation_params.num_return_sequences", "generation_params.aggregation",
     }
     check_results(results, space, trial_runs(runs, "predict"))
+    check_best_run(results, runs, "predict")
 
 
 def test_training_search(tmp_path, tiny_csv):
@@ -141,6 +153,7 @@ def test_training_search(tmp_path, tiny_csv):
     space = declared_space("training", cli)
     assert set(space) == {"seqrec_module.lr", "model_params.dropout", "model_params.n_embd", "model_params.n_layer"}
     check_results(results, space, trial_runs(runs, "train"))
+    check_best_run(results, runs, "train")
 
 
 @pytest.mark.parametrize("config", ["GPT_train", "SASRec_train", "gSASRec_train", "BERT4Rec_train"])

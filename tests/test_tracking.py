@@ -10,6 +10,7 @@ the SDK always writes ``~/.clearml/.session.json`` (its last-task cache) there.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import threading
@@ -170,6 +171,31 @@ def test_offline_tracker_records_reports_in_session(clearml_sandbox, tmp_path):
     with zipfile.ZipFile(archive) as zf:
         names = set(zf.namelist())
     assert {"task.json", "metrics.jsonl"} <= names
+
+
+def test_offline_session_references_large_files_instead_of_copying(clearml_sandbox, tmp_path):
+    """A checkpoint is stored once: an offline session records its path, size and sha256 (a 3 MB file leaves the
+    session and its zip far smaller than the file); a small file (config, metrics) is still copied."""
+    import hashlib
+
+    from seqrec.tracking.clearml_tracker import REFERENCE_BYTES, ClearMLTracker
+
+    tracker = ClearMLTracker(project_name="seqrec-tests", task_name="reference-run", detect_repository=False)
+    session = tracker.offline_session_dir
+    big = tmp_path / "model.pt"
+    big.write_bytes(os.urandom(3 * REFERENCE_BYTES))
+    small = tmp_path / "metrics.json"
+    small.write_text('{"ndcg@10": 0.5}')
+    tracker.upload_artifact("checkpoint", big)
+    tracker.upload_artifact("metrics", small)
+    tracker.close()
+    artifacts = {a["key"]: a for a in json.loads((session / "task.json").read_text())["execution"]["artifacts"]}
+    reference = json.loads(Path(artifacts["checkpoint"]["uri"]).read_text())
+    assert reference["path"] == str(big.resolve()) and reference["bytes"] == big.stat().st_size
+    assert reference["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert json.loads(Path(artifacts["metrics"]["uri"]).read_text()) == {"ndcg@10": 0.5}
+    stored = sum(p.stat().st_size for p in session.rglob("*") if p.is_file())
+    assert stored < REFERENCE_BYTES and tracker.offline_session_zip.stat().st_size < REFERENCE_BYTES
 
 
 def test_sequential_trackers_get_new_tasks(clearml_sandbox):

@@ -249,7 +249,7 @@ def stale(record: RunRecord, cfg: DictConfig) -> list[str]:
     Keys the stored config lacks (options added since) and :data:`REUSE_MAY_DIFFER` don't count;
     an unreadable ``config.yaml`` makes the run stale.
     """
-    from seqrec.pipeline import config_differences
+    from seqrec.config_diff import config_differences
 
     try:
         stored = OmegaConf.to_container(OmegaConf.load(record.path / "config.yaml"), resolve=True)

@@ -12,7 +12,6 @@ import shlex
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -26,9 +25,10 @@ from seqrec.config import (
     apply_model_aliases, check_predict_config, check_train_config, command_line, command_line_keys, model_class,
     model_declaration,
 )
-from seqrec.data.datasets import EpochSampler, EvalDataset
+from seqrec.data.datamodule import SeqRecDataModule
+from seqrec.data.datasets import EvalDataset
 from seqrec.data.io import (
-    atomic_to_csv, atomic_to_parquet, atomic_write, atomic_write_json, atomic_write_text, disk_full_message, is_disk_full,
+    atomic_to_csv, atomic_to_parquet, atomic_write, atomic_write_json, disk_full_message, is_disk_full,
 )
 from seqrec.data.split import SplitData, load_interactions, split_interactions
 from seqrec import default_run_store
@@ -39,14 +39,15 @@ from seqrec.module import SeqRecModule
 from seqrec.ops import fast_bfloat16
 from seqrec.generation import ban_generated, build_strategy, generate
 from seqrec.generation.engine import resolve_precision
-from seqrec.tracking.base import NoneTracker, instantiate_tracker
+from seqrec.tracking.base import NoneTracker
 from seqrec.tracking.lightning_logger import TrackerLogger
-from seqrec.tracking.run_store import RunStore, current_process, file_log_handler, slurm_job
+from seqrec.tracking.run_store import RunStore, current_process, slurm_job
+from seqrec.tracking.lifecycle import CONFIG_FILE, LAST_CKPT, Run, open_run, run_lifecycle  # noqa: F401 -- open_run: API
+from seqrec.config_diff import config_differences
 
 log = logging.getLogger("seqrec")
 
 MODEL_FILE = "model.pt"
-CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 PER_USER_FILE = "per_user.parquet"  # every accuracy metric per validation and test user
 INTERVALS_FILE = "intervals.json"  # bootstrap confidence intervals of metrics.json's accuracy metrics
@@ -54,71 +55,6 @@ MONITOR = "val_next_ndcg@{k}"  # training: the next item only (predict's val_ndc
 
 
 # --------------------------------------------------------------------------- runs
-@dataclass
-class Run:
-    tracker: object
-    store: RunStore
-    dir: Path
-
-    @property
-    def id(self) -> str:
-        return self.tracker.task_id
-
-
-def _record_status(store: RunStore, run_id: str, status: str) -> None:
-    """``store.finish``, never raising: on a full disk the error that stopped the run is the one to report."""
-    try:
-        store.finish(run_id, status=status)
-    except OSError as exc:
-        log.warning("could not record status %s of run %s in its run.json: %s", status, run_id, exc)
-
-
-@contextlib.contextmanager
-def open_run(cfg: DictConfig, kind: str):
-    """A tracked run: ClearML task (or none) + its own folder in the local run store.
-
-    The folder gets the resolved config and a ``run.log`` with everything logged,
-    tracebacks included; the run is marked completed or failed on exit.
-    """
-    tracker = instantiate_tracker(cfg.logger, task_type="training" if kind == "train" else "inference")
-    store = RunStore(cfg.run_store)
-    try:
-        run_dir = store.create(tracker.task_id, kind=kind, task_name=cfg.task_name)
-    except BaseException:
-        tracker.close(status="failed")
-        raise
-    handler = file_log_handler(run_dir)
-    logging.getLogger().addHandler(handler)
-    run = Run(tracker, store, run_dir)
-    status = "failed"
-    try:
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
-        tracker.connect_config(resolved)
-        log.info("%s run %s -> %s", kind, run.id, run_dir)
-        yield run
-        status = "completed"
-    except (RunInterrupted, KeyboardInterrupt):
-        status = "interrupted"
-        log.warning("%s run %s interrupted", kind, tracker.task_id)
-        raise
-    except BaseException:
-        log.exception("%s run %s failed", kind, tracker.task_id)
-        raise
-    finally:
-        _record_status(store, tracker.task_id, status)  # first: a tracker stuck on a dead server cannot hold it back
-        tracker.close(status=status)
-        session = getattr(tracker, "offline_session_dir", None)
-        if session is not None:  # where the ClearML record of this run lives, for a later import
-            zipped = getattr(tracker, "offline_session_zip", None)
-            store.update(
-                tracker.task_id, clearml_offline_session=str(session),
-                clearml_offline_zip=str(zipped) if zipped else None,
-            )
-        logging.getLogger().removeHandler(handler)
-        handler.close()
-
-
 def distributed_rank() -> int:
     """This process's global rank in a distributed run (Lightning's DDP launcher, torchrun, SLURM); 0 if none."""
     for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
@@ -198,7 +134,7 @@ def train(cfg: DictConfig) -> float:
     if replica:
         context = replica_run(cfg)
     else:
-        context = resumed_run(cfg, str(resume), last_epoch) if resume is not None else open_run(cfg, "train")
+        context = run_lifecycle(cfg, "train", str(resume) if resume is not None else None, last_epoch or 0)
     with context as run:
         if run.store is not None:
             # known at once, not only on exit: a killed run is "running" with a dead process, and its ClearML
@@ -223,15 +159,11 @@ def train(cfg: DictConfig) -> float:
             cfg.train_dataset, "train_dataset", train=split.train, max_length=cfg.dataset.max_length,
             window=cfg.dataset.train_window, seed=seed, n_items=split.n_items,
         )
-        sampler = EpochSampler(len(train_set), seed)  # order, windows, masks: functions of (seed, epoch)
-        if last_epoch is not None:  # checkpoints are taken at the end of an epoch: the next one comes first.
-            sampler.set_epoch(last_epoch + 1)  # (workers start drawing before Lightning calls set_epoch)
-        train_loader = torch.utils.data.DataLoader(
-            train_set, batch_size=cfg.dataloader.batch_size, sampler=sampler, collate_fn=train_set.collate,
-            num_workers=cfg.dataloader.num_workers, generator=torch.Generator().manual_seed(seed),
-        )
         val_set = EvalDataset(split.train, split.val_users, split.targets(split.val_users, 1), cfg.dataset.max_length)
-        val_loader = val_set.loader(cfg.dataloader.test_batch_size, cfg.dataloader.num_workers)
+        data = SeqRecDataModule(
+            train_set, val_set, cfg.dataloader.batch_size, cfg.dataloader.test_batch_size, cfg.dataloader.num_workers,
+            seed, start_epoch=None if last_epoch is None else last_epoch + 1,
+        )
 
         monitor = MONITOR.format(k=k)
         ckpt = L.pytorch.callbacks.ModelCheckpoint(
@@ -250,7 +182,6 @@ def train(cfg: DictConfig) -> float:
             use_distributed_sampler=False,  # DDP: each rank trains on its slice of the epoch (EpochSampler) and
             **trainer_params,               # validates on all validation users, so the metric is exact everywhere
         )
-        sampler.set_rank(trainer.global_rank, trainer.world_size)
         if run.store is not None:
             run.store.update(run.id, hardware=hardware(trainer.strategy.root_device, trainer_params["precision"],
                                                        trainer.world_size))
@@ -259,7 +190,7 @@ def train(cfg: DictConfig) -> float:
             if last_ckpt is not None:  # its own folder holds its checkpoints, of course
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             try:
-                trainer.fit(module, train_loader, val_loader, ckpt_path=last_ckpt, weights_only=True)
+                trainer.fit(module, datamodule=data, ckpt_path=last_ckpt, weights_only=True)
             except OSError as exc:
                 if not is_disk_full(exc) or replica:
                     raise
@@ -312,29 +243,18 @@ def train(cfg: DictConfig) -> float:
             summary["seconds_per_epoch"], monitor, best,
         )
         run_id = run.id
+    record_trial(run_id, best)
     print(predict_command(cfg, run_id))
     return best
 
 
 # --------------------------------------------------------------------------- resume
-LAST_CKPT = Path("checkpoints") / "last.ckpt"
 #: keys a resumed run may change (and their model_params aliases): how long it trains, what the screen shows
 RESUME_MAY_CHANGE = (
     "resume", "trainer_params.max_epochs", "trainer_params.min_epochs", "trainer_params.max_steps",
     "trainer_params.min_steps", "trainer_params.max_time", "trainer_params.enable_progress_bar",
     "trainer_params.enable_model_summary",
 )
-
-
-@dataclass
-class ResumedRun(Run):
-    """A resumed training run: its folder and ID are the original run's, its tracker task is new."""
-
-    run_id: str = ""
-
-    @property
-    def id(self) -> str:
-        return self.run_id
 
 
 RUN_LENGTH = ("trainer_params.max_epochs", "trainer_params.min_epochs", "trainer_params.max_steps",
@@ -406,96 +326,6 @@ def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
             "start a new run"
         ) from None
     return last, epoch
-
-
-def config_differences(
-    stored: dict, new: dict, may_change: tuple[str, ...], new_keys_ok: bool = False
-) -> list[str]:
-    """``key=new (the run has old)`` for each flattened key whose value differs, except ``may_change``
-    (a key or a ``prefix.``); ``new_keys_ok``: keys the stored config lacks (added later) don't count."""
-    flat_old, flat_new = _flatten(stored), _flatten(new)
-    out = []
-    for key in sorted(set(flat_old) | set(flat_new)):
-        if key in may_change or any(p.endswith(".") and key.startswith(p) for p in may_change):
-            continue
-        if new_keys_ok and key not in flat_old:
-            continue
-        old, now = flat_old.get(key, "<absent>"), flat_new.get(key, "<absent>")
-        if old != now:
-            out.append(f"{key}={_short(now)} (the run has {_short(old)})")
-    return out
-
-
-def _flatten(node, prefix: str = "") -> dict:
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out if out or not prefix else {prefix[:-1]: {}}
-    return {prefix[:-1]: node}
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-@contextlib.contextmanager
-def resumed_run(cfg: DictConfig, run_id: str, from_epoch: int):
-    """:func:`open_run` for ``resume=<ID>``: the existing folder, a new tracker task linked to it.
-
-    ``run.json`` goes back to ``running`` with a ``resumed`` entry (see
-    :meth:`RunStore.resume`); ``config.yaml`` is replaced by ``cfg`` (it differs at most in
-    run-length keys and ``resume``); ``run.log`` is appended to. The new tracker task (a
-    new ClearML task, offline or not) records ``resumed_from_task``.
-    """
-    store = RunStore(cfg.run_store)
-    run_dir = store.path(run_id)
-    tracker = instantiate_tracker(cfg.logger, task_type="training")
-    try:
-        store.resume(run_id, tracker_task_id=tracker.task_id, from_checkpoint=str(LAST_CKPT), checkpoint_epoch=from_epoch)
-    except BaseException:
-        tracker.close(status="failed")
-        raise
-    handler = file_log_handler(run_dir)
-    logging.getLogger().addHandler(handler)
-    run = ResumedRun(tracker, store, run_dir, run_id=run_id)
-    status = "failed"
-    try:
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
-        tracker.connect_config(resolved)
-        resumes = len(store.info(run_id).extra.get("resumed", []))
-        session = getattr(tracker, "offline_session_dir", None)
-        if session is not None:
-            store.update_last_resume(run_id, clearml_offline_session=str(session))
-        tracker.connect_config(
-            {"resumed_from_task": run_id, "resume_count": resumes, "checkpoint_epoch": from_epoch}, name="resume"
-        )
-        log.info(
-            "train run %s resumed from %s (epoch %d, resume #%d; tracker task %s) -> %s",
-            run_id, LAST_CKPT, from_epoch, resumes, tracker.task_id, run_dir,
-        )
-        yield run
-        status = "completed"
-    except (RunInterrupted, KeyboardInterrupt):
-        status = "interrupted"
-        log.warning("train run %s (resumed) interrupted", run_id)
-        raise
-    except BaseException:
-        log.exception("train run %s (resumed) failed", run_id)
-        raise
-    finally:
-        _record_status(store, run_id, status)
-        tracker.close(status=status)
-        session = getattr(tracker, "offline_session_dir", None)
-        if session is not None:
-            zipped = getattr(tracker, "offline_session_zip", None)
-            store.update_last_resume(
-                run_id, clearml_offline_session=str(session), clearml_offline_zip=str(zipped) if zipped else None
-            )
-        logging.getLogger().removeHandler(handler)
-        handler.close()
 
 
 class _TrainingProgress(L.pytorch.callbacks.Callback):
@@ -780,7 +610,25 @@ def predict(cfg: DictConfig) -> float:
               f"({int(boot['n_resamples'])} resamples)")
         print(f"generation: {metrics['test_ms_per_user']:.2f} ms per test user")
         print(f"run {run.id}: predictions and metrics in {run.dir}")
+        record_trial(run.id, metrics[f"val_ndcg@{k}"])
     return metrics[f"val_ndcg@{k}"]
+
+
+def record_trial(run_id: str, objective: float) -> None:
+    """In a ``--multirun`` job, write ``trial.json`` (run ID, objective, overrides) into the job's folder of the
+    sweep directory, so a sweep's trial folders say which run each trial is (:mod:`seqrec.sweep`)."""
+    given = command_line()
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if given is None or HydraConfig.get().mode != RunMode.MULTIRUN:
+            return
+        folder = Path(HydraConfig.get().runtime.output_dir)
+    except Exception:  # noqa: BLE001 -- no Hydra job context
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "trial.json", {"run_id": run_id, "objective": float(objective), "overrides": given[1]})
 
 
 def _band(intervals: dict, part: str, k: int, table: pd.DataFrame) -> tuple[list[float], list[float]]:

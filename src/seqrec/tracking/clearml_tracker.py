@@ -382,6 +382,22 @@ def restore_remote_launch_args(argv: Optional[list] = None, task_id: Optional[st
     return True
 
 
+#: offline, a file larger than this is recorded as a reference to the run folder (path, size, sha256), not copied
+REFERENCE_BYTES = 1 << 20
+
+
+def file_reference(path: Path) -> dict:
+    """What an offline session records instead of a copy of a large file: where it is and how to verify it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(Path(path).resolve()), "bytes": Path(path).stat().st_size, "sha256": digest.hexdigest(),
+            "note": "stored once, in the run folder; offline sessions reference it"}
+
+
 class ClearMLTracker(Tracker):
     """A ClearML task; its id is the run ID.
 
@@ -587,6 +603,13 @@ class ClearMLTracker(Tracker):
             logger.report_plotly(title=title, series=series, figure=figure, iteration=0)
 
     def _upload_artifact(self, name: str, path: Path) -> None:
+        size = path.stat().st_size
+        if self.offline and size > REFERENCE_BYTES:
+            # the run folder already holds it: an offline session (and its zip) records where, not a third copy
+            ok = self._task.upload_artifact(name=name, artifact_object=file_reference(path), wait_on_upload=True)
+            if not ok:
+                raise RuntimeError(f"ClearML could not store artifact {name!r} ({path})")
+            return
         ok = self._task.upload_artifact(name=name, artifact_object=path, wait_on_upload=True)
         if not ok:
             raise RuntimeError(f"ClearML could not store artifact {name!r} ({path})")
