@@ -135,6 +135,10 @@ def test_cli_train_then_printed_predict_command(tmp_path, synthetic_csv):
         "seqrec_module.lr=1e-3", f"run_store={runs}", "trainer_params.max_epochs=1", *SMALL,
     )
     assert res.returncode == 0, res.stderr[-2000:]
+    # start-up lines once each (Lightning's own terminal handler used to repeat them on stderr; the SDK's and our
+    # ClearML lines said the same twice)
+    screen = res.stdout + res.stderr
+    assert screen.count("GPU available:") == 1 and screen.lower().count("offline session stored in") == 1, screen[-3000:]
     last = res.stdout.strip().splitlines()[-1]
     assert last.startswith("python src/run_predict.py --config-name=GPT_predict task_name=cli_GPT_predict train_task=")
     res2 = subprocess.run(last.replace("python", sys.executable, 1), shell=True, cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -60,15 +60,27 @@ def test_warmup_schedule_factors_by_hand():
         WarmupSchedule(opt, total_steps=10, decay="exp")
 
 
-def test_adamw_with_warmup_cosine_trains_by_config(tmp_path, tiny_csv):
+def test_adamw_with_warmup_cosine_trains_by_config(tmp_path, tiny_csv, monkeypatch):
     """optimizer=adamw scheduler=warmup_cosine: AdamW with the configured betas, the learning rate follows the
-    schedule step by step (read back from the last checkpoint's scheduler state)."""
+    schedule step by step (read back from the last checkpoint's scheduler state); callbacks=lr_monitor adds
+    Lightning's LearningRateMonitor, whose logged rates rise during the warm-up and end at the checkpoint's."""
+    from seqrec.tracking.lightning_logger import TrackerLogger
+
+    logged = []
+    original = TrackerLogger.log_metrics
+
+    def spy(self, metrics, step=None):
+        logged.extend((k, float(v)) for k, v in metrics.items() if str(k).startswith("lr-"))
+        return original(self, metrics, step)
+
+    monkeypatch.setattr(TrackerLogger, "log_metrics", spy)
     runs = tmp_path / "runs"
     train(compose("GPT_train", [
-        f"data_path={tiny_csv}", f"run_store={runs}", "optimizer=adamw", "scheduler=warmup_cosine",
+        f"data_path={tiny_csv}", f"run_store={runs}", "optimizer=adamw", "scheduler=warmup_cosine", "callbacks=lr_monitor",
         "seqrec_module.scheduler.warmup_steps=5", "seqrec_module.weight_decay=0.01", "trainer_params.max_epochs=2",
         "dataset.max_length=16", "model_params.n_positions=16", "model_params.n_embd=16", "model_params.n_layer=1",
         "dataloader.batch_size=32", "logger=none", "trainer_params.enable_progress_bar=false",
+        "trainer_params.log_every_n_steps=1",  # LearningRateMonitor logs at this interval
     ]))
     [run] = list(runs.iterdir())
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
@@ -81,3 +93,7 @@ def test_adamw_with_warmup_cosine_trains_by_config(tmp_path, tiny_csv):
     assert steps == total > 5  # stepped once per optimizer step
     # at the end of the run: cosine decay down to 0 at the estimated last step
     assert group["lr"] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * (steps - 5) / (total - 5))), rel=1e-6)
+    rates = [v for k, v in logged if k == "lr-AdamW"]
+    assert len(rates) == total  # one per optimizer step
+    assert rates[0] < rates[4] <= 1e-3 and rates[0] == pytest.approx(1e-3 / 5, rel=1e-6)  # warm-up: lr / warmup_steps
+    assert rates[-1] >= group["lr"]  # logged before the last step's scheduler update

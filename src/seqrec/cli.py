@@ -38,9 +38,25 @@ def quiet_third_party() -> None:
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")  # lightning vs torch pytree deprecation
     warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*is not supported by the model summary.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage()
     )
+
+
+
+def single_lightning_output() -> None:
+    """Lightning gives its loggers a terminal handler of their own and lets records propagate too, so every start-up
+    line ("GPU available: ...") printed twice; the root handler (Hydra's job logging, run.log) shows them once.
+    Call after ``import lightning`` (it adds the handlers then); without a root handler (a notebook) nothing changes."""
+    if not logging.getLogger().handlers:
+        return
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                logger.removeHandler(handler)
+        logger.propagate = True
 
 
 def one_line(text: object, limit: int = MAX_MESSAGE) -> str:

@@ -92,7 +92,7 @@ TRAIN = COMMON + (
 TRAIN_SECTIONS = {
     "": {c.key for c in COMMON} | {
         "data_path", "resume", "last_n_items", "patience", "seed", "dataset", "dataloader", "seqrec_module", "train_dataset",
-        "trainer_params", "model", "model_params", "predict_config_name", "logger", "hydra",
+        "trainer_params", "model", "model_params", "predict_config_name", "logger", "hydra", "callbacks",
     },
     "dataset": {"max_length", "train_window"},
     "dataloader": {"batch_size", "test_batch_size", "num_workers", "validation_size"},
@@ -209,6 +209,35 @@ def check_component(cfg: DictConfig, kind: str) -> None:
             )
 
 
+def _check_callbacks(cfg: DictConfig) -> None:
+    """``callbacks``: named Lightning callbacks (``_target_`` + arguments), checked against the class's signature."""
+    node = OmegaConf.select(cfg, "callbacks")
+    if node is None:
+        return
+    if not isinstance(node, DictConfig):
+        raise UserError("callbacks must be a mapping of named callbacks; choose a config: callbacks=none|lr_monitor|swa")
+    from hydra.utils import get_class
+
+    for name, callback in node.items():
+        where = f"callbacks.{name}"
+        if not isinstance(callback, DictConfig) or "_target_" not in callback:
+            raise UserError(f"{where} must have a _target_ (a lightning.pytorch.callbacks class), e.g. "
+                            f"{where}._target_=lightning.pytorch.callbacks.LearningRateMonitor")
+        try:
+            cls = get_class(str(callback._target_))
+        except Exception as exc:
+            raise UserError(f"{where}._target_={callback._target_!r} is not an importable class ({one_line_text(exc)})") from None
+        params = inspect.signature(cls.__init__).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            continue
+        args = sorted(set(params) - {"self"})
+        for key in callback:
+            if key != "_target_" and key not in args:
+                near = difflib.get_close_matches(str(key), args, n=1, cutoff=0.6)
+                raise UserError(f"{where}.{key} is not an argument of {cls.__name__}"
+                                + (f"; did you mean {where}.{near[0]}?" if near else f" (its arguments: {', '.join(args)})"))
+
+
 def _resolved(node: DictConfig, section: str) -> dict[str, Any]:
     """``node``'s values, resolved; an interpolation that does not resolve is one line naming the key."""
     out = {}
@@ -237,6 +266,7 @@ def check_train_config(cfg: DictConfig) -> None:
     _check_trainer_params(cfg)
     for kind in TRAIN_COMPONENTS:
         check_component(cfg, kind)
+    _check_callbacks(cfg)
     accelerator = str(OmegaConf.select(cfg, "trainer_params.accelerator") or "auto").lower()
     if accelerator in ("gpu", "cuda"):  # before any run folder: Lightning would fail inside the run
         import torch

@@ -44,8 +44,10 @@ from seqrec.tracking.lightning_logger import TrackerLogger
 from seqrec.tracking.run_store import RunStore, current_process, slurm_job
 from seqrec.tracking.lifecycle import CONFIG_FILE, LAST_CKPT, Run, open_run, run_lifecycle  # noqa: F401 -- open_run: API
 from seqrec.config_diff import config_differences
+from seqrec.cli import single_lightning_output
 
 log = logging.getLogger("seqrec")
+single_lightning_output()  # after `import lightning`: its start-up lines once, not twice
 
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
@@ -176,8 +178,9 @@ def train(cfg: DictConfig) -> float:
         trainer_params = OmegaConf.to_container(cfg.trainer_params, resolve=True)
         if trainer_params.get("precision") == "auto":  # decided for the device the run trains on
             trainer_params["precision"] = "bf16-mixed" if fast_bfloat16(_train_device(trainer_params)) else "32-true"
+        extra = [build_node(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
         trainer = L.Trainer(
-            callbacks=[ckpt, stop, progress], logger=tlogger, default_root_dir=str(run.dir), num_sanity_val_steps=0,
+            callbacks=[ckpt, stop, progress, *extra], logger=tlogger, default_root_dir=str(run.dir), num_sanity_val_steps=0,
             plugins=[AtomicCheckpointIO()],  # a full disk or a kill mid-write keeps the previous checkpoint
             use_distributed_sampler=False,  # DDP: each rank trains on its slice of the epoch (EpochSampler) and
             **trainer_params,               # validates on all validation users, so the metric is exact everywhere
@@ -301,6 +304,7 @@ def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
     module = stored.setdefault("seqrec_module", {})  # runs made before the optimizer/scheduler groups: Adam, constant
     module.setdefault("optimizer", {"_target_": "torch.optim.Adam", "betas": [0.9, 0.999], "eps": 1e-08})
     module.setdefault("scheduler", None)
+    stored.setdefault("callbacks", {})  # runs made before the callbacks group
     stored.setdefault("model", {}).setdefault("name", OmegaConf.select(cfg, "model.name"))  # before model.name
     may_change = (*RESUME_MAY_CHANGE, *(f"model_params.{a}" for a, key in aliases.items() if key in RESUME_MAY_CHANGE))
     differences = config_differences(stored, OmegaConf.to_container(cfg, resolve=True), may_change)

@@ -480,7 +480,7 @@ class ClearMLTracker(Tracker):
         self._offline_dir: Optional[Path] = None
         if self.offline:
             self._offline_dir = Path(str(self._task.get_offline_mode_folder()))
-        log.info(
+        log.debug(  # the SDK prints the task ID and offline folder itself
             "ClearML task %s (%s, project %r, task %r)",
             self._task_id,
             f"offline session {self._offline_dir}" if self.offline else f"server {self.server}",
@@ -642,7 +642,7 @@ class ClearMLTracker(Tracker):
             except Exception as exc:  # noqa: BLE001 - status is cosmetic, do not mask the real error
                 log.warning("could not mark ClearML task %s as %s: %s", self._task_id, status, exc)
         if self.offline:
-            log.info("ClearML offline session stored in %s", self.offline_session_zip or self._offline_dir)
+            log.debug("ClearML offline session stored in %s", self.offline_session_zip or self._offline_dir)  # SDK says it too
 
 
 __all__ = [
