@@ -198,6 +198,21 @@ def test_offline_session_references_large_files_instead_of_copying(clearml_sandb
     assert stored < REFERENCE_BYTES and tracker.offline_session_zip.stat().st_size < REFERENCE_BYTES
 
 
+def test_private_sdk_attributes_still_exist():
+    """The ClearML SDK internals the tracker relies on are all listed in one place and still exist in the pinned
+    SDK; an upgrade that removes one fails here, not silently at run time (close() hanging, overrides lost)."""
+    import importlib
+
+    from seqrec.tracking.clearml_tracker import PRIVATE_SDK_ATTRIBUTES
+
+    for module, owner, attribute in PRIVATE_SDK_ATTRIBUTES:
+        assert hasattr(getattr(importlib.import_module(module), owner), attribute), (module, owner, attribute)
+    source = (ROOT / "src" / "seqrec" / "tracking" / "clearml_tracker.py").read_text()
+    used = {a for a in ("_overrides_configs", "_report_subprocess_enabled", "_wait_for_repo_detection", "_config")
+            if a in source}
+    assert {a for _, _, a in PRIVATE_SDK_ATTRIBUTES} <= used
+
+
 def test_sequential_trackers_get_new_tasks(clearml_sandbox):
     from clearml import Task
 

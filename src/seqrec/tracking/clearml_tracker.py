@@ -126,6 +126,14 @@ class ServerUnreachableError(UserError):
         self.reason = reason
 
 
+#: the SDK's private attributes this module relies on (module, object, attribute); tests/test_tracking.py fails
+#: loudly when an SDK update removes one. Nothing else private is used.
+PRIVATE_SDK_ATTRIBUTES = (
+    ("clearml.config", "ConfigWrapper", "_config"),  # its _overrides_configs: keep other overrides when adding ours
+    ("clearml.backend_interface.task.task", "Task", "_report_subprocess_enabled"),  # close() without an 11 s wait
+    ("clearml.task", "Task", "_wait_for_repo_detection"),  # bounded wait for the repository-detection thread
+)
+
 _sdk_override_tree: Any = None
 _sdk_lock = threading.Lock()
 
