@@ -89,7 +89,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, tiny_csv, caps
     killed = _run_json(run_dir)
     assert killed["status"] == "running" and killed["process"]["pid"] == proc.pid  # what a kill -9 leaves
     assert process_alive(killed["process"]) is False
-    ckpt_epoch = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["epoch"]
+    killed_ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt_epoch = killed_ckpt["epoch"]
     n_epochs = ckpt_epoch + 3  # at least two epochs after the resume, wherever the kill landed
 
     res = _cli(*_args(tiny_csv, runs), f"trainer_params.max_epochs={n_epochs}", "logger=clearml_offline", f"resume={run_id}")
@@ -106,6 +107,10 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, tiny_csv, caps
     assert f"max_epochs: {n_epochs}" in (run_dir / "config.yaml").read_text()
     log = (run_dir / "run.log").read_text()
     assert f"resumed from checkpoints/last.ckpt (epoch {ckpt_epoch}" in log
+    # training time adds up every attempt: the killed part's (Lightning's Timer state in the checkpoint it resumed
+    # from) is part of the total
+    killed_seconds = next(v for k, v in killed_ckpt["callbacks"].items() if k.startswith("Timer"))["time_elapsed"]["train"]
+    assert json.loads((run_dir / "metrics.json").read_text())["fit_seconds"] >= round(killed_seconds, 1) > 0
 
     # A: the same seed and settings, never interrupted (in-process is fine: same numbers on CPU with the same
     # number of threads as B's processes, ENV; other thread counts change float reductions in the last bits)

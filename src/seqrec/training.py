@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shlex
-import time
 import warnings
 from pathlib import Path
 
@@ -106,13 +105,14 @@ def train(cfg: DictConfig) -> float:
         )
         stop = L.pytorch.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience)
         tlogger = TrackerLogger(run.tracker)
-        progress = _TrainingProgress(tlogger)  # history and time so far, kept in the checkpoints for a resume
+        progress = _TrainingProgress(tlogger)  # history so far, kept in the checkpoints for a resume
+        timer = L.pytorch.callbacks.Timer()  # training time; checkpointed, so it adds up every attempt
         trainer_params = OmegaConf.to_container(cfg.trainer_params, resolve=True)
         if trainer_params.get("precision") == "auto":  # decided for the device the run trains on
             trainer_params["precision"] = "bf16-mixed" if fast_bfloat16(_train_device(trainer_params)) else "32-true"
         extra = [build_node(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
         trainer = L.Trainer(
-            callbacks=[ckpt, stop, progress, *extra], logger=tlogger, default_root_dir=str(run.dir), num_sanity_val_steps=0,
+            callbacks=[ckpt, stop, progress, timer, *extra], logger=tlogger, default_root_dir=str(run.dir), num_sanity_val_steps=0,
             plugins=[AtomicCheckpointIO()],  # a full disk or a kill mid-write keeps the previous checkpoint
             use_distributed_sampler=False,  # DDP: each rank trains on its slice of the epoch (EpochSampler) and
             **trainer_params,               # validates on all validation users, so the metric is exact everywhere
@@ -120,7 +120,6 @@ def train(cfg: DictConfig) -> float:
         if run.store is not None:
             run.store.update(run.id, hardware=hardware(trainer.strategy.root_device, trainer_params["precision"],
                                                        trainer.world_size))
-        progress.start()
         with warnings.catch_warnings():
             if last_ckpt is not None:  # its own folder holds its checkpoints, of course
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
@@ -141,7 +140,7 @@ def train(cfg: DictConfig) -> float:
                 raise RunInterrupted(interruption_message(cfg, run.id, stopped, trainer.current_epoch), run.id) from None
         if replica:
             return float("nan")  # rank 0 writes the checkpoint, metrics and history
-        fit_seconds = progress.seconds()  # of every attempt, a resumed run's earlier ones included
+        fit_seconds = timer.time_elapsed("train") + progress.legacy_seconds  # every attempt of a resumed run
         epochs = trainer.current_epoch
         best = float(ckpt.best_model_score) if ckpt.best_model_score is not None else float("nan")
 
@@ -267,24 +266,15 @@ def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
 
 
 class _TrainingProgress(L.pytorch.callbacks.Callback):
-    """Checkpointed with the model: the per-epoch history and the training time so far.
-
-    A resumed run thus writes the whole ``history.csv`` and reports the earlier epochs to
-    its new tracker task too; ``fit_seconds`` adds up every attempt.
-    """
+    """Checkpointed with the model: the per-epoch history, so a resumed run writes the whole ``history.csv`` and
+    reports the earlier epochs to its new tracker task too. (Lightning's ``CSVLogger`` would start a new file per
+    attempt; the training time is Lightning's own ``Timer``, whose state is checkpointed as well.)"""
 
     KEY = "seqrec_training_progress"
 
     def __init__(self, tlogger: TrackerLogger):
         self.tlogger = tlogger
-        self.before = 0.0
-        self.started = time.perf_counter()
-
-    def start(self) -> None:
-        self.started = time.perf_counter()
-
-    def seconds(self) -> float:
-        return self.before + time.perf_counter() - self.started
+        self.legacy_seconds = 0.0  # fit time of checkpoints written before the Timer was used
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         history = [dict(row) for row in self.tlogger.history]
@@ -299,7 +289,7 @@ class _TrainingProgress(L.pytorch.callbacks.Callback):
         if pending:
             steps = [row["step"] for row in history if row.get("epoch") == epoch and row.get("step") is not None]
             history.append({"step": max(steps) if steps else None, "epoch": epoch, **pending})
-        checkpoint[self.KEY] = {"history": history, "fit_seconds": self.seconds()}
+        checkpoint[self.KEY] = {"history": history}
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         from seqrec.tracking.lightning_logger import split_metric_name
@@ -307,7 +297,7 @@ class _TrainingProgress(L.pytorch.callbacks.Callback):
         state = checkpoint.get(self.KEY) or {}
         earlier = [dict(row) for row in state.get("history", [])]
         self.tlogger.history[:0] = earlier
-        self.before = float(state.get("fit_seconds", 0.0))
+        self.legacy_seconds = float(state.get("fit_seconds", 0.0))
         tracker = self.tlogger.tracker
         for row in earlier:  # the new tracker task gets the whole curves
             epoch, step = row.get("epoch"), row.get("step")
