@@ -59,6 +59,8 @@ COMMON = (
 TRAIN = COMMON + (
     Str("data_path", "data/ml-1m.csv"),
     Str("resume", "<TRAIN_ID>", null=True, required=False, want="a training run ID printed by run_train.py (or null)"),
+    Str("pretrained_task", "<TRAIN_ID>", null=True, required=False,
+        want="the ID of a completed training run of a causal model (GPT-2, SASRec, gSASRec)"),
     Int("last_n_items", "10", ge=1),
     Int("patience", "10", ge=0),
     Int("seed", "42", required=False),
@@ -93,6 +95,7 @@ TRAIN_SECTIONS = {
     "": {c.key for c in COMMON} | {
         "data_path", "resume", "last_n_items", "patience", "seed", "dataset", "dataloader", "seqrec_module", "train_dataset",
         "trainer_params", "model", "model_params", "predict_config_name", "logger", "hydra", "callbacks",
+        "pretrained_task", "prompt_tuning",
     },
     "dataset": {"max_length", "train_window"},
     "dataloader": {"batch_size", "test_batch_size", "num_workers", "validation_size"},
@@ -168,7 +171,7 @@ def _check_trainer_params(cfg: DictConfig) -> None:
 
 
 #: training sections built from a ``_target_`` (besides the model), by component kind
-TRAIN_COMPONENTS = ("loss", "train_dataset", "optimizer", "scheduler", "tracker")
+TRAIN_COMPONENTS = ("loss", "train_dataset", "optimizer", "scheduler", "tracker", "stage")
 
 
 def check_component(cfg: DictConfig, kind: str) -> None:
@@ -260,6 +263,10 @@ def check_train_config(cfg: DictConfig) -> None:
     """Check a composed training config (its ``model_params`` aliases applied to a copy)."""
     cfg = copy.deepcopy(cfg)
     _check_sections(cfg, TRAIN_SECTIONS, "training")
+    Str("pretrained_task", "<TRAIN_ID>", null=True, required=False).check(cfg)
+    from seqrec.prompt_tuning_config import inherit_pretrained
+
+    inherit_pretrained(cfg)  # a prompt-tuning run: the pre-trained run's network and split (checked)
     apply_model_aliases(cfg)
     for setting in TRAIN:
         setting.check(cfg)
@@ -340,7 +347,7 @@ def check_predict_config(cfg: DictConfig, check_run: bool = True) -> None:
     registry.check_strategy(params, (), {"k": k})  # rules that need the list length (two_stage's first_stage)
 
 
-def check_train_run(run_store: str, train_task: str) -> DictConfig:
+def check_train_run(run_store: str, train_task: str, key: str = "train_task") -> DictConfig:
     """The config of training run ``train_task``, after checking that its folder is usable.
 
     One-line :class:`UserError` for an unknown or damaged run: a ``run.json`` that does not
@@ -353,8 +360,8 @@ def check_train_run(run_store: str, train_task: str) -> DictConfig:
     from seqrec.tracking.run_store import RUN_FILE, RunStore
 
     store = RunStore(run_store)
-    again = "train again with run_train.py or pass another train_task"
-    hint = "pass train_task=<ID> printed by run_train.py"
+    again = f"train again with run_train.py or pass another {key}"
+    hint = f"pass {key}=<ID> printed by run_train.py"
     run_dir = Path(run_store) / train_task
     if store.exists(train_task):  # a valid ID with a run.json: it must parse and be a training run
         try:

@@ -41,6 +41,7 @@ class SeqRecModule(L.LightningModule):
         seed: int | None = None,
         optimizer=None,
         scheduler=None,
+        augment=None,
     ):
         super().__init__()
         self.model, self.loss = model, loss
@@ -55,6 +56,9 @@ class SeqRecModule(L.LightningModule):
         self._epoch_started = time.perf_counter()
         self.seed = seed
         self._seeded_epoch: int | None = None
+        # a training stage's batch rewrite, e.g. RecGPT prompt-tuning (seqrec.prompt_tuning.PromptAugmenter):
+        # augment(model, batch) -> batch, run without gradients before every training step
+        self.augment = augment
 
     def on_train_epoch_start(self):
         self._epoch_started = time.perf_counter()
@@ -78,8 +82,11 @@ class SeqRecModule(L.LightningModule):
         random.seed(int(state[1]))
 
     def training_step(self, batch, batch_idx):
+        if self.augment is not None:
+            batch = self.augment(self.model, batch)
         labels = batch["labels"]
-        hidden = self.model.encode(batch["input_ids"], batch.get("attention_mask"))
+        extra = {"segments": batch["segments"]} if "segments" in batch else {}
+        hidden = self.model.encode(batch["input_ids"], batch.get("attention_mask"), **extra)
         has_target = labels > 0
         loss = self.loss(self.model, hidden[has_target], labels[has_target])
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=labels.shape[0],

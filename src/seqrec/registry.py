@@ -49,6 +49,7 @@ SECTIONS = {
     "scheduler": "seqrec_module.scheduler",
     "tracker": "logger",
     "strategy": "generation_params",
+    "stage": "prompt_tuning",
 }
 PLUGINS_ENV = "SEQREC_PLUGINS"
 ENTRY_POINTS = "seqrec.plugins"

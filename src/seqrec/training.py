@@ -29,6 +29,8 @@ from seqrec.tracking.run_store import RunStore, current_process, slurm_job
 from seqrec.tracking.lifecycle import CONFIG_FILE, LAST_CKPT, run_lifecycle
 from seqrec.config_diff import config_differences
 from seqrec.cli import single_lightning_output
+from seqrec.prompt_tuning import freeze_item_embeddings, load_pretrained
+from seqrec.prompt_tuning_config import inherit_pretrained
 from seqrec.runtime import (
     METRICS_FILE, MODEL_FILE, MONITOR, build, build_node, distributed_rank, hardware, load_weights, partial_node,
     prepare_split, record_trial, replica_run,
@@ -44,6 +46,7 @@ def train(cfg: DictConfig) -> float:
     With ``resume=<ID>`` the training run ``<ID>`` (killed, failed or interrupted) continues
     in its own folder from ``checkpoints/last.ckpt``; see :func:`check_resume`.
     """
+    pretrained = inherit_pretrained(cfg)  # prompt-tuning: the pre-trained run's network and split
     model_args = apply_model_aliases(cfg)  # model_params: model arguments + aliases of other settings
     check_train_config(cfg)
     resume = cfg.get("resume")
@@ -79,6 +82,14 @@ def train(cfg: DictConfig) -> float:
         seed = int(cfg.get("seed", cfg.random_state))  # the split uses random_state; training uses seed
         L.seed_everything(seed, workers=True, verbose=False)
         model = build(model_class(cfg), "model_params", n_items=split.n_items, **model_args)
+        augment = None
+        if pretrained is not None:  # RecGPT prompt-tuning: start from the pre-trained weights, augment every batch
+            load_pretrained(model, RunStore(cfg.run_store).path(str(cfg.pretrained_task)) / MODEL_FILE)
+            augment = build_node(cfg.prompt_tuning, "prompt_tuning")
+            if augment.freeze_item_embeddings:
+                freeze_item_embeddings(model)
+            if run.store is not None and resume is None:
+                run.store.update(run.id, pretrained_task=str(cfg.pretrained_task))
         loss = build_node(cfg.seqrec_module.loss, "seqrec_module.loss")
         k = cfg.seqrec_module.predict_top_k
         module = SeqRecModule(
@@ -87,6 +98,7 @@ def train(cfg: DictConfig) -> float:
             seed=seed,  # dropout etc. reseeded from (seed, epoch): a resumed run continues identically
             optimizer=partial_node(cfg.seqrec_module.get("optimizer"), "seqrec_module.optimizer"),
             scheduler=partial_node(cfg.seqrec_module.get("scheduler"), "seqrec_module.scheduler"),
+            augment=augment,
         )
         train_set = build_node(  # next-item windows, masked items, ...: chosen by train_dataset._target_
             cfg.train_dataset, "train_dataset", train=split.train, max_length=cfg.dataset.max_length,

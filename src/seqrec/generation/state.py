@@ -39,7 +39,9 @@ class CachedDecoder:
         self.cache.reorder(rows)
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.model.next_item_logits(tokens[:, None], None, self.cache)
+        # a model with a segment embedding sees the items it generated as segment 1 (RecGPT)
+        extra = {"segments": torch.ones_like(tokens[:, None])} if getattr(self.model, "segments", False) else {}
+        return self.model.next_item_logits(tokens[:, None], None, self.cache, **extra)
 
 
 class RecomputeDecoder:
@@ -49,6 +51,7 @@ class RecomputeDecoder:
 
     def __init__(self, model, input_ids, attention_mask, n_new: int):
         self.model, self.ids, self.mask = model, input_ids, attention_mask.bool()
+        self.history = input_ids.shape[1]
         self.first = model.next_item_logits(self.ids, self.mask)
 
     def expand(self, width: int) -> None:
@@ -61,7 +64,13 @@ class RecomputeDecoder:
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         self.ids = torch.cat([self.ids, tokens[:, None]], 1)
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], 1)
-        return self.model.next_item_logits(self.ids, self.mask)
+        if not getattr(self.model, "segments", False):
+            return self.model.next_item_logits(self.ids, self.mask)
+        # history 0, generated 1: the generated items are the last columns
+        n_new = self.ids.shape[1] - self.history
+        segments = torch.zeros_like(self.ids)
+        segments[:, self.ids.shape[1] - n_new:] = 1
+        return self.model.next_item_logits(self.ids, self.mask, segments=segments)
 
 
 def decoder_class(model, use_cache: bool = True):

@@ -16,6 +16,21 @@ class SequentialModel(nn.Module):
 
     n_items: int
     supports_cache: bool = False  # True: new_cache() gives a cache the generation engine can use
+    segments: bool = False  # True: a segment embedding marks real (0) and generated (1) inputs (prompt-tuning)
+
+    def add_segment_embedding(self, dim: int) -> None:
+        """A zero-initialised segment embedding (RecGPT): real items are segment 0, items the model generated
+        segment 1. At zero it changes nothing, so a model gaining it starts exactly from its pre-trained self.
+        Created after the other weights are initialised, so their initialisation is unchanged."""
+        self.segment = nn.Embedding(2, dim)
+        nn.init.zeros_(self.segment.weight)
+        self.segments = True
+
+    def segment_embeddings(self, input_ids: torch.Tensor, segments: torch.Tensor | None):
+        """What the segment embedding adds to the inputs (0 for a model without one)."""
+        if not self.segments:
+            return 0
+        return self.segment(torch.zeros_like(input_ids) if segments is None else segments.long())
 
     def encode(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None
@@ -31,6 +46,10 @@ class SequentialModel(nn.Module):
         """``[n_items + 1, C]`` matrix with ``item_logits(h) == h @ output_embeddings().T``."""
         raise TypeError(f"{type(self).__name__} does not define output_embeddings(); the fused training losses need it")
 
+    def item_embedding_tables(self) -> list[torch.Tensor]:
+        """The item embedding matrices (input and, when separate, output), e.g. to freeze them."""
+        return [self.output_embeddings()]
+
     def new_cache(self, batch_size: int, capacity: int):
         """An empty cache for ``batch_size`` rows and ``capacity`` positions, or None.
 
@@ -44,8 +63,9 @@ class SequentialModel(nn.Module):
         return None
 
     def next_item_logits(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None, segments=None
     ) -> torch.Tensor:
-        """Scores of the next item after each (left-padded) sequence: ``[B, n_items + 1]``."""
-        hidden = self.encode(input_ids, attention_mask, cache)
+        """Scores of the next item after each (left-padded) sequence: ``[B, n_items + 1]``; ``segments``: 0/1
+        per input (models with a segment embedding)."""
+        hidden = self.encode(input_ids, attention_mask, cache, **({} if segments is None else {"segments": segments}))
         return self.item_logits(hidden[:, -1])

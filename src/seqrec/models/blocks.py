@@ -85,10 +85,10 @@ class ItemPositionEmbedding(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=layer_norm_eps) if layer_norm_eps is not None else None
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, extra=0) -> torch.Tensor:
         if positions.numel() and int(positions.max()) >= self.n_positions:
             raise ValueError(f"sequence longer than the model's {self.n_positions} positions; crop the input")
-        x = self.item(input_ids) * self.scale + self.position(positions)
+        x = self.item(input_ids) * self.scale + self.position(positions) + extra
         if self.norm is not None:
             x = self.norm(x)
         return self.dropout(x)

@@ -85,6 +85,7 @@ class GPT2(SequentialModel):
         attn_dropout: float | None = None,
         layer_norm_epsilon: float = 1e-5,
         initializer_range: float = 0.02,
+        segment_embedding: bool = False,
     ):
         super().__init__()
         if n_embd % n_head:
@@ -101,6 +102,8 @@ class GPT2(SequentialModel):
         )
         self.ln_f = nn.LayerNorm(n_embd, eps=layer_norm_epsilon)
         self._init_weights(initializer_range)
+        if segment_embedding:
+            self.add_segment_embedding(n_embd)
 
     def _init_weights(self, std: float) -> None:
         for name, p in self.named_parameters():
@@ -116,7 +119,7 @@ class GPT2(SequentialModel):
     def new_cache(self, batch_size: int, capacity: int) -> KVCache:
         return KVCache(self.n_layer, batch_size, self.n_head, self.n_embd // self.n_head, capacity, self.wte.weight)
 
-    def encode(self, input_ids, attention_mask=None, cache=None):
+    def encode(self, input_ids, attention_mask=None, cache=None, segments=None):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         attention_mask = attention_mask.bool()
@@ -126,7 +129,7 @@ class GPT2(SequentialModel):
             positions, mask = cache.begin(attention_mask), None
         if int(positions.max()) >= self.n_positions:
             raise ValueError(f"sequence longer than n_positions={self.n_positions}; crop the input")
-        x = self.drop(self.wte(input_ids) + self.wpe(positions))
+        x = self.drop(self.wte(input_ids) + self.wpe(positions) + self.segment_embeddings(input_ids, segments))
         for layer, block in enumerate(self.h):
             x = block(x, mask, cache, layer)
         if cache is not None:

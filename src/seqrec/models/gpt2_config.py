@@ -2,7 +2,7 @@
 
 from seqrec.models.shared import divisible, window_fits
 from seqrec.registry import Model, Reference, register
-from seqrec.settings import Int, Num
+from seqrec.settings import Bool, Int, Num
 
 NAN = float("nan")
 PAPER = "paper 2023 (timestamped ML-1M)"
@@ -21,6 +21,7 @@ GPT2 = register(Model(
         Num("attn_dropout", "0.1", ge=0, lt=1, null=True, doc="null: dropout"),
         Num("layer_norm_epsilon", "1e-5", gt=0),
         Num("initializer_range", "0.02", gt=0),
+        Bool("segment_embedding", "false", doc="RecGPT's real/generated segment embedding (set by prompt-tuning)"),
     ),
     rules=(divisible("n_embd", "n_head"), window_fits("n_positions")),
     references=(

@@ -40,6 +40,7 @@ class SASRec(SequentialModel):
         dropout_rate: float = 0.1,
         reuse_item_embeddings: bool = True,
         layer_norm_eps: float = 1e-8,
+        segment_embedding: bool = False,
     ):
         super().__init__()
         if embedding_dim % num_heads:
@@ -57,6 +58,8 @@ class SASRec(SequentialModel):
         self.final_norm = nn.LayerNorm(embedding_dim, eps=layer_norm_eps)
         self.output_items = None if reuse_item_embeddings else nn.Embedding(n_items + 1, embedding_dim)
         self._init_weights()
+        if segment_embedding:
+            self.add_segment_embedding(embedding_dim)
 
     def _init_weights(self) -> None:
         for name, p in self.named_parameters():
@@ -76,7 +79,7 @@ class SASRec(SequentialModel):
     def history_budget(self, n_new: int) -> int:
         return self.sequence_length - n_new
 
-    def encode(self, input_ids, attention_mask=None, cache=None):
+    def encode(self, input_ids, attention_mask=None, cache=None, segments=None):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         attention_mask = attention_mask.bool()
@@ -84,12 +87,15 @@ class SASRec(SequentialModel):
             positions, mask = positions_from_mask(attention_mask), causal_mask(attention_mask)
         else:
             positions, mask = cache.begin(attention_mask), None
-        x = self.embed(input_ids, positions)
+        x = self.embed(input_ids, positions, self.segment_embeddings(input_ids, segments))
         for layer, block in enumerate(self.blocks):
             x = block(x, mask, cache, layer, causal=True)
         if cache is not None:
             cache.end()
         return self.final_norm(x)
+
+    def item_embedding_tables(self) -> list[torch.Tensor]:
+        return [self.embed.item.weight] + ([] if self.output_items is None else [self.output_items.weight])
 
     def output_embeddings(self) -> torch.Tensor:
         return self.embed.item.weight if self.output_items is None else self.output_items.weight

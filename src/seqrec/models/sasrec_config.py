@@ -12,6 +12,7 @@ NETWORK = (
     Num("dropout_rate", "0.1", ge=0, lt=1),
     Bool("reuse_item_embeddings", doc="false: a separate output item-embedding table"),
     Num("layer_norm_eps", "1e-8", gt=0),
+    Bool("segment_embedding", "false", doc="RecGPT's real/generated segment embedding (set by prompt-tuning)"),
 )
 SEARCH = {
     "seqrec_module.lr": "tag(log, interval(1e-4, 1e-2))",

@@ -23,6 +23,10 @@ def _grid(options):
 
 register(Strategy(
     "two_stage", "seqrec.generation.strategies.two_stage.TwoStage", order=5,
-    settings=(Int("first_stage", "9", ge=1, default=9, doc="items of stage one (RecGPT's N)"),),
+    settings=(
+        Int("first_stage", "9", ge=1, default=9, doc="items of stage one (RecGPT's N)"),
+        Int("prompt_steps", "1", ge=1, default=1,
+            doc="arg-max items appended (as generated items) before stage two; 1: RecGPT's"),
+    ),
     rules=(first_stage_leaves_room,), grid=_grid,
 ))
