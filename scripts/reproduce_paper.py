@@ -69,6 +69,10 @@ def parse_args(argv):
                         help="for these models, RRA and RA only at the first temperature and the first N "
                         "(e.g. BERT4Rec, which has no KV cache and recomputes every step); 'auto': every model whose "
                         "declaration says it has no KV cache")
+    parser.add_argument("--recgpt", nargs="*", default=None, metavar="MODEL",
+                        help="RecGPT's stage: prompt-tune these models' runs (default GPT SASRec; replace_last P=1 on every "
+                        "seed, P=2,3 and insert on the first), then Top-K, two-stage N=8,9 and RRA for pre-trained and "
+                        "tuned runs; adds recgpt.csv/.md/.png to the report")
     parser.add_argument("--reuse", action="append", type=_key_value, default=[], metavar="MODEL=TRAIN_ID",
                         help="use this completed training run for MODEL instead of training (repeatable)")
     parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
@@ -126,12 +130,19 @@ def main(argv=None) -> int:
         train_overrides = ["trainer_params.enable_progress_bar=false", "trainer_params.enable_model_summary=false"]
         reduced = [m.label for m in registry.components("model") if m.label and not m.kv_cache] \
             if args.reduced_grid == ["auto"] else args.reduced_grid
+        from seqrec.experiment import RecGPTPlan
+
+        recgpt = None
+        if args.recgpt is not None:
+            chosen = tuple(args.recgpt) or tuple(m for m in ("GPT", "SASRec") if m in (args.models or ("GPT", "SASRec")))
+            recgpt = RecGPTPlan(models=chosen, ablation=() if args.quick else RecGPTPlan.ablation,
+                                rra=(0.5, 4, 50) if args.quick else RecGPTPlan.rra)
         experiment = Experiment(
             data, dataset=f"{label}-quick" if args.quick else label, run_store=args.run_store,
             models=args.models or list(model_configs()), strategies=strategy_grid(**grid),
             train_overrides=train_overrides + (QUICK_TRAIN if args.quick else []) + args.train_override,
             predict_overrides=["progress=false", *args.predict_override], reuse=dict(args.reuse), logger=args.logger,
-            seeds=args.seeds, report_only=args.report_only,
+            seeds=args.seeds, report_only=args.report_only, recgpt=recgpt,
             model_overrides=DATASET_MODEL_OVERRIDES.get(label, {}),
             model_strategies={m: strategy_grid(**{**grid, "temperatures": grid["temperatures"][:1],
                                                   "sequences": grid["sequences"][:1]}) for m in reduced},
@@ -187,10 +198,15 @@ def main(argv=None) -> int:
     from seqrec.data.split import load_interactions, split_interactions
 
     tied = split_interactions(load_interactions(data)).tied_holdout_share
-    paths = write_report(build_summary(rows), out_dir, label, command=command, quick=args.quick, tied_share=tied,
+    summary = build_summary(rows)
+    paths = write_report(summary, out_dir, label, command=command, quick=args.quick, tied_share=tied,
                          missing=experiment.missing,
                          training=pd.DataFrame(training, columns=TRAINING_COLUMNS), elapsed_seconds=compute_seconds,
                          seconds_by_hardware=by_hardware)
+    if recgpt is not None:
+        from seqrec.recgpt_report import write_recgpt_report
+
+        paths.update(write_recgpt_report(summary, out_dir))
     print(f"{len(rows)} predict runs, {len(training)} models; compute time of all runs "
           f"{compute_seconds / 60:.1f} min, this invocation {(time.perf_counter() - started) / 60:.1f} min")
     for name, path in paths.items():

@@ -301,3 +301,32 @@ def test_prompt_tuning_resumes_to_the_uninterrupted_result(pretrained, tiny_csv,
                                   check_exact=True)
     a, b = (torch.load(runs / r / "model.pt", weights_only=True)["state_dict"] for r in (whole, part))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_reproduce_paper_recgpt_stage(tmp_path):
+    """``reproduce_paper.py --quick --recgpt``: the pre-trained run is prompt-tuned and both generate with Top-K,
+    two-stage N = 8, 9 and RRA; recgpt.csv compares each with the pre-trained Top-K on the same users."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from seqrec.data.synthetic import make_synthetic
+
+    data = tmp_path / "syn.csv"
+    make_synthetic(n_users=120, n_items=50, min_len=20, max_len=30, seed=5).to_csv(data, index=False)
+    res = subprocess.run([sys.executable, "scripts/reproduce_paper.py", "--dataset", str(data), "--quick", "--models",
+                          "GPT", "--recgpt", "--seeds", "3", "--run-store", str(tmp_path / "runs"), "--results",
+                          str(tmp_path / "results"), "--logger", "none", "--train-override",
+                          "dataloader.validation_size=30"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / "results" / "syn-quick"
+    table = pd.read_csv(out / "recgpt.csv", keep_default_na=False)
+    tuned = table[table["variant"] == "replace_last P=1"]
+    assert set(table["model"]) == {"GPT"} and set(tuned["strategy"]) == {"topk", "two_stage", "rra"}
+    assert set(tuned.loc[tuned["strategy"] == "two_stage", "params"]) == {"first=8", "first=9"}
+    reference = table[(table["variant"] == "pre-trained") & (table["strategy"] == "topk")]
+    assert float(reference["diff_vs_topk"].item()) == 0.0  # the reference against itself
+    assert set(tuned["verdict"]) <= {"ahead", "behind", "not separable"}
+    assert (out / "recgpt.png").stat().st_size > 0 and "RecGPT" in (out / "recgpt.md").read_text()
+    training = pd.read_csv(out / "training.csv")
+    assert set(training["model"]) == {"GPT", "GPT-PT-replace_last-P1"}

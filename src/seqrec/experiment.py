@@ -55,6 +55,40 @@ def strategy_grid(
     ))
 
 
+@dataclasses.dataclass(frozen=True)
+class RecGPTPlan:
+    """RecGPT's stage of the experiment (``reproduce_paper.py --recgpt``): each causal model's training run is
+    prompt-tuned (``<Model>_prompt_tune``) in the ``main`` variant on every seed and in the ``ablation`` variants on
+    the first seed; the pre-trained and tuned runs generate with Top-K, two-stage recall (N = ``first_stages``) and
+    multi-sequence RRA."""
+
+    models: tuple[str, ...] = ("GPT", "SASRec")
+    main: tuple[str, int] = ("replace_last", 1)
+    ablation: tuple[tuple[str, int], ...] = (("replace_last", 2), ("replace_last", 3), ("insert", 1), ("insert", 2),
+                                             ("insert", 3))
+    first_stages: tuple[int, ...] = (8, 9)
+    rra: tuple[float, int, int] = (0.3, 20, 50)  # temperature, sequences, top_k
+    train_overrides: tuple[str, ...] = ()
+
+    @staticmethod
+    def label(model: str, mode: str, length: int) -> str:
+        return f"{model}-PT-{mode}-P{length}"
+
+    def variants(self, first_seed: bool) -> list[tuple[str, int]]:
+        return [self.main, *(self.ablation if first_seed else ())]
+
+    def strategies(self) -> list[StrategySpec]:
+        t, n, k = self.rra
+        return [StrategySpec("topk", "predict"),
+                *(StrategySpec("two_stage", "two_stage", (("first_stage", int(f)),)) for f in self.first_stages),
+                StrategySpec("rra", "temperature", (("temperature", float(t)), ("top_k", int(k)),
+                                                    ("num_return_sequences", int(n)), ("aggregation", "rra")))]
+
+    def base_strategies(self, plan: Sequence[StrategySpec]) -> list[StrategySpec]:
+        """The RecGPT strategies the pre-trained run's own plan lacks."""
+        return [s for s in self.strategies() if s not in plan]
+
+
 @dataclasses.dataclass
 class Outcome:
     """A finished step: its run and whether it was reused."""
@@ -107,6 +141,7 @@ class Experiment:
         logger: str = "clearml_offline",
         seeds: Sequence[int] = (42,),
         report_only: bool = False,
+        recgpt: Optional[RecGPTPlan] = None,
         train_fn: Optional[Callable[[DictConfig], float]] = None,
         predict_fn: Optional[Callable[[DictConfig], float]] = None,
     ) -> None:
@@ -142,6 +177,11 @@ class Experiment:
         self.logger = logger
         self.seeds = [int(seed) for seed in seeds]
         self.report_only = report_only  # collect finished steps only; a step not run yet is skipped, not run
+        self.recgpt = recgpt
+        if recgpt is not None:
+            for model in recgpt.models:
+                if model not in self.model_configs or not (CONFIG_DIR / f"{self.model_configs[model].replace('_train', '_prompt_tune')}.yaml").is_file():
+                    raise UserError(f"--recgpt: {model} has no prompt-tuning config; choose among GPT SASRec gSASRec")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise UserError(f"--seeds {' '.join(map(str, seeds))}: give one or more distinct training seeds")
         if self.reuse and len(self.seeds) > 1:
@@ -210,37 +250,66 @@ class Experiment:
         """Run (or reuse) every step; ``on_step(outcome, done, total)`` is called after each."""
         plans = {model: self.model_strategies.get(model, self.strategies) for model in self.models}
         total = len(self.seeds) * sum(1 + len(plan) for plan in plans.values())
+        recgpt = self.recgpt
+        if recgpt is not None:
+            for i, _ in enumerate(self.seeds):
+                for model in self.models:
+                    if model in recgpt.models:
+                        total += len(recgpt.base_strategies(plans[model]))
+                        total += len(recgpt.variants(i == 0)) * (1 + len(recgpt.strategies()))
         self.missing: list[str] = []
+        self._done, self._total, self._on_step = 0, total, on_step
         finished = self._finished_steps()
-        done = 0
         outcomes: list[Outcome] = []
-        for seed in self.seeds:
+        for i, seed in enumerate(self.seeds):
             for model in self.models:
                 if model in self.reuse:
                     record, reused, seconds = self.store.info(self.reuse[model]), True, 0.0
                 else:
                     record, reused, seconds = self._run("train", *self.train_step(model, seed), finished)
-                if record is None:  # report only, not trained yet: its strategies cannot have run either
-                    done += 1 + len(plans[model])
-                    self.missing.append(f"{model} seed {seed}: training and {len(plans[model])} strategies")
+                trained = self._collect(outcomes, model, None, record, reused, seconds, seed, plans[model])
+                if trained is None:
                     continue
-                trained = Outcome(model, None, record, reused, seconds, seed)
-                outcomes.append(trained)
-                done += 1
-                if on_step:
-                    on_step(trained, done, total)
-                for spec in plans[model]:
-                    step = self.predict_step(model, trained.run.task_id, spec, seed)
-                    record, reused, seconds = self._run("predict", *step, finished)
-                    done += 1
-                    if record is None:
-                        self.missing.append(f"{model} seed {seed}: {spec.strategy} {spec.label}".strip())
-                        continue
-                    outcome = Outcome(model, spec, record, reused, seconds, seed)
-                    outcomes.append(outcome)
-                    if on_step:
-                        on_step(outcome, done, total)
+                self._predict_all(outcomes, model, trained, plans[model], seed, finished)
+                if recgpt is None or model not in recgpt.models:
+                    continue
+                self._predict_all(outcomes, model, trained, recgpt.base_strategies(plans[model]), seed, finished)
+                for mode, length in recgpt.variants(i == 0):
+                    label = recgpt.label(model, mode, length)
+                    step = self.prompt_step(model, trained.run.task_id, mode, length, seed)
+                    tuned = self._collect(outcomes, label, None, *self._run("train", *step, finished), seed,
+                                          recgpt.strategies())
+                    if tuned is not None:
+                        self._predict_all(outcomes, label, tuned, recgpt.strategies(), seed, finished)
         return outcomes
+
+    def _collect(self, outcomes, model, spec, record, reused, seconds, seed, plan=()) -> Optional[Outcome]:
+        """Record one finished step (or note it missing, with the ``plan`` that depends on it)."""
+        self._done += 1
+        if record is None:  # report only, not run yet (a training run: its strategies cannot have run either)
+            what = f"training and {len(plan)} strategies" if spec is None else f"{spec.strategy} {spec.label}".strip()
+            self.missing.append(f"{model} seed {seed}: {what}")
+            self._done += len(plan) if spec is None else 0
+            return None
+        outcome = Outcome(model, spec, record, reused, seconds, seed)
+        outcomes.append(outcome)
+        if self._on_step:
+            self._on_step(outcome, self._done, self._total)
+        return outcome
+
+    def _predict_all(self, outcomes, model, trained: Outcome, specs, seed, finished) -> None:
+        for spec in specs:
+            step = self.predict_step(model, trained.run.task_id, spec, seed)
+            self._collect(outcomes, model, spec, *self._run("predict", *step, finished), seed)
+
+    def prompt_step(self, model: str, pretrained_id: str, mode: str, length: int, seed: int) -> tuple[str, list[str]]:
+        """RecGPT prompt-tuning of ``model``'s training run ``pretrained_id`` (config ``<Model>_prompt_tune``)."""
+        config = self.model_configs[model].replace("_train", "_prompt_tune")
+        label = self.recgpt.label(model, mode, length)
+        overrides = [f"data_path={self.data_path}", f"task_name={self.dataset}_{label}_s{seed}_train", f"seed={seed}",
+                     f"pretrained_task={pretrained_id}", f"prompt_tuning.mode={mode}",
+                     f"prompt_tuning.prompt_length={length}", *self.train_overrides, *self.recgpt.train_overrides]
+        return config, overrides
 
 
 def stale(record: RunRecord, cfg: DictConfig) -> list[str]:
