@@ -73,6 +73,8 @@ def parse_args(argv):
                         help="RecGPT's stage: prompt-tune these models' runs (default GPT SASRec; replace_last P=1 on every "
                         "seed, P=2,3 and insert on the first), then Top-K, two-stage N=8,9 and RRA for pre-trained and "
                         "tuned runs; adds recgpt.csv/.md/.png to the report")
+    parser.add_argument("--recgpt-no-ablation", action="store_true",
+                        help="with --recgpt: only the main variant (replace_last P=1), on every seed")
     parser.add_argument("--reuse", action="append", type=_key_value, default=[], metavar="MODEL=TRAIN_ID",
                         help="use this completed training run for MODEL instead of training (repeatable)")
     parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
@@ -135,7 +137,7 @@ def main(argv=None) -> int:
         recgpt = None
         if args.recgpt is not None:
             chosen = tuple(args.recgpt) or tuple(m for m in ("GPT", "SASRec") if m in (args.models or ("GPT", "SASRec")))
-            recgpt = RecGPTPlan(models=chosen, ablation=() if args.quick else RecGPTPlan.ablation,
+            recgpt = RecGPTPlan(models=chosen, ablation=() if args.quick or args.recgpt_no_ablation else RecGPTPlan.ablation,
                                 rra=(0.5, 4, 50) if args.quick else RecGPTPlan.rra)
         experiment = Experiment(
             data, dataset=f"{label}-quick" if args.quick else label, run_store=args.run_store,

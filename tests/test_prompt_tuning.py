@@ -251,11 +251,12 @@ def _val(run_dir):
 
 
 def test_prompt_tuning_keeps_or_improves_next_item_quality_and_is_reproducible(pretrained, tiny_csv, capsys):
-    """Bar, set before the first run: prompt-tuning starts from the pre-trained weights (identical logits at step 0),
-    trains on the same next-item targets and keeps its best validation checkpoint, which includes epoch 0's; so its
+    """Bar, set before the first run: RecGPT reports that prompt-tuning improves next-item quality; the tuned model
+    starts from the pre-trained weights (identical logits at step 0) and trains on the same next-item targets, so its
     next-item NDCG on *test* users may not be significantly below the pre-trained model's: the upper end of the
-    paired 95 % bootstrap interval of (tuned - pre-trained) per-user next-item NDCG must be >= 0. The pre-trained run
-    is not modified, and a second run with the same seed gives the same history and weights."""
+    paired 95 % bootstrap interval of (tuned - pre-trained) per-user next-item NDCG must be >= 0 (no claim that it is
+    ahead: that is what the experiment measures). The pre-trained run is not modified, and a second run with the
+    same seed gives the same history and weights."""
     from seqrec.pipeline import predict, train
     from seqrec.stats import paired_bootstrap_ci
 
