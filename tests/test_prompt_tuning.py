@@ -331,3 +331,25 @@ def test_reproduce_paper_recgpt_stage(tmp_path):
     assert (out / "recgpt.png").stat().st_size > 0 and "RecGPT" in (out / "recgpt.md").read_text()
     training = pd.read_csv(out / "training.csv")
     assert set(training["model"]) == {"GPT", "GPT-PT-replace_last-P1"}
+
+
+def test_freeze_item_embeddings_keeps_the_item_tables():
+    """``prompt_tuning.freeze_item_embeddings``: the item tables (input and a separate output one) stay as they were
+    through an optimizer step on an augmented batch, while the rest (the segment embedding) trains."""
+    from seqrec.losses import CrossEntropy
+    from seqrec.prompt_tuning import freeze_item_embeddings
+
+    torch.manual_seed(0)
+    model = SASRec(n_items=30, sequence_length=40, embedding_dim=16, num_blocks=1, num_heads=1,
+                   reuse_item_embeddings=False, segment_embedding=True)
+    freeze_item_embeddings(model)
+    tables = [t.detach().clone() for t in model.item_embedding_tables()]
+    segment = model.segment.weight.detach().clone()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    ids, labels = toy_batch("right")
+    batch = PromptAugmenter("replace_last", 2)(model.train(), {"input_ids": ids, "labels": labels})
+    hidden = model.encode(batch["input_ids"], segments=batch["segments"])
+    CrossEntropy(matmul_dtype="float32")(model, hidden[labels > 0], batch["labels"][labels > 0]).backward()
+    optimizer.step()
+    assert len(tables) == 2 and all(torch.equal(t, now) for t, now in zip(tables, model.item_embedding_tables()))
+    assert not torch.equal(segment, model.segment.weight)  # the segment embedding learned from the generated inputs
