@@ -54,7 +54,7 @@ def main() -> None:
     loss_fn = CrossEntropy(matmul_dtype="float32")
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
     variants = {"pre-training step": None}
-    for mode, length in (("replace_last", 1), ("replace_last", 2), ("replace_last", 3), ("insert", 1)):
+    for mode, length in (("replace_last", 1), ("replace_last", 2), ("replace_last", 3), ("insert", 1), ("insert", 3)):
         variants[f"prompt-tuning step ({mode}, P={length})"] = PromptAugmenter(mode, length)
 
     def step(batch, augment):

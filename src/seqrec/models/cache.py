@@ -115,6 +115,7 @@ class SharedPrefixCache:
         self._prefix_bias = torch.zeros(self.prefix_valid.shape, dtype=self.pv[0].dtype, device=self.sk.device)
         self._prefix_bias.masked_fill_(~self.prefix_valid, float("-inf"))
         self._prefix_bias = self._prefix_bias[:, None, None, :]  # [U, 1, 1, L]
+        self._row_positions: torch.Tensor | None = None
 
     @property
     def rows(self) -> int:
@@ -131,9 +132,21 @@ class SharedPrefixCache:
         self.sk = self.sk[:, rows]
         self.sv = self.sv[:, rows]
 
+    def limit_prefix(self, limits: torch.Tensor) -> None:
+        """Row ``r`` sees only the first ``limits[r]`` prefix positions of its user (a right-padded prefix), and its
+        suffix continues at position ``limits[r]``: every row is its user's history cut at its own point (RecGPT's
+        insert mode generates after every real item of a window from one prefill of the window)."""
+        U, W, L = self.users, self.width, self.pv[0].shape[2]
+        cut = torch.arange(L, device=limits.device)[None, :] >= limits[:, None]  # [R, L]
+        bias = self._prefix_bias.expand(U, 1, W, L).clone()
+        bias.masked_fill_(cut.view(U, W, L)[:, None], float("-inf"))
+        self._prefix_bias, self._row_positions = bias, limits.long()
+
     def begin(self, new_valid: torch.Tensor) -> torch.Tensor:
         if new_valid.shape[1] != 1:
             raise ValueError("a shared-prefix cache appends one item per row and step")
+        if self._row_positions is not None:
+            return self._row_positions[:, None] + self.length
         return self.prefix_n_valid.repeat_interleave(self.width)[:, None] + self.length
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
