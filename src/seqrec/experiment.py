@@ -225,7 +225,7 @@ class Experiment:
         key = self._key(config, overrides)
         cfg = compose(config, [*overrides, *self._common()])
         if key in done and done[key].kind == kind:
-            changed = stale(done[key], cfg)
+            changed = stale(done[key], _as_run(cfg))
             if not changed:
                 return done[key], True, 0.0
             log.warning("%s: run %s no longer matches the config (%s); %s",
@@ -310,6 +310,19 @@ class Experiment:
                      f"pretrained_task={pretrained_id}", f"prompt_tuning.mode={mode}",
                      f"prompt_tuning.prompt_length={length}", *self.train_overrides, *self.recgpt.train_overrides]
         return config, overrides
+
+
+def _as_run(cfg: DictConfig) -> DictConfig:
+    """``cfg`` as a run would store it: a prompt-tuning run takes its network from its pre-trained run."""
+    if cfg.get("pretrained_task") is None:
+        return cfg
+    import copy
+
+    from seqrec.prompt_tuning_config import inherit_pretrained
+
+    cfg = copy.deepcopy(cfg)
+    inherit_pretrained(cfg)
+    return cfg
 
 
 def stale(record: RunRecord, cfg: DictConfig) -> list[str]:
