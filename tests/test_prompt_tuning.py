@@ -315,11 +315,14 @@ def test_reproduce_paper_recgpt_stage(tmp_path):
 
     data = tmp_path / "syn.csv"
     make_synthetic(n_users=120, n_items=50, min_len=20, max_len=30, seed=5).to_csv(data, index=False)
-    res = subprocess.run([sys.executable, "scripts/reproduce_paper.py", "--dataset", str(data), "--quick", "--models",
-                          "GPT", "--recgpt", "--seeds", "3", "--run-store", str(tmp_path / "runs"), "--results",
-                          str(tmp_path / "results"), "--logger", "none", "--train-override",
-                          "dataloader.validation_size=30"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "scripts/reproduce_paper.py", "--dataset", str(data), "--quick", "--models", "GPT",
+               "--recgpt", "--seeds", "3", "--run-store", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
+               "--logger", "none", "--train-override", "dataloader.validation_size=30"]
+    res = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)  # every step is reused
+    steps = [line for line in again.stdout.splitlines() if line.startswith("[")]
+    assert steps and all(line.endswith("(reused)") for line in steps), [s for s in steps if "reused" not in s][:3]
     out = tmp_path / "results" / "syn-quick"
     table = pd.read_csv(out / "recgpt.csv", keep_default_na=False)
     tuned = table[table["variant"] == "replace_last P=1"]
