@@ -238,7 +238,7 @@ def test_prompt_tune_bad_inputs(pretrained, tiny_csv, tmp_path):
         check_train_config(prompt_cfg(runs, tiny_csv, "nope"))
     with pytest.raises(UserError, match=r"prompt_tuning\.prompt_length must be an integer in \[1, 16\] \(got 0\)"):
         check_train_config(prompt_cfg(runs, tiny_csv, gpt, "prompt_tuning.prompt_length=0"))
-    with pytest.raises(UserError, match=r"prompt_tuning\.mode must be replace_last \(RecGPT's default\) or insert"):
+    with pytest.raises(UserError, match=r"prompt_tuning\.mode must be replace_last \(RecGPT's default\), insert, or none"):
         check_train_config(prompt_cfg(runs, tiny_csv, gpt, "prompt_tuning.mode=append"))
     other = tmp_path / "other.csv"
     other.write_bytes(tiny_csv.read_bytes())
@@ -327,13 +327,15 @@ def test_reproduce_paper_recgpt_stage(tmp_path):
     table = pd.read_csv(out / "recgpt.csv", keep_default_na=False)
     tuned = table[table["variant"] == "replace_last P=1"]
     assert set(table["model"]) == {"GPT"} and set(tuned["strategy"]) == {"topk", "two_stage", "rra"}
+    control = table[table["variant"] == "fine-tuned, no prompts"]
+    assert set(control["strategy"]) == {"topk", "two_stage", "rra"}
     assert set(tuned.loc[tuned["strategy"] == "two_stage", "params"]) == {"first=8", "first=9"}
     reference = table[(table["variant"] == "pre-trained") & (table["strategy"] == "topk")]
     assert float(reference["diff_vs_topk"].item()) == 0.0  # the reference against itself
     assert set(tuned["verdict"]) <= {"ahead", "behind", "not separable"}
     assert (out / "recgpt.png").stat().st_size > 0 and "RecGPT" in (out / "recgpt.md").read_text()
     training = pd.read_csv(out / "training.csv")
-    assert set(training["model"]) == {"GPT", "GPT-PT-replace_last-P1"}
+    assert set(training["model"]) == {"GPT", "GPT-PT-replace_last-P1", "GPT-PT-none-P1"}
 
 
 def test_freeze_item_embeddings_keeps_the_item_tables():
@@ -356,3 +358,10 @@ def test_freeze_item_embeddings_keeps_the_item_tables():
     optimizer.step()
     assert len(tables) == 2 and all(torch.equal(t, now) for t, now in zip(tables, model.item_embedding_tables()))
     assert not torch.equal(segment, model.segment.weight)  # the segment embedding learned from the generated inputs
+
+
+def test_control_mode_leaves_the_batch_as_it_is():
+    """``mode=none``, the experiment's control: the same stage without prompts (inputs and labels untouched)."""
+    ids, labels = toy_batch("right")
+    out = PromptAugmenter("none", 1)(segment_model(), {"input_ids": ids, "labels": labels})
+    assert torch.equal(out["input_ids"], ids) and torch.equal(out["labels"], labels) and not out["segments"].any()

@@ -60,10 +60,10 @@ class RecGPTPlan:
     """RecGPT's stage of the experiment (``reproduce_paper.py --recgpt``): each causal model's training run is
     prompt-tuned (``<Model>_prompt_tune``) in the ``main`` variant on every seed and in the ``ablation`` variants on
     the first seed; the pre-trained and tuned runs generate with Top-K, two-stage recall (N = ``first_stages``) and
-    multi-sequence RRA."""
+    multi-sequence RRA. The ``none`` variant is the control: the same fine-tuning without prompts."""
 
     models: tuple[str, ...] = ("GPT", "SASRec")
-    main: tuple[str, int] = ("replace_last", 1)
+    main: tuple[tuple[str, int], ...] = (("replace_last", 1), ("none", 1))
     ablation: tuple[tuple[str, int], ...] = (("replace_last", 2), ("replace_last", 3), ("insert", 1), ("insert", 2),
                                              ("insert", 3))
     first_stages: tuple[int, ...] = (8, 9)
@@ -75,7 +75,7 @@ class RecGPTPlan:
         return f"{model}-PT-{mode}-P{length}"
 
     def variants(self, first_seed: bool) -> list[tuple[str, int]]:
-        return [self.main, *(self.ablation if first_seed else ())]
+        return [*self.main, *(self.ablation if first_seed else ())]
 
     def strategies(self) -> list[StrategySpec]:
         t, n, k = self.rra

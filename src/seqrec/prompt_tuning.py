@@ -13,6 +13,9 @@ the items a row has seen banned), and are marked as *generated* (segment 1) for 
   of a batch come from one prefill of its windows: a shared-prefix KV cache in which each row sees its window cut
   at its own item (:class:`RaggedPrefixDecoder`), driven by the engine's state and greedy strategy.
 
+``none`` is the control: the same fine-tuning stage (loss, learning rate, budget) on unchanged windows, to tell
+the effect of the prompts from that of training on.
+
 No generated item depends on any item at or after its own position (RecGPT's code generates from a rotated
 window in which the replaced items are visible; ``tests/test_prompt_tuning.py`` checks ours against a slow
 reference). Either padding side is accepted; the augmented batch is right-padded.
@@ -25,7 +28,7 @@ import torch
 
 from seqrec.data.sequences import Sequences
 
-MODES = ("replace_last", "insert")
+MODES = ("replace_last", "insert", "none")
 
 
 def greedy_prompts(model, contexts: Sequences, n: int, max_length: int, rows: int = 4096) -> torch.Tensor:
@@ -63,6 +66,8 @@ class PromptAugmenter:
         self.freeze_item_embeddings = bool(freeze_item_embeddings)  # applied by the training run to the model
 
     def __call__(self, model, batch: dict) -> dict:
+        if self.mode == "none":  # the control: the same fine-tuning (loss, lr, budget) without prompts
+            return {**batch, "segments": torch.zeros_like(batch["input_ids"])}
         augment = self.replace_last if self.mode == "replace_last" else self.insert
         with torch.no_grad():
             return {**batch, **augment(model, batch["input_ids"], batch["labels"])}

@@ -17,8 +17,8 @@ class Stage(Component):
 
 
 PROMPT_TUNING = register(Stage("prompt_tuning", "seqrec.prompt_tuning.PromptAugmenter", settings=(
-    Choice("mode", ("replace_last", "insert"), default="replace_last",
-           want="replace_last (RecGPT's default) or insert"),
+    Choice("mode", ("replace_last", "insert", "none"), default="replace_last",
+           want="replace_last (RecGPT's default), insert, or none (the control: fine-tuning without prompts)"),
     Int("prompt_length", "1", ge=1, le=16, default=1, doc="generated items per window (replace_last) or per item"),
     Int("max_rows", "4096", ge=1, default=4096, doc="rows per chunk of the prompt generation"),
     Bool("freeze_item_embeddings", "false", default=False, doc="keep the pre-trained item embeddings fixed"),

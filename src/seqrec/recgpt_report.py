@@ -29,7 +29,11 @@ METRIC = f"ndcg@{K}"
 def split_label(model: str) -> tuple[str, str]:
     """``("GPT", "replace_last P=1")`` for ``GPT-PT-replace_last-P1``; ``("GPT", "pre-trained")`` for ``GPT``."""
     hit = VARIANT.match(model)
-    return (model, "pre-trained") if hit is None else (hit["base"], f"{hit['mode']} P={hit['length']}")
+    if hit is None:
+        return model, "pre-trained"
+    if hit["mode"] == "none":
+        return hit["base"], "fine-tuned, no prompts"
+    return hit["base"], f"{hit['mode']} P={hit['length']}"
 
 
 def recgpt_table(summary: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = 0) -> pd.DataFrame:
@@ -103,7 +107,7 @@ def plot_recgpt(summary: pd.DataFrame, path: Path, main: str = "replace_last P=1
     fig, axes = plt.subplots(1, len(bases), figsize=(5.5 * len(bases), 4), squeeze=False)
     for ax, base in zip(axes[0], bases):
         part = frame[frame["base"] == base]
-        for variant, style in (("pre-trained", "--"), (main, "-")):
+        for variant, style in (("pre-trained", "--"), ("fine-tuned, no prompts", ":"), (main, "-")):
             for strategy, params in (("topk", ""), ("two_stage", "first=9"), ("rra", None)):
                 rows = part[(part["variant"] == variant) & (part["strategy"] == strategy)]
                 if params is not None:
