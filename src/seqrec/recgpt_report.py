@@ -6,7 +6,9 @@ Rows come from the experiment summary (:mod:`seqrec.report`): models ``<base>`` 
 setting: test NDCG@10, recall@10 at held-out positions 0 and 9 and late positions 5-9, and the per-user difference
 of NDCG@10 to the base model's Top-K (same seed; pooled over the seeds a variant has, each user's difference
 averaged over seeds first) with a bootstrap CI and a sign-flip test, Holm-corrected over the rows of one base
-model. ``ahead`` / ``behind`` only when the CI excludes 0 and the adjusted p < 0.05.
+model. ``ahead`` / ``behind`` only when the CI excludes 0 and the adjusted p < 0.05. Prompt-tuned rows are also
+compared with the control (``mode=none``: the same fine-tuning without prompts) under the same strategy setting:
+the prompts' own effect, separated from that of training on (e.g. with a new loss).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from seqrec.data.io import atomic_to_csv, atomic_write_text
 from seqrec.report import K, N_RESAMPLES, POS_COLUMNS, _user_values
 from seqrec.stats import holm, paired_bootstrap_ci, paired_permutation_test, verdict_from_test
 
+CONTROL = "fine-tuned, no prompts"
 VARIANT = re.compile(r"^(?P<base>.+?)-PT-(?P<mode>[a-z_]+)-P(?P<length>\d+)$")
 METRIC = f"ndcg@{K}"
 
@@ -32,7 +35,7 @@ def split_label(model: str) -> tuple[str, str]:
     if hit is None:
         return model, "pre-trained"
     if hit["mode"] == "none":
-        return hit["base"], "fine-tuned, no prompts"
+        return hit["base"], CONTROL
     return hit["base"], f"{hit['mode']} P={hit['length']}"
 
 
@@ -47,15 +50,20 @@ def recgpt_table(summary: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: in
         part = frame[frame["base"] == base]
         reference = {s: _user_values(r, cache) for s, r in
                      part[(part["variant"] == "pre-trained") & (part["strategy"] == "topk")][["seed", "run_dir"]].values}
+        control = {(g, p, s): _user_values(r, cache) for g, p, s, r in
+                   part[part["variant"] == CONTROL][["strategy", "params", "seed", "run_dir"]].values}
         block = []
         for (variant, strategy, params), group in part.groupby(["variant", "strategy", "params"], sort=False):
-            diffs, seeds = [], []
+            diffs, seeds, vs_control = [], [], []
             for s, run_dir in group[["seed", "run_dir"]].values:
                 ours, ref = _user_values(run_dir, cache), reference.get(s)
                 if ours is None or ref is None:
                     continue
                 diffs.append((ours[METRIC] - ref[METRIC]).to_numpy())
                 seeds.append(int(s))
+                same = control.get((strategy, params, s))
+                if variant not in ("pre-trained", CONTROL) and same is not None:
+                    vs_control.append((ours[METRIC] - same[METRIC]).to_numpy())
             row = {"model": base, "variant": variant, "strategy": strategy, "params": params,
                    "seeds": " ".join(map(str, seeds)) or "-", f"test_{METRIC}": group[f"test_{METRIC}"].mean(),
                    "recall_pos0": group[POS_COLUMNS[0]].mean(), "recall_pos9": group[POS_COLUMNS[9]].mean(),
@@ -65,11 +73,20 @@ def recgpt_table(summary: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: in
                 mean, low, high = paired_bootstrap_ci(pooled, np.zeros_like(pooled), n_resamples=n_resamples, seed=seed)
                 p = paired_permutation_test(pooled, np.zeros_like(pooled), n_resamples=n_resamples, seed=seed)
                 row.update(diff_vs_topk=mean, low=low, high=high, p=p)
+            if vs_control and len(vs_control) == len(diffs):  # the prompts' own effect: against the control, same seeds
+                pooled = np.mean(vs_control, axis=0)
+                mean, low, high = paired_bootstrap_ci(pooled, np.zeros_like(pooled), n_resamples=n_resamples, seed=seed)
+                p = paired_permutation_test(pooled, np.zeros_like(pooled), n_resamples=n_resamples, seed=seed)
+                row.update(diff_vs_control=mean, control_low=low, control_high=high, control_p=p)
             block.append(row)
         compared = [r for r in block if "p" in r and not (r["variant"] == "pre-trained" and r["strategy"] == "topk")]
         for r, adjusted in zip(compared, holm([r["p"] for r in compared]) if compared else []):
             r["p_holm"] = float(adjusted)
             r["verdict"] = verdict_from_test(r["low"], r["high"], r["p_holm"])
+        prompted = [r for r in block if "control_p" in r]
+        for r, adjusted in zip(prompted, holm([r["control_p"] for r in prompted]) if prompted else []):
+            r["control_p_holm"] = float(adjusted)
+            r["verdict_vs_control"] = verdict_from_test(r["control_low"], r["control_high"], r["control_p_holm"])
         rows += block
     return pd.DataFrame(rows)
 
@@ -80,13 +97,17 @@ def _fmt(value, digits: int = 4) -> str:
 
 def recgpt_markdown(table: pd.DataFrame) -> str:
     lines = [f"| model | variant | strategy | setting | seeds | test NDCG@{K} | vs pre-trained Top-K [95 % CI] | verdict | "
-             "recall@10 pos 0 | pos 9 | late (5-9) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "vs fine-tuned without prompts, same strategy [95 % CI] | verdict | recall@10 pos 0 | pos 9 | late (5-9) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table.to_dict("records"):
         diff = r.get("diff_vs_topk", np.nan)
         ci = "" if np.isnan(diff) else f"{diff:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}]"
         verdict = r.get("verdict") if isinstance(r.get("verdict"), str) else ""
+        c = r.get("diff_vs_control", np.nan)
+        c_ci = "" if c is None or np.isnan(c) else f"{c:+.4f} [{r['control_low']:+.4f}, {r['control_high']:+.4f}]"
+        c_verdict = r.get("verdict_vs_control") if isinstance(r.get("verdict_vs_control"), str) else ""
         lines.append(f"| {r['model']} | {r['variant']} | {r['strategy']} | {r['params'] or '-'} | {r['seeds']} | "
-                     f"{_fmt(r[f'test_{METRIC}'])} | {ci} | {verdict} | {_fmt(r['recall_pos0'])} | "
+                     f"{_fmt(r[f'test_{METRIC}'])} | {ci} | {verdict} | {c_ci} | {c_verdict} | {_fmt(r['recall_pos0'])} | "
                      f"{_fmt(r['recall_pos9'])} | {_fmt(r['late_recall'])} |")
     return "\n".join(lines)
 
@@ -107,7 +128,7 @@ def plot_recgpt(summary: pd.DataFrame, path: Path, main: str = "replace_last P=1
     fig, axes = plt.subplots(1, len(bases), figsize=(5.5 * len(bases), 4), squeeze=False)
     for ax, base in zip(axes[0], bases):
         part = frame[frame["base"] == base]
-        for variant, style in (("pre-trained", "--"), ("fine-tuned, no prompts", ":"), (main, "-")):
+        for variant, style in (("pre-trained", "--"), (CONTROL, ":"), (main, "-")):
             for strategy, params in (("topk", ""), ("two_stage", "first=9"), ("rra", None)):
                 rows = part[(part["variant"] == variant) & (part["strategy"] == strategy)]
                 if params is not None:
