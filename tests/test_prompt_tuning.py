@@ -333,6 +333,8 @@ def test_reproduce_paper_recgpt_stage(tmp_path):
     reference = table[(table["variant"] == "pre-trained") & (table["strategy"] == "topk")]
     assert float(reference["diff_vs_topk"].item()) == 0.0  # the reference against itself
     assert set(tuned["verdict"]) <= {"ahead", "behind", "not separable"}
+    assert set(tuned["verdict_vs_control"]) <= {"ahead", "behind", "not separable"}  # prompts against no prompts
+    assert (control["diff_vs_control"] == "").all()  # the control is not compared with itself
     assert (out / "recgpt.png").stat().st_size > 0 and "RecGPT" in (out / "recgpt.md").read_text()
     training = pd.read_csv(out / "training.csv")
     assert set(training["model"]) == {"GPT", "GPT-PT-replace_last-P1", "GPT-PT-none-P1"}
