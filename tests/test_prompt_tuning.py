@@ -240,6 +240,10 @@ def test_prompt_tune_bad_inputs(pretrained, tiny_csv, tmp_path):
         check_train_config(prompt_cfg(runs, tiny_csv, gpt, "prompt_tuning.prompt_length=0"))
     with pytest.raises(UserError, match=r"prompt_tuning\.mode must be replace_last \(RecGPT's default\), insert, or none"):
         check_train_config(prompt_cfg(runs, tiny_csv, gpt, "prompt_tuning.mode=append"))
+    for config in ("GPT_prompt_tune", "SASRec_prompt_tune", "gSASRec_prompt_tune"):  # each composes and checks
+        cfg = compose(config, [f"data_path={tiny_csv}", f"run_store={runs}", f"pretrained_task={gpt}", *TINY])
+        check_train_config(cfg)
+        assert cfg.seqrec_module.loss._target_ == "seqrec.losses.CrossEntropy" and cfg.seqrec_module.lr == 5e-4
     other = tmp_path / "other.csv"
     other.write_bytes(tiny_csv.read_bytes())
     with pytest.raises(UserError, match=r"prompt-tuning continues on its split: pass data_path="):
