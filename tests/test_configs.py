@@ -24,6 +24,9 @@ def test_every_config_passes_its_checks(name):
         cfg = compose(name, ["train_task=abc"])
         check_predict_config(cfg, check_run=False)  # no run store here: schema and strategy only
         assert cfg.generation_params.strategy == STRATEGY_OF[name.removeprefix("GPT_")]
+    elif name.endswith("_prompt_tune"):  # a training stage that needs its pre-trained run (tests/test_prompt_tuning.py)
+        with pytest.raises(UserError, match=r"^pretrained_task is required; pass pretrained_task=<value>"):
+            check_train_config(cfg)
     else:
         assert name.endswith("_train"), f"{name} is neither a training config nor a predict config"
         check_train_config(cfg)
@@ -32,7 +35,8 @@ def test_every_config_passes_its_checks(name):
 def test_every_config_is_checked_as_what_it_is():
     predict = [n for n in TOP_LEVEL if "train_task" in compose(n, []).keys()]
     train = [n for n in TOP_LEVEL if n not in predict]
-    assert sorted(train) == ["BERT4Rec_train", "GPT_train", "SASRec_train", "gSASRec_train"]
+    assert sorted(train) == ["BERT4Rec_train", "GPT_prompt_tune", "GPT_train", "SASRec_prompt_tune", "SASRec_train",
+                             "gSASRec_prompt_tune", "gSASRec_train"]
     assert len(predict) == 2 * len(STRATEGY_OF)  # GPT_<name> and its model-neutral alias <name>
 
 
