@@ -318,7 +318,7 @@ def _as_run(cfg: DictConfig) -> DictConfig:
         return cfg
     import copy
 
-    from seqrec.prompt_tuning_config import inherit_pretrained
+    from seqrec.config import inherit_pretrained
 
     cfg = copy.deepcopy(cfg)
     inherit_pretrained(cfg)

@@ -13,7 +13,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from seqrec.config import (
-    apply_model_aliases, check_train_config, command_line, command_line_keys, model_class, model_declaration,
+    apply_model_aliases, check_train_config, command_line, command_line_keys, inherit_pretrained, model_class,
+    model_declaration,
 )
 from seqrec.data.datamodule import SeqRecDataModule
 from seqrec.data.datasets import EvalDataset
@@ -30,7 +31,6 @@ from seqrec.tracking.lifecycle import CONFIG_FILE, LAST_CKPT, run_lifecycle
 from seqrec.config_diff import config_differences
 from seqrec.cli import single_lightning_output
 from seqrec.prompt_tuning import freeze_item_embeddings, load_pretrained
-from seqrec.prompt_tuning_config import inherit_pretrained
 from seqrec.runtime import (
     METRICS_FILE, MODEL_FILE, MONITOR, build, build_node, distributed_rank, hardware, load_weights, partial_node,
     prepare_split, record_trial, replica_run,
