@@ -30,14 +30,7 @@ from seqrec.errors import UserError  # noqa: E402
 
 QUICK_TRAIN = ["trainer_params.max_epochs=2", "trainer_params.limit_train_batches=4", "dataloader.validation_size=100"]
 QUICK_GRID = dict(beams=(2,), temperatures=(0.5,), sequences=(4,), paper_settings=())
-# Per-dataset training budgets where a model's config does not fit the data size. gSASRec (256 negatives)
-# spends its first ~2,800 optimizer steps on a plateau (validation NDCG below popularity; measured on ML-1M,
-# where that is ~30 epochs of 94 batches); ML-100k epochs have 15 batches, so gSASRec_train's 200 epochs and
-# patience 40 end it on the plateau. Budgets in steps close to ML-1M's: up to 600 epochs, patience 200.
 UNRECORDED = "hardware not recorded"  # runs made before run.json recorded it
-DATASET_MODEL_OVERRIDES = {
-    "ml-100k": {"gSASRec": ["trainer_params.max_epochs=600", "patience=200"]},
-}
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -145,7 +138,6 @@ def main(argv=None) -> int:
             train_overrides=train_overrides + (QUICK_TRAIN if args.quick else []) + args.train_override,
             predict_overrides=["progress=false", *args.predict_override], reuse=dict(args.reuse), logger=args.logger,
             seeds=args.seeds, report_only=args.report_only, recgpt=recgpt,
-            model_overrides=DATASET_MODEL_OVERRIDES.get(label, {}),
             model_strategies={m: strategy_grid(**{**grid, "temperatures": grid["temperatures"][:1],
                                                   "sequences": grid["sequences"][:1]}) for m in reduced},
         )

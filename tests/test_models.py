@@ -282,16 +282,18 @@ def test_gsasrec_accepts_its_hyper_parameters():
     cfg = compose("gSASRec_train", [_override(k, v) for k, v in GSASREC_KEYS.items()])
     check_train_config(cfg)
     args = apply_model_aliases(cfg)
-    assert set(cfg.model_params) == set(GSASREC_KEYS)
-    assert args == {k: GSASREC_KEYS[k] for k in (
-        "sequence_length", "embedding_dim", "num_heads", "num_blocks", "dropout_rate", "reuse_item_embeddings")}
+    # the gSASRec code's names, plus two of ours that choose its initialisation (embedding_init, scale_embeddings)
+    assert set(cfg.model_params) == set(GSASREC_KEYS) | {"embedding_init", "scale_embeddings"}
+    assert args == {**{k: GSASREC_KEYS[k] for k in (
+        "sequence_length", "embedding_dim", "num_heads", "num_blocks", "dropout_rate", "reuse_item_embeddings")},
+        "embedding_init": "xavier", "scale_embeddings": True}
     assert (cfg.dataloader.batch_size, cfg.dataloader.test_batch_size, cfg.trainer_params.max_epochs) == (32, 100, 3)
     assert cfg.trainer_params.accelerator == "cpu" and cfg.seqrec_module.lr == 0.002
     assert cfg.seqrec_module.weight_decay == 0.01 and cfg.patience == 4 and cfg.dataset.max_length == 48
     assert cfg.trainer_params.limit_train_batches == 7 and cfg.trainer_params.check_val_every_n_epoch == 2
     assert cfg.seqrec_module.filter_seen is False
     assert dict(cfg.seqrec_module.loss) == {
-        "_target_": "seqrec.losses.gBCE", "neg_per_positive": 16, "gbce_t": 0.5, "eps": 1e-8}
+        "_target_": "seqrec.losses.gBCE", "neg_per_positive": 16, "gbce_t": 0.5, "eps": 1e-8, "t_warmup_steps": 0}
     model = SASRec(50, **args)
     assert model.output_embeddings() is not model.embed.item.weight  # reuse_item_embeddings=False
 

@@ -63,6 +63,8 @@ TRAIN = COMMON + (
         want="the ID of a completed training run of a causal model (GPT-2, SASRec, gSASRec)"),
     Int("last_n_items", "10", ge=1),
     Int("patience", "10", ge=0),
+    Int("patience_steps", "3000", ge=1, null=True, required=False,
+        hint="early stopping patience in optimizer steps (replaces patience); null: patience counts validations"),
     Int("seed", "42", required=False),
     Int("dataset.max_length", "128", ge=2),
     Choice("dataset.train_window", ("random", "last"), want="'random' or 'last'"),
@@ -74,7 +76,9 @@ TRAIN = COMMON + (
     Num("seqrec_module.weight_decay", "0.0", ge=0),
     Int("seqrec_module.predict_top_k", "10", ge=1),
     Bool("seqrec_module.filter_seen"),
-    Int("trainer_params.max_epochs", "100", ge=1),
+    Int("trainer_params.max_epochs", "100", ge=1, null=True,
+        hint="or trainer_params.max_epochs=null with trainer_params.max_steps=<N> for a budget in optimizer steps"),
+    Int("trainer_params.max_steps", "20000", ge=-1, null=True, required=False),
     Int("trainer_params.check_val_every_n_epoch", "1", ge=1, null=True, required=False),
     Int("trainer_params.log_every_n_steps", "20", ge=1, required=False),
     Setting(
@@ -93,7 +97,7 @@ TRAIN = COMMON + (
 #: are checked by the class they configure; these are closed: no other key is allowed
 TRAIN_SECTIONS = {
     "": {c.key for c in COMMON} | {
-        "data_path", "resume", "last_n_items", "patience", "seed", "dataset", "dataloader", "seqrec_module", "train_dataset",
+        "data_path", "resume", "last_n_items", "patience", "patience_steps", "seed", "dataset", "dataloader", "seqrec_module", "train_dataset",
         "trainer_params", "model", "model_params", "predict_config_name", "logger", "hydra", "callbacks",
         "pretrained_task", "prompt_tuning",
     },
@@ -168,6 +172,20 @@ def _check_trainer_params(cfg: DictConfig) -> None:
                 f"trainer_params.{key} is not an argument of lightning.Trainer"
                 + (f"; did you mean trainer_params.{near[0]}?" if near else "; see the lightning.Trainer docs")
             )
+
+
+def _check_budget(cfg: DictConfig) -> None:
+    """A training run must be bounded: by epochs, by optimizer steps, or both (whichever ends first)."""
+    epochs = OmegaConf.select(cfg, "trainer_params.max_epochs")
+    steps = OmegaConf.select(cfg, "trainer_params.max_steps")
+    if epochs is None and (steps is None or steps == -1):
+        raise UserError(
+            "trainer_params.max_epochs=null needs a step budget: set trainer_params.max_steps=<N> (optimizer steps), "
+            "or give trainer_params.max_epochs"
+        )
+    if steps == 0:
+        raise UserError("trainer_params.max_steps=0 trains nothing; give a number of optimizer steps >= 1, or -1/null "
+                        "for no step limit")
 
 
 #: training sections built from a ``_target_`` (besides the model), by component kind
@@ -269,6 +287,7 @@ def check_train_config(cfg: DictConfig) -> None:
     for setting in TRAIN:
         setting.check(cfg)
     _check_trainer_params(cfg)
+    _check_budget(cfg)
     for kind in TRAIN_COMPONENTS:
         check_component(cfg, kind)
     _check_callbacks(cfg)

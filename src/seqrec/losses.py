@@ -118,19 +118,35 @@ class gBCE(_Sampled):  # noqa: N801 -- the paper's name
     ``loss = mean over positives of [-log(s(s+)^beta) - sum_j log(1 - s(s-_j))]``.
     Every log-probability is clamped at ``log(eps)`` (the reference code clamps the
     probabilities to ``[eps, 1 - eps]``).
+
+    ``t_warmup_steps`` > 0 ramps ``t`` linearly from 0 (plain BCE, ``beta = 1``) to ``gbce_t`` over that many
+    optimizer steps: the training module sets :attr:`step` (its global step) before every training step, so a
+    resumed run continues the ramp where it stopped.
     """
 
-    def __init__(self, neg_per_positive: int = 256, gbce_t: float = 0.75, eps: float = 1e-10):
+    uses_step = True  # SeqRecModule sets self.step = global step before each training step
+
+    def __init__(self, neg_per_positive: int = 256, gbce_t: float = 0.75, eps: float = 1e-10, t_warmup_steps: int = 0):
         super().__init__()
         self.neg_per_positive = self.num_negatives = _check_count("neg_per_positive", neg_per_positive)
         if not 0.0 <= gbce_t <= 1.0:
             raise ValueError(f"gbce_t must be in [0, 1], got {gbce_t}")
         if not 0.0 < eps < 0.5:
             raise ValueError(f"eps must be in (0, 0.5), got {eps}")
-        self.t, self.eps = float(gbce_t), float(eps)
+        if isinstance(t_warmup_steps, bool) or not isinstance(t_warmup_steps, int) or t_warmup_steps < 0:
+            raise ValueError(f"t_warmup_steps must be an integer >= 0, got {t_warmup_steps!r}")
+        self.t, self.eps, self.t_warmup_steps = float(gbce_t), float(eps), t_warmup_steps
+        self.step = 0
+
+    @property
+    def current_t(self) -> float:
+        """``gbce_t``, or its share ``step / t_warmup_steps`` during the warm-up."""
+        if self.t_warmup_steps and self.step < self.t_warmup_steps:
+            return self.t * self.step / self.t_warmup_steps
+        return self.t
 
     def loss(self, pos, neg, n_items):
-        beta = gbce_beta(self.neg_per_positive, n_items, self.t)
+        beta = gbce_beta(self.neg_per_positive, n_items, self.current_t)
         floor = math.log(self.eps)
         log_pos = F.logsigmoid(pos.double()).clamp_min(floor)
         log_not_neg = F.logsigmoid(-neg.double()).clamp_min(floor)

@@ -84,6 +84,8 @@ class SeqRecModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         if self.augment is not None:
             batch = self.augment(self.model, batch)
+        if getattr(self.loss, "uses_step", False):  # a schedule inside the loss, e.g. gBCE's t warm-up
+            self.loss.step = int(self.global_step)
         labels = batch["labels"]
         extra = {"segments": batch["segments"]} if "segments" in batch else {}
         hidden = self.model.encode(batch["input_ids"], batch.get("attention_mask"), **extra)

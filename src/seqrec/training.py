@@ -18,6 +18,7 @@ from seqrec.config import (
 )
 from seqrec.data.datamodule import SeqRecDataModule
 from seqrec.data.datasets import EvalDataset
+from seqrec.early_stopping import early_stopping
 from seqrec.data.io import (
     atomic_to_csv, atomic_write, atomic_write_json, disk_full_message, is_disk_full,
 )
@@ -115,7 +116,7 @@ def train(cfg: DictConfig) -> float:
             dirpath=run.dir / "checkpoints", filename="best", monitor=monitor, mode="max",
             save_top_k=1, save_last=True, enable_version_counter=False,
         )
-        stop = L.pytorch.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=cfg.patience)
+        stop = early_stopping(monitor, cfg.patience, cfg.get("patience_steps"))
         tlogger = TrackerLogger(run.tracker)
         progress = _TrainingProgress(tlogger)  # history so far, kept in the checkpoints for a resume
         timer = L.pytorch.callbacks.Timer()  # training time; checkpointed, so it adds up every attempt

@@ -25,6 +25,11 @@ from seqrec.models.blocks import ItemPositionEmbedding, TransformerBlock, causal
 from seqrec.models.cache import KVCache
 
 
+#: initialisation of the item/position (and output) embedding tables: xavier (the original SASRec code, like every
+#: other matrix) or normal (N(0, 1), PyTorch's default, which the gSASRec code keeps)
+EMBEDDING_INITS = ("xavier", "normal")
+
+
 class SASRec(SequentialModel):
     """Causal self-attentive next-item model over items ``1..n_items`` (0 = padding)."""
 
@@ -41,13 +46,18 @@ class SASRec(SequentialModel):
         reuse_item_embeddings: bool = True,
         layer_norm_eps: float = 1e-8,
         segment_embedding: bool = False,
+        embedding_init: str = "xavier",
+        scale_embeddings: bool = True,
     ):
         super().__init__()
+        if embedding_init not in EMBEDDING_INITS:
+            raise ValueError(f"embedding_init must be one of {', '.join(EMBEDDING_INITS)}; got {embedding_init!r}")
         if embedding_dim % num_heads:
             raise ValueError(f"embedding_dim ({embedding_dim}) must be divisible by num_heads ({num_heads})")
         self.n_items, self.sequence_length = n_items, sequence_length
         self.embedding_dim, self.num_blocks, self.num_heads = embedding_dim, num_blocks, num_heads
-        self.embed = ItemPositionEmbedding(n_items + 1, sequence_length, embedding_dim, dropout_rate, scale=True)
+        self.embed = ItemPositionEmbedding(n_items + 1, sequence_length, embedding_dim, dropout_rate,
+                                           scale=scale_embeddings)
         self.blocks = nn.ModuleList(
             TransformerBlock(
                 embedding_dim, num_heads, embedding_dim, dropout_rate, dropout_rate, layer_norm_eps,
@@ -57,14 +67,16 @@ class SASRec(SequentialModel):
         )
         self.final_norm = nn.LayerNorm(embedding_dim, eps=layer_norm_eps)
         self.output_items = None if reuse_item_embeddings else nn.Embedding(n_items + 1, embedding_dim)
-        self._init_weights()
+        self._init_weights(embedding_init)
         if segment_embedding:
             self.add_segment_embedding(embedding_dim)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, embedding_init: str) -> None:
         for name, p in self.named_parameters():
             if "norm" in name:
                 nn.init.ones_(p) if name.endswith("weight") else nn.init.zeros_(p)
+            elif embedding_init == "normal" and isinstance(self.get_submodule(name.rsplit(".", 1)[0]), nn.Embedding):
+                nn.init.normal_(p)  # N(0, 1): PyTorch's default, kept by the gSASRec code
             elif p.dim() > 1:
                 nn.init.xavier_normal_(p)  # as the original PyTorch SASRec
             else:

@@ -2,7 +2,7 @@
 
 from seqrec.models.shared import divisible
 from seqrec.registry import Model, Reference, register
-from seqrec.settings import Bool, Int, Num
+from seqrec.settings import Bool, Choice, Int, Num
 
 NETWORK = (
     Int("sequence_length", "128", ge=2, doc="learned positions; also the window (dataset.max_length)"),
@@ -13,6 +13,10 @@ NETWORK = (
     Bool("reuse_item_embeddings", doc="false: a separate output item-embedding table"),
     Num("layer_norm_eps", "1e-8", gt=0),
     Bool("segment_embedding", "false", doc="RecGPT's real/generated segment embedding (set by prompt-tuning)"),
+    Choice("embedding_init", ("xavier", "normal"), default="xavier",
+           doc="embedding tables: xavier (SASRec code) or normal N(0,1) (gSASRec code)"),
+    Bool("scale_embeddings", "true", default=True, doc="multiply item embeddings by sqrt(embedding_dim) (SASRec code; "
+         "the gSASRec code does not)"),
 )
 SEARCH = {
     "seqrec_module.lr": "tag(log, interval(1e-4, 1e-2))",

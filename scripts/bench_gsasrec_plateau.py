@@ -1,0 +1,120 @@
+"""gSASRec's start-up plateau, measured: how many optimizer steps each variant spends at popularity level.
+
+gSASRec (256 negatives, gBCE t = 0.75) first learns item popularity and stays there for thousands of optimizer
+steps before validation NDCG climbs (see ../shared/PROTOCOL.md). This trains the same network, seed and split
+under each variant for a fixed budget of steps and prints, per variant, the **kick-off step**: the first
+validation whose NDCG@10 (next item, validation users) reaches ``--factor`` (default 1.25) times the popularity
+baseline's on the same users -- a level popularity alone cannot reach -- and the best NDCG within the budget.
+
+    python scripts/bench_gsasrec_plateau.py --data data/ml-100k.csv --steps 1500 [--variants baseline t_warmup ...]
+
+Variants (extra training overrides, on top of ``gSASRec_train``):
+  baseline     the config as it is
+  t_warmup     gbce_t ramped from 0 (plain BCE) to 0.75 over the first --warmup steps
+  reference    the gSASRec code's tables: separate output embeddings, N(0, 1) init, no sqrt(d) input scaling
+  lr_warmup    linear LR warm-up over --warmup steps (scheduler=warmup)
+  t_warmup+reference, ...: variants joined with '+'
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from seqrec.cli import quiet_third_party  # noqa: E402
+
+VARIANTS = {
+    "baseline": lambda w: [],
+    "t_warmup": lambda w: [f"seqrec_module.loss.t_warmup_steps={w}"],
+    "reference": lambda w: ["model_params.reuse_item_embeddings=false", "model_params.embedding_init=normal",
+                            "model_params.scale_embeddings=false"],
+    "lr_warmup": lambda w: ["scheduler=warmup", f"seqrec_module.scheduler.warmup_steps={w}"],
+}
+
+
+def overrides_of(name: str, warmup: int) -> list[str]:
+    parts = name.split("+")
+    unknown = [p for p in parts if p not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"error: unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)} (join with '+')")
+    return [o for p in parts for o in VARIANTS[p](warmup)]
+
+
+def kick_off(history, level: float) -> int | None:
+    """Optimizer steps until the first validation at or above ``level`` (None: never within the budget)."""
+    above = history[history["val_next_ndcg@10"] >= level]
+    return None if above.empty else int(above["step"].iloc[0]) + 1
+
+
+def popularity_level(cfg) -> float:
+    """Validation NDCG@10 (first held-out item) of the popularity baseline on the training run's validation users."""
+    from seqrec.baselines import popularity_recs
+    from seqrec.metrics import compute_metrics
+    from seqrec.runtime import prepare_split
+
+    split = prepare_split(cfg)
+    recs = popularity_recs(split.item_counts, split.train, split.val_users, k=10)
+    targets = split.targets(split.val_users, 1)
+    return float(compute_metrics(recs, targets, split.item_counts, split.n_items, k=10)["ndcg@10"])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="data/ml-100k.csv", help="prepared interaction CSV")
+    ap.add_argument("--steps", type=int, default=1500, help="optimizer steps per variant")
+    ap.add_argument("--warmup", type=int, default=500, help="warm-up steps of t_warmup and lr_warmup")
+    ap.add_argument("--factor", type=float, default=1.25, help="kick-off: validation NDCG >= factor x popularity's")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="extra training override")
+    args = ap.parse_args()
+    if not Path(args.data).is_file():
+        print(f"error: {args.data} does not exist; prepare it with python scripts/prepare_data.py", file=sys.stderr)
+        return 1
+    for name in args.variants:
+        overrides_of(name, args.warmup)
+    quiet_third_party()
+    import pandas as pd
+
+    from seqrec.experiment import compose
+    from seqrec.pipeline import train
+
+    base = [f"data_path={args.data}", "logger=none", f"seed={args.seed}", "trainer_params.max_epochs=null",
+            f"trainer_params.max_steps={args.steps}", f"patience_steps={10 * args.steps}",
+            "trainer_params.enable_progress_bar=false", "trainer_params.enable_model_summary=false", *args.override]
+    rows = []
+    with tempfile.TemporaryDirectory() as store:
+        level = None
+        for name in args.variants:
+            cfg = compose("gSASRec_train", [*base, f"run_store={store}", f"task_name=plateau_{name}",
+                                            *overrides_of(name, args.warmup)])
+            if level is None:
+                level = popularity_level(cfg)
+                print(f"popularity val NDCG@10 {level:.4f}; kick-off level {args.factor} x = {args.factor * level:.4f}",
+                      flush=True)
+            before = set(Path(store).iterdir())
+            started = time.perf_counter()
+            train(cfg)
+            [run] = set(Path(store).iterdir()) - before
+            history = pd.read_csv(run / "history.csv")
+            rows.append({
+                "variant": name, "kick_off_step": kick_off(history, args.factor * level),
+                "best_ndcg": round(float(history["val_next_ndcg@10"].max()), 4),
+                "best_step": int(history.loc[history["val_next_ndcg@10"].idxmax(), "step"]) + 1,
+                "seconds": round(time.perf_counter() - started),
+            })
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    print(f"\n{args.data}, {args.steps} steps, seed {args.seed}, warm-up {args.warmup}:")
+    print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Early stopping whose patience may be given in optimizer steps (``patience_steps``) instead of validations.
+
+One step budget serves data sets of any size: ML-100k (15 steps per epoch at batch 64) and ML-1M (95) need
+patiences of 200 and 40 *epochs* for the same ~3,000 *steps* of gSASRec's start-up plateau. Lightning counts
+patience in validation checks; the steps between two checks are known only once the trainer has sized its
+loaders (``limit_train_batches``, DDP slices, ``val_check_interval``, ``check_val_every_n_epoch``,
+``accumulate_grad_batches``), so the conversion happens at the start of training, and again on a resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from lightning.pytorch.callbacks import EarlyStopping
+
+log = logging.getLogger("seqrec")
+
+
+def steps_between_validations(trainer) -> int:
+    """Optimizer steps from one validation to the next in this trainer's set-up."""
+    batches = trainer.val_check_batch if isinstance(trainer.val_check_batch, int) else trainer.num_training_batches
+    if not isinstance(batches, int) or batches < 1:  # an iterable of unknown length: a check every batch
+        batches = 1
+    if batches >= trainer.num_training_batches:  # one check per epoch (or every n epochs)
+        batches = trainer.num_training_batches * (trainer.check_val_every_n_epoch or 1)
+    return max(1, math.ceil(batches / max(1, trainer.accumulate_grad_batches)))
+
+
+class StepPatience(EarlyStopping):
+    """:class:`~lightning.pytorch.callbacks.EarlyStopping` with ``patience_steps``: training stops once the
+    monitored value has not improved for at least that many optimizer steps (rounded up to whole validations)."""
+
+    def __init__(self, patience_steps: int, **kwargs):
+        if patience_steps < 1:
+            raise ValueError(f"patience_steps must be >= 1, got {patience_steps}")
+        super().__init__(patience=1, **kwargs)
+        self.patience_steps = patience_steps
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        every = steps_between_validations(trainer)
+        self.patience = math.ceil(self.patience_steps / every)
+        if trainer.is_global_zero:
+            log.info("early stopping: patience %d steps = %d validations of %d steps", self.patience_steps,
+                     self.patience, every)
+
+
+def early_stopping(monitor: str, patience: int, patience_steps: int | None) -> EarlyStopping:
+    """The early-stopping callback of a training run: ``patience_steps`` (when given) wins over ``patience``."""
+    if patience_steps is None:
+        return EarlyStopping(monitor=monitor, mode="max", patience=patience)
+    return StepPatience(patience_steps, monitor=monitor, mode="max")
