@@ -113,7 +113,8 @@ def main(argv=None) -> int:
         handler.setLevel(logging.WARNING)
     from seqrec import registry
     from seqrec.experiment import Experiment, model_configs, strategy_grid
-    from seqrec.report import summary_row, build_summary, write_report, TRAINING_COLUMNS
+    from seqrec.data.io import atomic_to_csv
+    from seqrec.report import summary_row, build_summary, stage_times, write_report, TRAINING_COLUMNS
 
     started = time.perf_counter()
     try:
@@ -159,11 +160,14 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
-    rows, training = [], []
+    rows, training, timing = [], [], []
     by_hardware: dict[str, float] = {}
     for o in outcomes:
         where = str(o.run.extra.get("hardware", UNRECORDED)).rsplit(", ", 1)[0]  # less the precision
         by_hardware[where] = by_hardware.get(where, 0.0) + _duration(o.run)
+        timing.append({"model": o.model, "seed": o.seed, "stage": "train" if o.spec is None else o.spec.strategy,
+                       "setting": "" if o.spec is None else o.spec.label, "seconds": round(_duration(o.run), 1),
+                       "reused": o.reused, "hardware": where, "task_id": o.run.task_id})
         metrics = o.metrics()
         if o.spec is None:
             from omegaconf import OmegaConf
@@ -201,6 +205,11 @@ def main(argv=None) -> int:
         from seqrec.recgpt_report import write_recgpt_report
 
         paths.update(write_recgpt_report(summary, out_dir))
+    paths["timing"] = out_dir / "timing.csv"
+    atomic_to_csv(pd.DataFrame(timing), paths["timing"])
+    reused = sum(t["reused"] for t in timing)
+    print(f"\nseconds per run, summed by stage (each run's own duration{f'; {reused} of {len(timing)} runs reused from the run store' if reused else ''}):")
+    print(stage_times(timing).to_string())
     print(f"{len(rows)} predict runs, {len(training)} models; compute time of all runs "
           f"{compute_seconds / 60:.1f} min, this invocation {(time.perf_counter() - started) / 60:.1f} min")
     for name, path in paths.items():

@@ -155,6 +155,11 @@ def test_quick_run_then_resume(tmp_path):
     assert len(pd.read_csv(out / "training.csv")) == 4
     readme = (out / "README.md").read_text()
     assert (out / "per_position.png").stat().st_size > 0 and "## All runs" in readme and "quick smoke run" in readme
+    # the time table: one row per run in timing.csv, and the per-stage sums printed at the end
+    timing = pd.read_csv(out / "timing.csv")
+    assert len(timing) == 4 * (1 + n_strategies) and (timing["stage"] == "train").sum() == 4
+    assert not timing["reused"].any() and (timing["seconds"] > 0).all()
+    assert "seconds per run, summed by stage" in first.stdout and "\ntotal " in first.stdout
 
     runs_before = sorted(p.name for p in (tmp_path / "runs").iterdir())
     second = _run(args, tmp_path)
@@ -182,6 +187,25 @@ def test_quick_run_then_resume(tmp_path):
     new_runs = set(p.name for p in (tmp_path / "runs").iterdir()) - set(runs_before)
     assert len(new_runs) == 1 + n_strategies
     assert pd.read_csv(out / "training.csv").set_index("model").loc["GPT", "train_task"] in new_runs
+
+
+def test_stage_times_by_hand():
+    from seqrec.report import stage_times
+
+    records = [
+        {"model": "GPT", "seed": 1, "stage": "train", "seconds": 100.4},
+        {"model": "GPT", "seed": 1, "stage": "topk", "seconds": 2.0},
+        {"model": "GPT", "seed": 1, "stage": "temperature", "seconds": 30.0},
+        {"model": "GPT", "seed": 1, "stage": "temperature", "seconds": 12.0},
+        {"model": "SASRec", "seed": 1, "stage": "train", "seconds": 50.0},
+        {"model": "SASRec", "seed": 1, "stage": "temperature", "seconds": 8.0},
+    ]
+    table = stage_times(records)
+    assert list(table.columns) == ["train", "topk", "temperature", "total"]
+    assert table.loc[("GPT", 1)].tolist() == [100, 2, 42, 144]
+    assert table.loc[("SASRec", 1)].tolist() == [50, 0, 8, 58]
+    assert table.loc[("total", "")].tolist() == [150, 2, 50, 202]
+    assert stage_times([]).empty
 
 
 def test_bad_dataset_is_one_line(tmp_path):

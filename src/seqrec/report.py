@@ -567,3 +567,19 @@ def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, comma
              "comparison (per seed and pooled) in `comparisons.csv`.", ""]
     paths["readme"] = atomic_write_text(out / "README.md", "\n".join(text))
     return paths
+
+
+# --------------------------------------------------------------------------- time per stage
+def stage_times(records: Sequence[Mapping]) -> pd.DataFrame:
+    """Seconds per (model, seed) and stage from ``records`` of ``{model, seed, stage, seconds}`` (one per run;
+    stage ``train`` or a strategy name): training first, then the strategies in the order they ran, a ``total``
+    column and a ``total`` row."""
+    if not records:
+        return pd.DataFrame()
+    frame = pd.DataFrame(records)
+    stages = ["train", *[s for s in dict.fromkeys(frame["stage"]) if s != "train"]]
+    table = frame.pivot_table(index=["model", "seed"], columns="stage", values="seconds", aggfunc="sum", sort=False)
+    table = table.reindex(columns=[s for s in stages if s in table.columns]).fillna(0.0)
+    table["total"] = table.sum(axis=1)
+    table.loc[("total", ""), :] = table.sum(axis=0)
+    return table.round(0).astype(int)
