@@ -114,6 +114,18 @@ def test_bert4rec_scores_the_appended_mask(bert):
     with torch.no_grad():  # a history longer than the positions keeps its most recent items
         long = torch.randint(1, N_ITEMS + 1, (2, 40))
         torch.testing.assert_close(bert.next_item_logits(long), bert.next_item_logits(long[:, -23:]))
+    # the last block computes only the [MASK] query (last_only): equal to taking the last row of the full
+    # encoding, with left padding too
+    padded = torch.cat([torch.zeros(3, 4, dtype=torch.long), torch.randint(1, N_ITEMS + 1, (3, 7))], 1)
+    padded[1, 4:6] = 0
+    keep = padded != 0
+    with torch.no_grad():
+        ids = torch.cat([padded, torch.full((3, 1), bert.mask_token)], 1)
+        mask = torch.cat([keep, torch.ones(3, 1, dtype=torch.bool)], 1)
+        full = bert.item_logits(bert.encode(ids, mask)[:, -1])
+        torch.testing.assert_close(bert.next_item_logits(padded, keep), full, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="last_only"):
+        bert.blocks[0](torch.zeros(1, 3, 16), causal=True, last_only=True)
 
 
 @pytest.mark.parametrize("params", STRATEGIES, ids=lambda p: f"{p['strategy']}-{p.get('aggregation', '')}")

@@ -24,6 +24,9 @@ from seqrec.models.blocks import ItemPositionEmbedding, TransformerBlock, activa
 
 class BERT4Rec(SequentialModel):
     supports_cache = False
+    #: next-item scores compute the last block for the [MASK] query only (the others' outputs are never read);
+    #: False runs every position through every block (for the benchmark, scripts/bench_bert4rec.py)
+    last_query_only = True
 
     def __init__(
         self,
@@ -73,7 +76,9 @@ class BERT4Rec(SequentialModel):
         with torch.no_grad():
             self.embed.item.weight[0].zero_()
 
-    def encode(self, input_ids, attention_mask=None, cache=None):
+    def encode(self, input_ids, attention_mask=None, cache=None, last_only: bool = False):
+        """Hidden states ``[B, T, C]``; ``last_only``: of the last position only, ``[B, 1, C]`` (the last block
+        then computes attention and feed-forward for that one query, and the head runs on it alone)."""
         if cache is not None:
             raise ValueError("BERT4Rec is bidirectional and has no KV cache")
         if attention_mask is None:
@@ -81,8 +86,9 @@ class BERT4Rec(SequentialModel):
         attention_mask = attention_mask.bool()
         mask = padding_mask(attention_mask)
         x = self.embed(input_ids, positions_from_mask(attention_mask))
+        last = len(self.blocks) - 1
         for layer, block in enumerate(self.blocks):
-            x = block(x, mask, None, layer, causal=False)
+            x = block(x, mask, None, layer, causal=False, last_only=last_only and layer == last)
         return self.head_norm(self.head_act(self.head(x)))
 
     def output_embeddings(self) -> torch.Tensor:
@@ -105,4 +111,4 @@ class BERT4Rec(SequentialModel):
         B = input_ids.shape[0]
         ids = torch.cat([input_ids, input_ids.new_full((B, 1), self.mask_token)], 1)
         mask = torch.cat([attention_mask, attention_mask.new_ones(B, 1)], 1)
-        return self.item_logits(self.encode(ids, mask)[:, -1])
+        return self.item_logits(self.encode(ids, mask, last_only=self.last_query_only)[:, -1])

@@ -108,8 +108,8 @@ class MultiHeadAttention(nn.Module):
     def forward(self, query, key_value, mask, cache, layer: int, causal: bool):
         B, T, C = query.shape
 
-        def heads(t):
-            return t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)
+        def heads(t):  # queries may be fewer than keys (BERT4Rec's last layer at prediction: one query)
+            return t.view(B, t.shape[1], self.n_heads, C // self.n_heads).transpose(1, 2)
 
         q, k, v = heads(self.query(query)), heads(self.key(key_value)), heads(self.value(key_value))
         if cache is not None:
@@ -156,11 +156,18 @@ class TransformerBlock(nn.Module):
         self.ffn = FeedForward(dim, inner, dropout, act)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, mask=None, cache=None, layer: int = 0, causal: bool = True):
+    def forward(self, x, mask=None, cache=None, layer: int = 0, causal: bool = True, last_only: bool = False):
+        """``last_only``: the output of the last position only, ``[B, 1, C]`` (it attends to every position; the
+        other positions' attention and feed-forward are skipped). Bidirectional post-LN blocks without a cache."""
         if self.norm_first:  # original SASRec: only the queries are normalised
+            if last_only:
+                raise ValueError("last_only is for bidirectional post-LN blocks (BERT4Rec)")
             q = self.attn_norm(x)
             x = q + self.attn(q, x, mask, cache, layer, causal)
             x = self.ffn_norm(x)
             return x + self.ffn(x)
-        x = self.attn_norm(x + self.dropout(self.attn(x, x, mask, cache, layer, causal)))
+        if last_only and (causal or cache is not None):
+            raise ValueError("last_only is for bidirectional blocks without a cache")
+        query = x[:, -1:] if last_only else x
+        x = self.attn_norm(query + self.dropout(self.attn(query, x, mask, cache, layer, causal)))
         return self.ffn_norm(x + self.ffn(x))
