@@ -99,7 +99,7 @@ TRAIN_SECTIONS = {
     "": {c.key for c in COMMON} | {
         "data_path", "resume", "last_n_items", "patience", "patience_steps", "seed", "dataset", "dataloader", "seqrec_module", "train_dataset",
         "trainer_params", "model", "model_params", "predict_config_name", "logger", "hydra", "callbacks",
-        "pretrained_task", "prompt_tuning",
+        "pretrained_task", "prompt_tuning", "features",
     },
     "dataset": {"max_length", "train_window"},
     "dataloader": {"batch_size", "test_batch_size", "num_workers", "validation_size"},
@@ -172,6 +172,20 @@ def _check_trainer_params(cfg: DictConfig) -> None:
                 f"trainer_params.{key} is not an argument of lightning.Trainer"
                 + (f"; did you mean trainer_params.{near[0]}?" if near else "; see the lightning.Trainer docs")
             )
+
+
+def _check_features(cfg: DictConfig) -> None:
+    """The features section (its rules live in seqrec.data.features_config), and a model that can take them."""
+    from seqrec.data.features_config import parse_features
+
+    node = OmegaConf.select(cfg, "features")
+    if node is not None and not isinstance(node, DictConfig):
+        raise UserError("features must be a features config; use features=none, features=items or features=items_events")
+    settings = parse_features(None if node is None else OmegaConf.to_container(node, resolve=True))
+    if settings.enabled and not model_declaration(cfg).features:
+        model = model_declaration(cfg)
+        raise UserError(f"{model.label or model.name} does not take attributes (its declaration has no features=True); "
+                        "use features=none")
 
 
 def _check_budget(cfg: DictConfig) -> None:
@@ -288,6 +302,7 @@ def check_train_config(cfg: DictConfig) -> None:
         setting.check(cfg)
     _check_trainer_params(cfg)
     _check_budget(cfg)
+    _check_features(cfg)
     for kind in TRAIN_COMPONENTS:
         check_component(cfg, kind)
     _check_callbacks(cfg)
@@ -538,7 +553,7 @@ def shared_loss_settings():
 # --------------------------------------------------------------------------- prompt-tuning
 #: what a prompt-tuning run takes from its pre-trained run: the network (its declared settings; the seed code
 #: bases' names of training settings stay the prompt-tuning config's) and the data split
-INHERITED = ("model", "model_params", "dataset.max_length", "last_n_items", "random_state", "train_dataset")
+INHERITED = ("model", "model_params", "dataset.max_length", "last_n_items", "random_state", "train_dataset", "features")
 
 
 def inherit_pretrained(cfg: DictConfig) -> DictConfig | None:

@@ -133,6 +133,7 @@ class Model(Component):
     train_config: str = ""  # src/configs/<train_config>.yaml
     predict_config: str = "predict"
     kv_cache: bool = True  # generation reuses keys/values; False: the engine re-runs the window every step
+    features: bool = False  # takes features= (item/event attributes, seqrec.models.features) from the pipeline
     aliases: Mapping[str, str] = field(default_factory=dict)  # seed code-base name -> the setting it means
     special: Mapping[str, Callable[[Any, dict], None]] = field(default_factory=dict)  # seed names with logic
     references: tuple[Reference, ...] = ()

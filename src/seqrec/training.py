@@ -18,6 +18,7 @@ from seqrec.config import (
 )
 from seqrec.data.datamodule import SeqRecDataModule
 from seqrec.data.datasets import EvalDataset
+from seqrec.data.features import load_features
 from seqrec.early_stopping import early_stopping
 from seqrec.data.io import (
     atomic_to_csv, atomic_write, atomic_write_json, disk_full_message, is_disk_full,
@@ -63,6 +64,10 @@ def train(cfg: DictConfig) -> float:
     else:
         last_ckpt, last_epoch = check_resume(cfg, str(resume)) if resume is not None else (None, None)  # before data
     split = prepare_split(cfg)
+    features = load_features(  # item/event attributes (features=items|items_events); checked before any run folder
+        OmegaConf.to_container(cfg.features, resolve=True) if cfg.get("features") is not None else None,
+        cfg.data_path, split.item_ids,
+    )
     if cfg.seqrec_module.predict_top_k > split.n_items:
         raise UserError(
             f"seqrec_module.predict_top_k={cfg.seqrec_module.predict_top_k} exceeds the {split.n_items} items of "
@@ -82,7 +87,11 @@ def train(cfg: DictConfig) -> float:
         # seeded after the tracker: ClearML's Task.init seeds torch/numpy/random with its own 1337
         seed = int(cfg.get("seed", cfg.random_state))  # the split uses random_state; training uses seed
         L.seed_everything(seed, workers=True, verbose=False)
+        if features is not None:  # the spec travels with the checkpoint's params: a reload rebuilds the tables
+            model_args = {**model_args, "features": features.model_spec()}
         model = build(model_class(cfg), "model_params", n_items=split.n_items, **model_args)
+        if features is not None:
+            model.features.set_item_codes(features.item_tables())
         augment = None
         if pretrained is not None:  # RecGPT prompt-tuning: start from the pre-trained weights, augment every batch
             load_pretrained(model, RunStore(cfg.run_store).path(str(cfg.pretrained_task)) / MODEL_FILE)

@@ -119,6 +119,55 @@ def parse_order_only(f: BinaryIO) -> pd.DataFrame:
     return _read_delimited(f, "\t", ["user_id", "item_id", "rating"], "user<TAB>item<TAB>rating")
 
 
+# --------------------------------------------------------------------------- item tables (genres, year)
+#: ML-100k's 19 genre flags in u.item, in the order of its u.genre
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
+    "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)
+ITEM_COLUMNS = ["item_id", "genres", "year"]
+
+
+def _year_from_title(titles: pd.Series) -> pd.Series:
+    """``Toy Story (1995)`` -> 1995 (nullable ints; a title without a year gives <NA>)."""
+    return pd.to_numeric(titles.str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce").astype("Int64")
+
+
+def parse_ml1m_movies(f: BinaryIO) -> pd.DataFrame:
+    """``movies.dat``: ``MovieID::Title (Year)::Genre|Genre``, Latin-1, no header."""
+    rows = [line.split("::") for line in f.read().decode("latin-1").splitlines() if line.strip()]
+    bad = next((r for r in rows if len(r) != 3), None)
+    if bad is not None:
+        raise _ColumnCountError(len(bad), 3, "MovieID::Title::Genres")
+    table = pd.DataFrame(rows, columns=["item_id", "title", "genres"])
+    table["item_id"] = pd.to_numeric(table["item_id"], errors="raise").astype(np.int64)
+    table["year"] = _year_from_title(table["title"])
+    return table[ITEM_COLUMNS]
+
+
+def parse_ml100k_items(f: BinaryIO) -> pd.DataFrame:
+    """``u.item``: ``id|title|release date|video release date|IMDb URL|`` + 19 genre flags, Latin-1, no header."""
+    names = ["item_id", "title", "release", "video", "url", *ML100K_GENRES]
+    raw = io.BytesIO(f.read().decode("latin-1").encode("utf-8"))
+    table = pd.read_csv(raw, sep="|", header=None, names=names, dtype=str, keep_default_na=False)
+    if not table[list(ML100K_GENRES)].isin(["0", "1"]).all().all():
+        raise ValueError("genre flags are not 0/1")
+    flags = table[list(ML100K_GENRES)].to_numpy() == "1"
+    table["genres"] = ["|".join(g for g, on in zip(ML100K_GENRES, row) if on) for row in flags]
+    table["item_id"] = pd.to_numeric(table["item_id"], errors="raise").astype(np.int64)
+    table["year"] = pd.to_numeric(table["release"].str[-4:], errors="coerce").astype("Int64")
+    return table[ITEM_COLUMNS]
+
+
+def parse_ml20m_movies(f: BinaryIO) -> pd.DataFrame:
+    """``movies.csv``: header ``movieId,title,genres``; ``(no genres listed)`` is no genre."""
+    table = pd.read_csv(f, dtype=str, keep_default_na=False).rename(columns={"movieId": "item_id"})
+    table["item_id"] = pd.to_numeric(table["item_id"], errors="raise").astype(np.int64)
+    table["genres"] = table["genres"].replace("(no genres listed)", "")
+    table["year"] = _year_from_title(table["title"].str.strip())
+    return table[ITEM_COLUMNS]
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -136,6 +185,8 @@ class MovieLensSpec:
     n_items: int
     n_interactions: int
     order_only_file: str | None = None  # a derived, timestamp-less log this release may come as
+    items_file: str | None = None  # the item table (genres, title with year) beside the ratings
+    items_parser: Callable[[BinaryIO], pd.DataFrame] | None = None
 
     @property
     def ratings_file(self) -> str:
@@ -155,6 +206,8 @@ DATASETS: dict[str, MovieLensSpec] = {
             n_users=943,
             n_items=1682,
             n_interactions=100_000,
+            items_file="u.item",
+            items_parser=parse_ml100k_items,
         ),
         MovieLensSpec(
             name="ml-1m",
@@ -167,6 +220,8 @@ DATASETS: dict[str, MovieLensSpec] = {
             n_items=3706,
             n_interactions=1_000_209,
             order_only_file=ORDER_ONLY_FILE,
+            items_file="movies.dat",
+            items_parser=parse_ml1m_movies,
         ),
         MovieLensSpec(
             name="ml-20m",
@@ -178,6 +233,8 @@ DATASETS: dict[str, MovieLensSpec] = {
             n_users=138_493,
             n_items=26_744,
             n_interactions=20_000_263,
+            items_file="movies.csv",
+            items_parser=parse_ml20m_movies,
         ),
     )
 }
@@ -479,4 +536,49 @@ def prepare_movielens(
         raise UserError(f"--out {out_path} is a folder; pass a file name such as {out_path / (spec.name + '.csv')}")
     df = load_movielens(spec.name, source=source, cache_dir=cache_dir, mirror=mirror)
     write_interaction_log(df, out_path, spec.name)
+    found = _locate(spec, Path(source)) if source is not None else \
+        _find_in_zip(spec, download_movielens(spec.name, cache_dir=cache_dir, mirror=mirror))
+    write_item_table(spec, found, df, out_path.with_name(out_path.stem + ".items.csv"))
     return out_path
+
+
+def _sibling(found: _Found, filename: str) -> _Found | None:
+    """``filename`` (or ``filename.gz``) beside the located ratings file: in the same zip, or the same folder."""
+    if found.zip_path is not None:
+        with zipfile.ZipFile(found.zip_path) as zf:
+            hits = [n for n in zf.namelist() if _strip_gz(n.rsplit("/", 1)[-1]) == filename]
+        if not hits:
+            return None
+        member = min(hits, key=lambda n: (n.count("/"), n.endswith(".gz"), n))
+        return _Found(label=f"{found.zip_path}:{member}", order_only=False, zip_path=found.zip_path, member=member)
+    for cand in (found.path.parent / filename, found.path.parent / f"{filename}.gz"):
+        if cand.is_file():
+            return _Found(label=str(cand), order_only=False, path=cand)
+    return None
+
+
+def write_item_table(spec: MovieLensSpec, found: _Found, ratings: pd.DataFrame, out: Path) -> Path | None:
+    """Write ``item_id,genres,year`` for the items the ratings use (features=items reads it); None when the
+    source has no item file (a warning says so)."""
+    where = _sibling(found, spec.items_file) if spec.items_file else None
+    if where is None:
+        LOG.warning("%s: no %s beside %s; no item attributes written (features=items will need an item file)",
+                    spec.name, spec.items_file, found.label)
+        return None
+    try:
+        with where.open() as f:
+            table = spec.items_parser(f)
+    except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile, pd.errors.ParserError) as exc:
+        raise UserError(f"cannot read {where.label} as the {spec.name} item table: {_one_line(exc)}; check --source") from None
+    used = table[table["item_id"].isin(ratings["item_id"].unique())].sort_values("item_id")
+    missing = int(ratings["item_id"].nunique() - len(used))
+    if missing:
+        raise UserError(f"{where.label} lacks {missing} item(s) that the ratings use; check --source")
+    from seqrec.data.io import atomic_to_csv
+
+    try:
+        atomic_to_csv(used, out, index=False)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {' '.join(str(exc).split())}; pass a writable --out FILE") from None
+    LOG.info("%s: item attributes (genres, year) of %d items -> %s", spec.name, len(used), out)
+    return out

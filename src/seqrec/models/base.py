@@ -26,6 +26,27 @@ class SequentialModel(nn.Module):
         nn.init.zeros_(self.segment.weight)
         self.segments = True
 
+    def add_features(self, spec, n_tokens: int, dim: int) -> None:
+        """Item/event attribute embeddings (``spec`` from :func:`seqrec.data.features.model_spec`), created after
+        the other weights are initialised, so a model without features is initialised exactly as before."""
+        from seqrec.models.features import FeatureEmbedding
+
+        self.feature_embedding = FeatureEmbedding(spec, n_tokens, dim)
+
+    @property
+    def features(self):
+        """The :class:`~seqrec.models.features.FeatureEmbedding` (item/event attributes added to each input
+        event), or None."""
+        return self._modules.get("feature_embedding")
+
+    def feature_embeddings(self, input_ids: torch.Tensor, events: torch.Tensor | None):
+        """What the attributes add to the inputs (0 for a model without features); ``events`` ``[B, T, E]``."""
+        return 0 if self.features is None else self.features(input_ids, events)
+
+    def scoring_table(self, table: torch.Tensor) -> torch.Tensor:
+        """The item table the scores use: ``table``, attribute-aware with ``features.output: attributes``."""
+        return table if self.features is None else self.features.output_table(table)
+
     def segment_embeddings(self, input_ids: torch.Tensor, segments: torch.Tensor | None):
         """What the segment embedding adds to the inputs (0 for a model without one)."""
         if not self.segments:
@@ -63,9 +84,14 @@ class SequentialModel(nn.Module):
         return None
 
     def next_item_logits(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None, segments=None
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None, segments=None,
+        events=None,
     ) -> torch.Tensor:
         """Scores of the next item after each (left-padded) sequence: ``[B, n_items + 1]``; ``segments``: 0/1
-        per input (models with a segment embedding)."""
-        hidden = self.encode(input_ids, attention_mask, cache, **({} if segments is None else {"segments": segments}))
+        per input (models with a segment embedding); ``events``: event-attribute codes ``[B, T, E]`` (models with
+        event features; None: unknown)."""
+        extra = {} if segments is None else {"segments": segments}
+        if events is not None:
+            extra["events"] = events
+        hidden = self.encode(input_ids, attention_mask, cache, **extra)
         return self.item_logits(hidden[:, -1])

@@ -41,6 +41,7 @@ class BERT4Rec(SequentialModel):
         hidden_act: str = "gelu",
         layer_norm_eps: float = 1e-12,
         initializer_range: float = 0.02,
+        features: dict | None = None,
     ):
         super().__init__()
         if hidden_size % n_heads:
@@ -63,6 +64,8 @@ class BERT4Rec(SequentialModel):
         self.head_act = activation(hidden_act)
         self.head_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self._init_weights(initializer_range)
+        if features:  # [MASK] (token n_items + 1) has no attributes
+            self.add_features(features, n_items + 2, hidden_size)
 
     def _init_weights(self, std: float) -> None:
         for module in self.modules():
@@ -76,7 +79,7 @@ class BERT4Rec(SequentialModel):
         with torch.no_grad():
             self.embed.item.weight[0].zero_()
 
-    def encode(self, input_ids, attention_mask=None, cache=None, last_only: bool = False):
+    def encode(self, input_ids, attention_mask=None, cache=None, last_only: bool = False, events=None):
         """Hidden states ``[B, T, C]``; ``last_only``: of the last position only, ``[B, 1, C]`` (the last block
         then computes attention and feed-forward for that one query, and the head runs on it alone)."""
         if cache is not None:
@@ -85,14 +88,14 @@ class BERT4Rec(SequentialModel):
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         attention_mask = attention_mask.bool()
         mask = padding_mask(attention_mask)
-        x = self.embed(input_ids, positions_from_mask(attention_mask))
+        x = self.embed(input_ids, positions_from_mask(attention_mask), self.feature_embeddings(input_ids, events))
         last = len(self.blocks) - 1
         for layer, block in enumerate(self.blocks):
             x = block(x, mask, None, layer, causal=False, last_only=last_only and layer == last)
         return self.head_norm(self.head_act(self.head(x)))
 
     def output_embeddings(self) -> torch.Tensor:
-        return self.embed.item.weight[: self.n_items + 1]  # the [MASK] row is never a candidate
+        return self.scoring_table(self.embed.item.weight[: self.n_items + 1])  # [MASK] is never a candidate
 
     def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden @ self.output_embeddings().T
@@ -101,7 +104,7 @@ class BERT4Rec(SequentialModel):
         # n_new - 1 generated items are fed back before the last prediction, plus [MASK]
         return self.max_seq_length - n_new
 
-    def next_item_logits(self, input_ids, attention_mask=None, cache=None):
+    def next_item_logits(self, input_ids, attention_mask=None, cache=None, events=None):
         if cache is not None:
             raise ValueError("BERT4Rec is bidirectional and has no KV cache")
         if attention_mask is None:
@@ -111,4 +114,6 @@ class BERT4Rec(SequentialModel):
         B = input_ids.shape[0]
         ids = torch.cat([input_ids, input_ids.new_full((B, 1), self.mask_token)], 1)
         mask = torch.cat([attention_mask, attention_mask.new_ones(B, 1)], 1)
-        return self.item_logits(self.encode(ids, mask, last_only=self.last_query_only)[:, -1])
+        if events is not None:  # [MASK]'s event attributes are unknown (0)
+            events = torch.cat([events[:, -keep:], events.new_zeros(B, 1, events.shape[-1])], 1)
+        return self.item_logits(self.encode(ids, mask, last_only=self.last_query_only, events=events)[:, -1])

@@ -7,7 +7,7 @@ from seqrec.settings import Choice, Int, Num
 
 BERT4REC = register(Model(
     name="bert4rec", label="BERT4Rec", order=3, target="seqrec.models.bert4rec.BERT4Rec",
-    train_config="BERT4Rec_train", kv_cache=False,  # bidirectional: every step re-encodes the window
+    train_config="BERT4Rec_train", kv_cache=False, features=True,  # bidirectional: every step re-encodes the window
     settings=(
         Int("max_seq_length", "128", ge=2, doc="positions, [MASK] included; also the window"),
         Int("hidden_size", "64", ge=1),

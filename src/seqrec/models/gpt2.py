@@ -86,6 +86,7 @@ class GPT2(SequentialModel):
         layer_norm_epsilon: float = 1e-5,
         initializer_range: float = 0.02,
         segment_embedding: bool = False,
+        features: dict | None = None,
     ):
         super().__init__()
         if n_embd % n_head:
@@ -104,6 +105,8 @@ class GPT2(SequentialModel):
         self._init_weights(initializer_range)
         if segment_embedding:
             self.add_segment_embedding(n_embd)
+        if features:
+            self.add_features(features, n_items + 1, n_embd)
 
     def _init_weights(self, std: float) -> None:
         for name, p in self.named_parameters():
@@ -119,7 +122,7 @@ class GPT2(SequentialModel):
     def new_cache(self, batch_size: int, capacity: int) -> KVCache:
         return KVCache(self.n_layer, batch_size, self.n_head, self.n_embd // self.n_head, capacity, self.wte.weight)
 
-    def encode(self, input_ids, attention_mask=None, cache=None, segments=None):
+    def encode(self, input_ids, attention_mask=None, cache=None, segments=None, events=None):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         attention_mask = attention_mask.bool()
@@ -129,7 +132,8 @@ class GPT2(SequentialModel):
             positions, mask = cache.begin(attention_mask), None
         if int(positions.max()) >= self.n_positions:
             raise ValueError(f"sequence longer than n_positions={self.n_positions}; crop the input")
-        x = self.drop(self.wte(input_ids) + self.wpe(positions) + self.segment_embeddings(input_ids, segments))
+        x = self.drop(self.wte(input_ids) + self.wpe(positions) + self.segment_embeddings(input_ids, segments)
+                      + self.feature_embeddings(input_ids, events))
         for layer, block in enumerate(self.h):
             x = block(x, mask, cache, layer)
         if cache is not None:
@@ -142,7 +146,7 @@ class GPT2(SequentialModel):
     _attention_mask = staticmethod(causal_mask)  # shared with SASRec (seqrec.models.blocks)
 
     def output_embeddings(self) -> torch.Tensor:
-        return self.wte.weight  # tied input/output item embeddings
+        return self.scoring_table(self.wte.weight)  # tied input/output item embeddings
 
     def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden @ self.wte.weight.T
+        return hidden @ self.output_embeddings().T

@@ -48,6 +48,7 @@ class SASRec(SequentialModel):
         segment_embedding: bool = False,
         embedding_init: str = "xavier",
         scale_embeddings: bool = True,
+        features: dict | None = None,
     ):
         super().__init__()
         if embedding_init not in EMBEDDING_INITS:
@@ -70,6 +71,8 @@ class SASRec(SequentialModel):
         self._init_weights(embedding_init)
         if segment_embedding:
             self.add_segment_embedding(embedding_dim)
+        if features:
+            self.add_features(features, n_items + 1, embedding_dim)
 
     def _init_weights(self, embedding_init: str) -> None:
         for name, p in self.named_parameters():
@@ -91,7 +94,7 @@ class SASRec(SequentialModel):
     def history_budget(self, n_new: int) -> int:
         return self.sequence_length - n_new
 
-    def encode(self, input_ids, attention_mask=None, cache=None, segments=None):
+    def encode(self, input_ids, attention_mask=None, cache=None, segments=None, events=None):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         attention_mask = attention_mask.bool()
@@ -99,7 +102,8 @@ class SASRec(SequentialModel):
             positions, mask = positions_from_mask(attention_mask), causal_mask(attention_mask)
         else:
             positions, mask = cache.begin(attention_mask), None
-        x = self.embed(input_ids, positions, self.segment_embeddings(input_ids, segments))
+        x = self.embed(input_ids, positions,
+                       self.segment_embeddings(input_ids, segments) + self.feature_embeddings(input_ids, events))
         for layer, block in enumerate(self.blocks):
             x = block(x, mask, cache, layer, causal=True)
         if cache is not None:
@@ -110,7 +114,7 @@ class SASRec(SequentialModel):
         return [self.embed.item.weight] + ([] if self.output_items is None else [self.output_items.weight])
 
     def output_embeddings(self) -> torch.Tensor:
-        return self.embed.item.weight if self.output_items is None else self.output_items.weight
+        return self.scoring_table(self.embed.item.weight if self.output_items is None else self.output_items.weight)
 
     def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden @ self.output_embeddings().T
