@@ -28,7 +28,7 @@ def test_causal_windows():
     ds = CausalLMDataset(train, max_length=4, window="last")
     assert ds.users.tolist() == [0, 2]  # a single item carries no target
     assert ds[0].tolist() == [6, 7, 8, 9, 10]
-    batch = CausalLMDataset.collate([ds[0], ds[1]])
+    batch = ds.collate([ds[0], ds[1]])
     assert batch["input_ids"].tolist() == [[6, 7, 8, 9], [12, 13, 14, 15]]  # 15 has no label: ignored
     assert batch["labels"].tolist() == [[7, 8, 9, 10], [13, 14, 15, 0]]
     rnd = CausalLMDataset(train, max_length=4, window="random", seed=3)

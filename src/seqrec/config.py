@@ -182,6 +182,9 @@ def _check_features(cfg: DictConfig) -> None:
     if node is not None and not isinstance(node, DictConfig):
         raise UserError("features must be a features config; use features=none, features=items or features=items_events")
     settings = parse_features(None if node is None else OmegaConf.to_container(node, resolve=True))
+    if settings.events and cfg.get("prompt_tuning") is not None:
+        raise UserError("prompt-tuning inserts generated items whose event attributes nobody knows and does not take "
+                        "event attributes; pre-train with features=items (or none)")
     if settings.enabled and not model_declaration(cfg).features:
         model = model_declaration(cfg)
         raise UserError(f"{model.label or model.name} does not take attributes (its declaration has no features=True); "

@@ -87,7 +87,7 @@ class SeqRecModule(L.LightningModule):
         if getattr(self.loss, "uses_step", False):  # a schedule inside the loss, e.g. gBCE's t warm-up
             self.loss.step = int(self.global_step)
         labels = batch["labels"]
-        extra = {"segments": batch["segments"]} if "segments" in batch else {}
+        extra = {key: batch[key] for key in ("segments", "events") if key in batch}  # prompt-tuning, attributes
         hidden = self.model.encode(batch["input_ids"], batch.get("attention_mask"), **extra)
         has_target = labels > 0
         loss = self.loss(self.model, hidden[has_target], labels[has_target])

@@ -24,7 +24,8 @@ from seqrec.generation.engine import resolve_precision
 from seqrec.tracking.run_store import RunStore
 from seqrec.tracking.lifecycle import CONFIG_FILE, open_run
 from seqrec.runtime import (
-    INTERVALS_FILE, METRICS_FILE, PER_USER_FILE, _device, hardware, load_trained, prepare_split, record_trial,
+    INTERVALS_FILE, METRICS_FILE, PER_USER_FILE, _device, hardware, load_trained, prepare_features, prepare_split,
+    record_trial,
 )
 
 log = logging.getLogger("seqrec")
@@ -39,6 +40,8 @@ def predict(cfg: DictConfig) -> float:
     train_dir = store.path(cfg.train_task)
     train_cfg = OmegaConf.load(train_dir / CONFIG_FILE)
     split = prepare_split(train_cfg)
+    features = prepare_features(train_cfg, split)  # event attributes of the histories (features=items_events)
+    events = features.event_sequences() if features is not None else None
     device = _device(cfg.get("device"))
     model, meta = load_trained(train_dir, device)
     if meta["n_items"] != split.n_items:
@@ -70,7 +73,7 @@ def predict(cfg: DictConfig) -> float:
                 model, strategy, split.train, users, k=k, max_length=train_cfg.dataset.max_length,
                 filter_seen=filter_seen, rows=rows, seed=cfg.random_state, device=device,
                 no_repeat=ban_generated(params), precision=params.get("precision") or "float32",
-                desc=f"{part}: {strategy.describe()}", progress=bool(cfg.get("progress", True)),
+                desc=f"{part}: {strategy.describe()}", progress=bool(cfg.get("progress", True)), events=events,
             )
             seconds = time.perf_counter() - started
             part_metrics, per_user = compute_metrics(recs, targets, split.item_counts, split.n_items, k=k, groups=groups,

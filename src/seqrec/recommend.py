@@ -20,7 +20,8 @@ def topk_items(
     model, batch: dict[str, torch.Tensor], k: int, filter_seen: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` best items after each history in ``batch`` and their scores."""
-    scores = model.next_item_logits(batch["input_ids"], batch["attention_mask"]).float()
+    extra = {"events": batch["events"]} if "events" in batch else {}  # event attributes of the history
+    scores = model.next_item_logits(batch["input_ids"], batch["attention_mask"], **extra).float()
     mask_seen(scores, batch["seen"] if filter_seen else None)
     top = torch.topk(scores, k, dim=1)
     return top.indices, top.values

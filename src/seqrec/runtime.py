@@ -68,13 +68,37 @@ def replica_run(cfg: DictConfig):
 
 
 def prepare_split(cfg: DictConfig) -> SplitData:
+    """The split of ``cfg.data_path``; the columns that ``features.event_attributes`` names ride along."""
     df = load_interactions(cfg.data_path)
+    events = [s.name for s in feature_settings(cfg).events]
+    missing = [c for c in events if c not in df.columns]
+    if missing:
+        raise UserError(f"features.event_attributes.{missing[0]}: {cfg.data_path} has no column {missing[0]!r} (its "
+                        f"columns: {list(df.columns)}); name a column of the interaction CSV, or use features=items")
     return split_interactions(
         df,
         last_n_items=cfg.last_n_items,
         validation_size=cfg.dataloader.validation_size,
         random_state=cfg.random_state,
+        extra_columns=events,
     )
+
+
+def feature_settings(cfg: DictConfig):
+    """The checked ``features`` section of a training config (none for configs stored before it existed)."""
+    from seqrec.data.features_config import parse_features
+
+    node = cfg.get("features")
+    return parse_features(None if node is None else OmegaConf.to_container(node, resolve=True))
+
+
+def prepare_features(cfg: DictConfig, split: SplitData):
+    """The attributes of a training config's ``features`` on ``split`` (:class:`seqrec.data.features.Features`),
+    or None."""
+    from seqrec.data.features import load_features
+
+    node = cfg.get("features")
+    return load_features(None if node is None else OmegaConf.to_container(node, resolve=True), cfg.data_path, split)
 
 
 def hardware(device: torch.device, precision: str, processes: int = 1) -> str:

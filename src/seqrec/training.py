@@ -18,7 +18,6 @@ from seqrec.config import (
 )
 from seqrec.data.datamodule import SeqRecDataModule
 from seqrec.data.datasets import EvalDataset
-from seqrec.data.features import load_features
 from seqrec.early_stopping import early_stopping
 from seqrec.data.io import (
     atomic_to_csv, atomic_write, atomic_write_json, disk_full_message, is_disk_full,
@@ -35,7 +34,7 @@ from seqrec.cli import single_lightning_output
 from seqrec.prompt_tuning import freeze_item_embeddings, load_pretrained
 from seqrec.runtime import (
     METRICS_FILE, MODEL_FILE, MONITOR, build, build_node, distributed_rank, hardware, load_weights, partial_node,
-    prepare_split, record_trial, replica_run,
+    prepare_features, prepare_split, record_trial, replica_run,
 )
 
 log = logging.getLogger("seqrec")
@@ -64,10 +63,7 @@ def train(cfg: DictConfig) -> float:
     else:
         last_ckpt, last_epoch = check_resume(cfg, str(resume)) if resume is not None else (None, None)  # before data
     split = prepare_split(cfg)
-    features = load_features(  # item/event attributes (features=items|items_events); checked before any run folder
-        OmegaConf.to_container(cfg.features, resolve=True) if cfg.get("features") is not None else None,
-        cfg.data_path, split.item_ids,
-    )
+    features = prepare_features(cfg, split)  # item/event attributes (features=items|items_events), before any folder
     if cfg.seqrec_module.predict_top_k > split.n_items:
         raise UserError(
             f"seqrec_module.predict_top_k={cfg.seqrec_module.predict_top_k} exceeds the {split.n_items} items of "
@@ -110,11 +106,14 @@ def train(cfg: DictConfig) -> float:
             scheduler=partial_node(cfg.seqrec_module.get("scheduler"), "seqrec_module.scheduler"),
             augment=augment,
         )
+        events = features.event_sequences() if features is not None else None
         train_set = build_node(  # next-item windows, masked items, ...: chosen by train_dataset._target_
             cfg.train_dataset, "train_dataset", train=split.train, max_length=cfg.dataset.max_length,
             window=cfg.dataset.train_window, seed=seed, n_items=split.n_items,
+            **({"events": events} if events else {}),
         )
-        val_set = EvalDataset(split.train, split.val_users, split.targets(split.val_users, 1), cfg.dataset.max_length)
+        val_set = EvalDataset(split.train, split.val_users, split.targets(split.val_users, 1), cfg.dataset.max_length,
+                              events)
         data = SeqRecDataModule(
             train_set, val_set, cfg.dataloader.batch_size, cfg.dataloader.test_batch_size, cfg.dataloader.num_workers,
             seed, start_epoch=None if last_epoch is None else last_epoch + 1,

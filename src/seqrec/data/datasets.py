@@ -85,7 +85,8 @@ class CausalLMDataset(Dataset):
     span_extra = 1  # a window holds max_length inputs + the last target
 
     def __init__(
-        self, train: Sequences, max_length: int, window: str = "random", seed: int = 0, n_items: int | None = None
+        self, train: Sequences, max_length: int, window: str = "random", seed: int = 0, n_items: int | None = None,
+        events: list[Sequences] | None = None,
     ):
         # n_items: the catalogue size, given to every training dataset by the pipeline
         # (the masked one needs it for its [MASK] id); causal windows only check against it
@@ -94,6 +95,8 @@ class CausalLMDataset(Dataset):
         if n_items is not None and len(train.items) and int(train.items.max()) > n_items:
             raise ValueError(f"item ids exceed n_items={n_items}")
         self.train, self.max_length, self.window, self.n_items = train, max_length, window, n_items
+        # event-attribute codes parallel to train (features=items_events): a window then carries its events
+        self.events = events or None
         self.users = np.flatnonzero(train.lengths >= 2)
         self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
@@ -112,18 +115,44 @@ class CausalLMDataset(Dataset):
         i, rng = self.example_rng(key)
         return self._window(i, rng)
 
-    def _window(self, i: int, rng: np.random.Generator) -> np.ndarray:
-        seq = self.train[self.users[i]]
+    def _window(self, i: int, rng: np.random.Generator) -> np.ndarray | EventWindow:
+        user = self.users[i]
+        seq = self.train[user]
         span = self.max_length + self.span_extra
-        if len(seq) <= span:
-            return seq
-        start = len(seq) - span if self.window == "last" else int(rng.integers(0, len(seq) - span + 1))
-        return seq[start : start + span]
+        start = 0
+        if len(seq) > span:
+            start = len(seq) - span if self.window == "last" else int(rng.integers(0, len(seq) - span + 1))
+        stop = min(len(seq), start + span)
+        if self.events is None:
+            return seq[start:stop]
+        return EventWindow(seq[start:stop], np.stack([e[user][start:stop] for e in self.events], 1))
 
-    @staticmethod
-    def collate(windows: list[np.ndarray]) -> dict[str, torch.Tensor]:
-        batch = pad_sequences(windows, side="right")
-        return {"input_ids": batch[:, :-1], "labels": batch[:, 1:]}
+    def collate(self, windows: list[np.ndarray | EventWindow]) -> dict[str, torch.Tensor]:
+        batch = pad_sequences([w.items if isinstance(w, EventWindow) else w for w in windows], side="right")
+        out = {"input_ids": batch[:, :-1], "labels": batch[:, 1:]}
+        if windows and isinstance(windows[0], EventWindow):
+            out["events"] = pad_events([w.events for w in windows], batch.shape[1])[:, :-1]
+        return out
+
+
+class EventWindow(NamedTuple):
+    """A training window with its events' attribute codes ``[len, n_events]`` (0 = unknown)."""
+
+    items: np.ndarray
+    events: np.ndarray
+
+
+def pad_events(rows: list[np.ndarray], length: int, side: str = "right") -> torch.Tensor:
+    """``[B, length, n_events]`` codes, padded with 0 (unknown) on ``side``."""
+    n_events = rows[0].shape[1] if rows else 0
+    out = np.zeros((len(rows), length, n_events), dtype=np.int64)
+    for r, row in enumerate(rows):
+        row = row[-length:] if side == "left" else row[:length]
+        if side == "left":
+            out[r, length - len(row):] = row
+        else:
+            out[r, : len(row)] = row
+    return torch.from_numpy(out)
 
 
 class MaskedWindow(NamedTuple):
@@ -132,6 +161,7 @@ class MaskedWindow(NamedTuple):
     items: np.ndarray
     draws: np.ndarray  # one per item: masked where < mask_rate
     last_draw: float  # the window masks only its last item where < last_item_rate
+    events: np.ndarray | None = None  # [len, n_events] attribute codes (features=items_events)
 
 
 class MaskedLMDataset(CausalLMDataset):
@@ -160,6 +190,7 @@ class MaskedLMDataset(CausalLMDataset):
         n_items: int | None = None,
         mask_rate: float = 0.2,
         last_item_rate: float = 0.1,
+        events: list[Sequences] | None = None,
     ):
         if n_items is None:
             raise ValueError("MaskedLMDataset needs n_items (the [MASK] token is n_items + 1)")
@@ -167,7 +198,7 @@ class MaskedLMDataset(CausalLMDataset):
             raise ValueError(f"mask_rate must be in (0, 1), got {mask_rate}")
         if not 0.0 <= last_item_rate <= 1.0:
             raise ValueError(f"last_item_rate must be in [0, 1], got {last_item_rate}")
-        super().__init__(train, max_length, window, seed, n_items)
+        super().__init__(train, max_length, window, seed, n_items, events)
         self.mask_token, self.mask_rate, self.last_item_rate = n_items + 1, mask_rate, last_item_rate
 
     def __getitem__(self, key: Key) -> np.ndarray | MaskedWindow:
@@ -177,7 +208,9 @@ class MaskedLMDataset(CausalLMDataset):
         return self._masked(self._window(i, rng), rng)
 
     @staticmethod
-    def _masked(window: np.ndarray, rng: np.random.Generator) -> MaskedWindow:
+    def _masked(window: np.ndarray | EventWindow, rng: np.random.Generator) -> MaskedWindow:
+        if isinstance(window, EventWindow):
+            return MaskedWindow(window.items, rng.random(len(window.items)), float(rng.random()), window.events)
         return MaskedWindow(window, rng.random(len(window)), float(rng.random()))
 
     def collate(self, windows: list[np.ndarray | MaskedWindow]) -> dict[str, torch.Tensor]:
@@ -194,11 +227,14 @@ class MaskedLMDataset(CausalLMDataset):
         last_draws = np.array([r.last_draw for r in rows])
         only_last = torch.from_numpy(last_draws < self.last_item_rate) | ~masked.any(1)
         masked = torch.where(only_last[:, None], last, masked)
-        return {
+        out = {
             "input_ids": items.masked_fill(masked, self.mask_token),
             "attention_mask": real,
             "labels": items.masked_fill(~masked, 0),
         }
+        if rows and rows[0].events is not None:  # a masked event's attributes are unknown, as [MASK]'s at prediction
+            out["events"] = pad_events([r.events for r in rows], items.shape[1]).masked_fill(masked[..., None], 0)
+        return out
 
 
 @dataclass
@@ -207,25 +243,35 @@ class EvalBatchBuilder:
 
     train: Sequences
     max_length: int
+    events: list[Sequences] | None = None
 
     def __call__(self, users: np.ndarray) -> dict[str, torch.Tensor]:
         hist = self.train.select(users)
         inputs = pad_sequences(hist, length=self.max_length, side="left")
-        return {
+        out = {
             "users": torch.from_numpy(np.asarray(users, dtype=np.int64)),
             "input_ids": inputs,
             "attention_mask": inputs != 0,
             "seen": pad_sequences(hist, side="right"),
         }
+        if self.events:
+            out["events"] = history_events(self.events, users, inputs.shape[1], "left")
+        return out
+
+
+def history_events(events: list[Sequences], users: np.ndarray, length: int, side: str) -> torch.Tensor:
+    """``[U, length, n_events]`` attribute codes of the users' (most recent) train events, padded like their items."""
+    return torch.stack([pad_sequences(e.select(users), length=length, side=side) for e in events], -1)
 
 
 class EvalDataset(Dataset):
     """Users to evaluate with their targets; batches are built vectorized by ``collate``."""
 
-    def __init__(self, train: Sequences, users: np.ndarray, targets: np.ndarray, max_length: int):
+    def __init__(self, train: Sequences, users: np.ndarray, targets: np.ndarray, max_length: int,
+                 events: list[Sequences] | None = None):
         self.users = np.asarray(users, dtype=np.int64)
         self.targets = torch.as_tensor(targets, dtype=torch.long)
-        self.builder = EvalBatchBuilder(train, max_length)
+        self.builder = EvalBatchBuilder(train, max_length, events)
 
     def __len__(self) -> int:
         return len(self.users)

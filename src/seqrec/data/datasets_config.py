@@ -4,7 +4,7 @@ from seqrec.registry import Component, register
 from seqrec.settings import Num
 
 #: what run_train.py passes every training dataset itself
-PASSED = ("train", "max_length", "window", "seed", "n_items")
+PASSED = ("train", "max_length", "window", "seed", "n_items", "events")  # events: with event attributes
 
 
 class TrainDataset(Component):

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from seqrec.data.features_config import AttributeSpec, FeatureSettings, parse_features
+from seqrec.data.sequences import Sequences
 from seqrec.errors import UserError
 
 @dataclass
@@ -179,15 +180,24 @@ class Features:
     def item_tables(self) -> dict[str, np.ndarray]:
         return {c.name: c.values for c in self.items}
 
+    def event_sequences(self) -> list[Sequences] | None:
+        """One :class:`Sequences` of codes per event attribute, parallel to the split's train parts (same offsets),
+        so selecting users and padding work as for items; None without event attributes."""
+        return [Sequences(c.values[:, 0], self._offsets) for c in self.events] or None
 
-def load_features(node, data_path: str | Path, item_ids: np.ndarray) -> Features | None:
-    """The ``features`` section applied to the data (None when it asks for none); one-line errors for a missing or
-    bad attribute file."""
+    _offsets: np.ndarray = field(default=None, repr=False)
+
+
+def load_features(node, data_path: str | Path, split) -> Features | None:
+    """The ``features`` section applied to the data and its ``split`` (None when it asks for none); one-line errors
+    for a missing or bad attribute file or column. Event codes (and numeric bins) come from the train parts."""
     settings = parse_features(node)
     if not settings.enabled:
         return None
     items = []
     if settings.items:
         path = item_file_for(data_path, settings.item_file)
-        items = item_codes(path, item_ids, list(settings.items), settings.unknown_items)
-    return Features(settings, items)
+        items = item_codes(path, split.item_ids, list(settings.items), settings.unknown_items)
+    events = [encode_column(pd.Series(split.train_extra[spec.name]), spec, f"column {spec.name!r} of {data_path}")
+              for spec in settings.events]
+    return Features(settings, items, events, split.train.offsets)

@@ -11,7 +11,8 @@ padding id and never a real item.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,7 @@ class SplitData:
     test_users: np.ndarray
     item_counts: np.ndarray  # train interactions per item, len n_items + 1
     tied_holdout_share: float = 0.0  # share of held-out items sharing their timestamp with another of the user's
+    train_extra: dict = field(default_factory=dict)  # requested extra columns, values aligned with train.items
 
     @property
     def n_users(self) -> int:
@@ -107,7 +109,8 @@ class SplitData:
 
 
 def split_interactions(
-    df: pd.DataFrame, last_n_items: int = 10, validation_size: int | None = 2000, random_state: int = 42
+    df: pd.DataFrame, last_n_items: int = 10, validation_size: int | None = 2000, random_state: int = 42,
+    extra_columns: Sequence[str] = (),
 ) -> SplitData:
     """Re-index ids, order each user's items by time, hold out the last ``last_n_items``.
 
@@ -131,7 +134,9 @@ def split_interactions(
     evaluable = lengths > last_n_items
     n_hold = np.where(evaluable, last_n_items, 0)
     train_len = lengths - n_hold
-    train = Sequences.from_lengths(items[ragged_index(seqs.offsets[:-1], train_len)], train_len)
+    train_index = ragged_index(seqs.offsets[:-1], train_len)
+    train = Sequences.from_lengths(items[train_index], train_len)
+    train_extra = {c: df[c].to_numpy()[order][train_index] for c in extra_columns}
     hold_index = ragged_index(seqs.offsets[:-1] + train_len, n_hold)
     holdout = Sequences.from_lengths(items[hold_index], n_hold)
     holdout_groups, tied_share = _tie_groups(timestamps[hold_index], n_hold)
@@ -172,6 +177,7 @@ def split_interactions(
         test_users=test_users,
         item_counts=item_counts,
         tied_holdout_share=tied_share,
+        train_extra=train_extra,
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from seqrec.data.datasets import history_events
 from seqrec.data.padding import pad_sequences
 from seqrec.data.split import Sequences
 from seqrec.errors import UserError
@@ -77,6 +78,7 @@ def generate(
     precision: str = "float32",
     desc: str | None = None,
     progress: bool = True,
+    events: list[Sequences] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Recommend ``k`` items to each of ``users`` (indices into ``train``) with ``strategy``.
 
@@ -85,6 +87,8 @@ def generate(
     ``no_repeat=False`` lets a sequence repeat items (only for comparisons with HF ``generate``).
     ``precision``: ``float32``; ``bfloat16`` runs the model's matrix products in bf16 (autocast;
     softmax, sampling and aggregation stay fp32); ``auto``: bf16 where the hardware runs it natively.
+    ``events``: event-attribute codes parallel to ``train`` (features=items_events); generated events get the
+    unknown code.
     """
     model.eval()
     device = torch.device(device)
@@ -102,8 +106,10 @@ def generate(
         history = train.select(chunk)
         input_ids = pad_sequences(history, length=window, side=Decoder.padding_side).to(device)
         seen = seen_matrix(history if filter_seen else None, len(chunk), model.n_items + 1, device)
+        extra = {} if not events else {
+            "events": history_events(events, chunk, input_ids.shape[1], Decoder.padding_side).to(device)}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            decoder = Decoder(model, input_ids, input_ids != 0, n_new=k)
+            decoder = Decoder(model, input_ids, input_ids != 0, n_new=k, **extra)
             ctx = Context(k=k, seen=seen, ban_generated=no_repeat, generator=generator)
             items, scores = strategy.generate(GenerationState(decoder, ctx))
         items_out.append(items.cpu())

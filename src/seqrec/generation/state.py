@@ -23,11 +23,12 @@ class CachedDecoder:
 
     padding_side = "right"
 
-    def __init__(self, model, input_ids, attention_mask, n_new: int):
+    def __init__(self, model, input_ids, attention_mask, n_new: int, events=None):
         self.model = model
         B, T = input_ids.shape
         cache = model.new_cache(B, T)
-        hidden = model.encode(input_ids, attention_mask, cache)
+        # events: the history's event-attribute codes [B, T, E]; generated items' are unknown (the model's default)
+        hidden = model.encode(input_ids, attention_mask, cache, **({} if events is None else {"events": events}))
         last = attention_mask.sum(1).clamp_min(1) - 1
         self.first = model.item_logits(hidden[torch.arange(B, device=hidden.device), last])
         self.cache = cache.shared(n_new)
@@ -49,28 +50,37 @@ class RecomputeDecoder:
 
     padding_side = "left"
 
-    def __init__(self, model, input_ids, attention_mask, n_new: int):
-        self.model, self.ids, self.mask = model, input_ids, attention_mask.bool()
+    def __init__(self, model, input_ids, attention_mask, n_new: int, events=None):
+        self.model, self.ids, self.mask, self.events = model, input_ids, attention_mask.bool(), events
         self.history = input_ids.shape[1]
-        self.first = model.next_item_logits(self.ids, self.mask)
+        self.first = model.next_item_logits(self.ids, self.mask, **self._events())
+
+    def _events(self) -> dict:
+        return {} if self.events is None else {"events": self.events}
 
     def expand(self, width: int) -> None:
         self.ids = self.ids.repeat_interleave(width, 0)
         self.mask = self.mask.repeat_interleave(width, 0)
+        if self.events is not None:
+            self.events = self.events.repeat_interleave(width, 0)
 
     def reorder(self, rows: torch.Tensor) -> None:
         self.ids, self.mask = self.ids[rows], self.mask[rows]
+        if self.events is not None:
+            self.events = self.events[rows]
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         self.ids = torch.cat([self.ids, tokens[:, None]], 1)
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], 1)
+        if self.events is not None:  # a generated event's attributes are unknown (code 0)
+            self.events = torch.cat([self.events, self.events.new_zeros(len(tokens), 1, self.events.shape[-1])], 1)
         if not getattr(self.model, "segments", False):
-            return self.model.next_item_logits(self.ids, self.mask)
+            return self.model.next_item_logits(self.ids, self.mask, **self._events())
         # history 0, generated 1: the generated items are the last columns
         n_new = self.ids.shape[1] - self.history
         segments = torch.zeros_like(self.ids)
         segments[:, self.ids.shape[1] - n_new:] = 1
-        return self.model.next_item_logits(self.ids, self.mask, segments=segments)
+        return self.model.next_item_logits(self.ids, self.mask, segments=segments, **self._events())
 
 
 def decoder_class(model, use_cache: bool = True):
