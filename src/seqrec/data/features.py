@@ -142,7 +142,7 @@ def item_codes(path: Path, item_ids: np.ndarray, specs: list[AttributeSpec], unk
     covered = np.zeros(len(item_ids), dtype=bool)
     covered[position[~extra]] = True
     if not covered.all():
-        first = item_ids[np.flatnonzero(~covered)[0]]
+        first = np.asarray(item_ids)[np.flatnonzero(~covered)[0]].item()
         raise UserError(f"item attribute file {path} has no row for {int((~covered).sum())} item(s) of the interaction "
                         f"log (first: {first!r}); add a row per item (empty attribute values are allowed)")
     rows = table[~extra].copy()
