@@ -401,7 +401,9 @@ def test_declared_network_settings_are_the_constructor_arguments(label):
 
     model = registry.model_by_label(label)
     params = inspect.signature(get_class(model.target).__init__).parameters
-    assert set(model.keys()) == set(params) - {"self", "n_items"}
+    # features= (item/event attributes) is passed by the pipeline to models that declare features=True
+    assert model.features == ("features" in params)
+    assert set(model.keys()) == set(params) - {"self", "n_items", "features"}
 
 
 # Training each model to its bars on a log with a known optimum: tests/test_oracle_learning.py
