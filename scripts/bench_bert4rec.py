@@ -21,8 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from seqrec.data.split import load_interactions, split_interactions  # noqa: E402
-from seqrec.data.synthetic import make_synthetic  # noqa: E402
+from bench_common import load_model, load_split  # noqa: E402
 from seqrec.generation import build_strategy, generate  # noqa: E402
 from seqrec.models.bert4rec import BERT4Rec  # noqa: E402
 
@@ -42,22 +41,9 @@ def main() -> None:
     ap.add_argument("--train-task", default=None)
     ap.add_argument("--run-store", default="runs")
     args = ap.parse_args()
-    if Path(args.data).exists():
-        split, source = split_interactions(load_interactions(args.data)), args.data
-    else:
-        split = split_interactions(make_synthetic(n_users=6040, n_items=3706, min_len=20, max_len=400, seed=0))
-        source = "synthetic ML-1M-sized log"
-    if args.train_task:
-        from seqrec.pipeline import load_trained
-        from seqrec.tracking.run_store import RunStore
-
-        model, _ = load_trained(RunStore(args.run_store).path(args.train_task), torch.device("cpu"))
-        source += f", weights of run {args.train_task}"
-    else:
-        torch.manual_seed(0)
-        model = BERT4Rec(split.n_items)
-        source += ", random BERT4Rec_train-sized weights"
-    model.eval()
+    split, source = load_split(args.data)
+    model, weights = load_model(split, args.train_task, args.run_store, BERT4Rec, "BERT4Rec_train")
+    source += f", {weights}"
     users = split.test_users[: args.users]
     print(f"data: {source}; {len(users)} test users, 10 items each, {torch.get_num_threads()} threads")
     for name in args.strategies.split(","):

@@ -27,8 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from seqrec.data.split import load_interactions, split_interactions  # noqa: E402
-from seqrec.data.synthetic import make_synthetic  # noqa: E402
+from bench_common import load_model, load_split  # noqa: E402
 from seqrec.generation import build_strategy, generate  # noqa: E402
 from seqrec.generation.engine import history_length  # noqa: E402
 from seqrec.models.gpt2 import GPT2  # noqa: E402
@@ -45,22 +44,10 @@ STRATEGIES = {
 
 
 def load(args):
-    if Path(args.data).exists():
-        split, source = split_interactions(load_interactions(args.data)), args.data
-    else:
-        split = split_interactions(make_synthetic(n_users=6040, n_items=3706, min_len=20, max_len=400, seed=0))
-        source = "synthetic ML-1M-sized log"
-    if args.train_task:
-        from seqrec.pipeline import load_trained
-        from seqrec.tracking.run_store import RunStore
-
-        model, _ = load_trained(RunStore(args.run_store).path(args.train_task), torch.device("cpu"))
-        source += f", weights of run {args.train_task}"
-    else:
-        torch.manual_seed(0)
-        model = GPT2(split.n_items, n_positions=128, n_embd=64, n_layer=2, n_head=1).eval()
-        source += ", random GPT_train-sized weights"
-    return split, model.eval(), source
+    split, source = load_split(args.data)
+    model, weights = load_model(split, args.train_task, args.run_store,
+                                lambda n: GPT2(n, n_positions=128, n_embd=64, n_layer=2, n_head=1), "GPT_train")
+    return split, model, f"{source}, {weights}"
 
 
 def hf_generate(hf, history, window, kwargs, ban):

@@ -22,18 +22,10 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from seqrec.data.datasets import CausalLMDataset  # noqa: E402
-from seqrec.data.split import load_interactions, split_interactions  # noqa: E402
-from seqrec.data.synthetic import make_synthetic  # noqa: E402
+from bench_common import load_split  # noqa: E402
 from seqrec.losses import CrossEntropy  # noqa: E402
 from seqrec.models.gpt2 import GPT2  # noqa: E402
 from seqrec.models.hf_compat import to_hf_gpt2  # noqa: E402
-
-
-def load_split(path: str | None):
-    if path and Path(path).exists():
-        return split_interactions(load_interactions(path)), path
-    df = make_synthetic(n_users=6040, n_items=3706, min_len=20, max_len=400, seed=0)
-    return split_interactions(df), "synthetic ML-1M-sized log"
 
 
 def main() -> None:

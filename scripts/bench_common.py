@@ -1,0 +1,39 @@
+"""What the benchmark scripts share: their data and their model.
+
+Data: the prepared CSV when it exists, else a synthetic ML-1M-sized log (so a benchmark runs anywhere). Model: a
+training run's weights (``--train-task``), else random weights of the benchmark's default network.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import torch  # noqa: E402
+
+from seqrec.data.split import SplitData, load_interactions, split_interactions  # noqa: E402
+from seqrec.data.synthetic import make_synthetic  # noqa: E402
+
+
+def load_split(path: str | None) -> tuple[SplitData, str]:
+    """The split of ``path`` (a prepared CSV), or of a synthetic ML-1M-sized log when it does not exist."""
+    if path and Path(path).exists():
+        return split_interactions(load_interactions(path)), path
+    df = make_synthetic(n_users=6040, n_items=3706, min_len=20, max_len=400, seed=0)
+    return split_interactions(df), "synthetic ML-1M-sized log"
+
+
+def load_model(split: SplitData, train_task: str | None, run_store: str, default: Callable[[int], torch.nn.Module],
+               default_label: str) -> tuple[torch.nn.Module, str]:
+    """A training run's model (``train_task`` in ``run_store``), else ``default(n_items)`` with seed-0 weights."""
+    if train_task:
+        from seqrec.pipeline import load_trained
+        from seqrec.tracking.run_store import RunStore
+
+        model, _ = load_trained(RunStore(run_store).path(train_task), torch.device("cpu"))
+        return model.eval(), f"weights of run {train_task}"
+    torch.manual_seed(0)
+    return default(split.n_items).eval(), f"random {default_label}-sized weights"
