@@ -11,6 +11,7 @@ baseline's on the same users -- a level popularity alone cannot reach -- and the
 Variants (extra training overrides, on top of ``gSASRec_train``):
   baseline     the config as it is
   t_warmup     gbce_t ramped from 0 (plain BCE) to 0.75 over the first --warmup steps
+  neg_warmup   the negatives ramped from 1 to 256 over the first --warmup steps
   reference    the gSASRec code's tables: separate output embeddings, N(0, 1) init, no sqrt(d) input scaling
   lr_warmup    linear LR warm-up over --warmup steps (scheduler=warmup)
   t_warmup+reference, ...: variants joined with '+'
@@ -32,6 +33,7 @@ from seqrec.cli import quiet_third_party  # noqa: E402
 VARIANTS = {
     "baseline": lambda w: [],
     "t_warmup": lambda w: [f"seqrec_module.loss.t_warmup_steps={w}"],
+    "neg_warmup": lambda w: [f"seqrec_module.loss.neg_warmup_steps={w}"],
     "reference": lambda w: ["model_params.reuse_item_embeddings=false", "model_params.embedding_init=normal",
                             "model_params.scale_embeddings=false"],
     "lr_warmup": lambda w: ["scheduler=warmup", f"seqrec_module.scheduler.warmup_steps={w}"],

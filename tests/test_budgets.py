@@ -129,6 +129,22 @@ def test_gbce_t_warmup_ramps_beta_from_bce():
         gBCE(4, t_warmup_steps=-1)
 
 
+def test_gbce_negative_warmup_ramps_the_negatives_and_beta():
+    loss = gBCE(neg_per_positive=256, gbce_t=0.75, neg_warmup_steps=100)
+    for step, k in [(0, 1), (1, 3), (50, 128), (99, 254), (100, 256), (10_000, 256)]:  # ceil(256 * step / 100)
+        loss.step = step
+        assert loss.num_negatives == k
+    torch.manual_seed(0)
+    model = SASRec(20, sequence_length=8, embedding_dim=8)
+    hidden, targets = torch.randn(6, 8), torch.randint(1, 21, (6,))
+    negatives = torch.randint(1, 21, (6, 3))
+    # with 3 negatives in use, beta is that of k = 3 (not 256): the same as a gBCE built with 3
+    assert loss(model, hidden, targets, negatives).item() == pytest.approx(
+        gBCE(3, gbce_t=0.75)(model, hidden, targets, negatives).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="neg_warmup_steps"):
+        gBCE(4, neg_warmup_steps=1.5)
+
+
 def test_training_module_gives_the_loss_its_global_step():
     import lightning as L
 

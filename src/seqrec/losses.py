@@ -119,24 +119,35 @@ class gBCE(_Sampled):  # noqa: N801 -- the paper's name
     Every log-probability is clamped at ``log(eps)`` (the reference code clamps the
     probabilities to ``[eps, 1 - eps]``).
 
-    ``t_warmup_steps`` > 0 ramps ``t`` linearly from 0 (plain BCE, ``beta = 1``) to ``gbce_t`` over that many
-    optimizer steps: the training module sets :attr:`step` (its global step) before every training step, so a
-    resumed run continues the ramp where it stopped.
+    Two start-up schedules, in optimizer steps (the training module sets :attr:`step`, its global step, before
+    every training step, so a resumed run continues a ramp where it stopped): ``t_warmup_steps`` ramps ``t``
+    linearly from 0 (plain BCE, ``beta = 1``) to ``gbce_t``; ``neg_warmup_steps`` ramps the number of negatives
+    linearly from 1 to ``neg_per_positive`` (``beta`` follows the number in use).
     """
 
     uses_step = True  # SeqRecModule sets self.step = global step before each training step
 
-    def __init__(self, neg_per_positive: int = 256, gbce_t: float = 0.75, eps: float = 1e-10, t_warmup_steps: int = 0):
+    def __init__(self, neg_per_positive: int = 256, gbce_t: float = 0.75, eps: float = 1e-10, t_warmup_steps: int = 0,
+                 neg_warmup_steps: int = 0):
         super().__init__()
-        self.neg_per_positive = self.num_negatives = _check_count("neg_per_positive", neg_per_positive)
+        self.neg_per_positive = _check_count("neg_per_positive", neg_per_positive)
         if not 0.0 <= gbce_t <= 1.0:
             raise ValueError(f"gbce_t must be in [0, 1], got {gbce_t}")
         if not 0.0 < eps < 0.5:
             raise ValueError(f"eps must be in (0, 0.5), got {eps}")
-        if isinstance(t_warmup_steps, bool) or not isinstance(t_warmup_steps, int) or t_warmup_steps < 0:
-            raise ValueError(f"t_warmup_steps must be an integer >= 0, got {t_warmup_steps!r}")
+        for name, value in (("t_warmup_steps", t_warmup_steps), ("neg_warmup_steps", neg_warmup_steps)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         self.t, self.eps, self.t_warmup_steps = float(gbce_t), float(eps), t_warmup_steps
+        self.neg_warmup_steps = neg_warmup_steps
         self.step = 0
+
+    @property
+    def num_negatives(self) -> int:
+        """``neg_per_positive``, or during the negatives' warm-up ``max(1, ceil(k * step / neg_warmup_steps))``."""
+        if self.neg_warmup_steps and self.step < self.neg_warmup_steps:
+            return max(1, math.ceil(self.neg_per_positive * self.step / self.neg_warmup_steps))
+        return self.neg_per_positive
 
     @property
     def current_t(self) -> float:
@@ -146,7 +157,7 @@ class gBCE(_Sampled):  # noqa: N801 -- the paper's name
         return self.t
 
     def loss(self, pos, neg, n_items):
-        beta = gbce_beta(self.neg_per_positive, n_items, self.current_t)
+        beta = gbce_beta(neg.shape[1], n_items, self.current_t)  # the negatives in use (see neg_warmup_steps)
         floor = math.log(self.eps)
         log_pos = F.logsigmoid(pos.double()).clamp_min(floor)
         log_not_neg = F.logsigmoid(-neg.double()).clamp_min(floor)

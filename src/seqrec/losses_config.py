@@ -26,4 +26,6 @@ register(Loss("gBCE", "seqrec.losses.gBCE", settings=(
     Num("gbce_t", "0.75", ge=0, le=1, default=0.75, doc="calibration: 0 is BCE, 1 the full-softmax limit"),
     Num("eps", "1e-10", gt=0, lt=0.5, default=1e-10),
     Int("t_warmup_steps", "1000", ge=0, default=0, doc="ramp gbce_t linearly from 0 over these optimizer steps"),
+    Int("neg_warmup_steps", "1000", ge=0, default=0,
+        doc="ramp the negatives linearly from 1 to neg_per_positive over these optimizer steps"),
 ), doc="gSASRec's generalised BCE"))
