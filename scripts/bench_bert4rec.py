@@ -18,7 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench_common import load_model, load_split  # noqa: E402
@@ -44,6 +43,7 @@ def main() -> None:
     split, source = load_split(args.data)
     model, weights = load_model(split, args.train_task, args.run_store, BERT4Rec, "BERT4Rec_train")
     source += f", {weights}"
+    model.max_generation_rows = None  # this benchmark sets the chunk size itself
     users = split.test_users[: args.users]
     print(f"data: {source}; {len(users)} test users, 10 items each, {torch.get_num_threads()} threads")
     for name in args.strategies.split(","):
@@ -65,8 +65,11 @@ def main() -> None:
             what = "last query only" if last else "full encoding  "
             print(f"{name}: {what} {precision:8s} rows {rows:5d}: {1000 * seconds / len(users):7.2f} ms/user "
                   f"({base / seconds:.2f}x the full float32 encoding at rows {args.rows[0]})")
-        same = np.array_equal(items[False, "float32", args.rows[0]], items[True, "float32", args.rows[0]])
-        print(f"{name}: float32 items identical with and without the last-query path: {same}", flush=True)
+        a, b = items[False, "float32", args.rows[0]], items[True, "float32", args.rows[0]]
+        same = float((a == b).all(1).mean())
+        note = "" if name == "greedy" else " (sampled draws may flip where the two paths' scores differ by rounding)"
+        print(f"{name}: float32 lists identical with and without the last-query path for {100 * same:.1f} % of "
+              f"users{note}", flush=True)
 
 
 if __name__ == "__main__":

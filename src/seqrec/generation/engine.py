@@ -97,6 +97,7 @@ def generate(
     check_capacity(strategy, train, users, model.n_items, k, filter_seen)
     window = history_length(model, max_length, k)
     generator = torch.Generator(device=device).manual_seed(seed)
+    rows = min(rows, getattr(model, "max_generation_rows", None) or rows)  # e.g. BERT4Rec: memory-bound beyond
     per_chunk = max(1, rows // strategy.width)
     Decoder = decoder_class(model, use_cache)
     items_out, scores_out = [], []

@@ -17,6 +17,7 @@ class SequentialModel(nn.Module):
     n_items: int
     supports_cache: bool = False  # True: new_cache() gives a cache the generation engine can use
     segments: bool = False  # True: a segment embedding marks real (0) and generated (1) inputs (prompt-tuning)
+    max_generation_rows: int | None = None  # caps the engine's rows per chunk where larger chunks are slower
 
     def add_segment_embedding(self, dim: int) -> None:
         """A zero-initialised segment embedding (RecGPT): real items are segment 0, items the model generated

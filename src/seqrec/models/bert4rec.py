@@ -27,6 +27,10 @@ class BERT4Rec(SequentialModel):
     #: next-item scores compute the last block for the [MASK] query only (the others' outputs are never read);
     #: False runs every position through every block (for the benchmark, scripts/bench_bert4rec.py)
     last_query_only = True
+    #: rows per generation chunk at most: re-encoding 4,096 windows of 128 at once is memory-bound (its attention
+    #: maps alone ~0.5 GB per layer); on ML-1M, 2 CPU threads, RRA N = 20 takes 51 ms/user at 1,024 rows against
+    #: 96 at 4,096 (scripts/bench_bert4rec.py)
+    max_generation_rows = 1024
 
     def __init__(
         self,
