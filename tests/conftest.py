@@ -28,6 +28,14 @@ def _isolated_clearml(tmp_path_factory, monkeypatch):
     yield
 
 
+#: a GPT-2 small enough for seconds-long training runs in tests
+TINY_GPT = [
+    "dataset.max_length=16", "model_params.n_positions=16", "model_params.n_embd=16", "model_params.n_layer=1",
+    "dataloader.batch_size=32", "dataloader.validation_size=100", "trainer_params.enable_progress_bar=false",
+    "trainer_params.enable_model_summary=false",
+]
+
+
 def compose(config_name: str, overrides: list[str] | None = None):
     """The config the entry points compose (seqrec.experiment.compose)."""
     from seqrec.experiment import compose as compose_config

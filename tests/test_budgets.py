@@ -9,18 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import compose
+from conftest import TINY_GPT, compose
 from seqrec.early_stopping import StepPatience, early_stopping, steps_between_validations
 from seqrec.errors import UserError
 from seqrec.losses import BCE, gBCE, gbce_beta
 from seqrec.models.sasrec import SASRec
 from seqrec.pipeline import train
 
-TINY = [
-    "dataset.max_length=16", "model_params.n_positions=16", "model_params.n_embd=16", "model_params.n_layer=1",
-    "dataloader.batch_size=32", "dataloader.validation_size=100", "trainer_params.enable_progress_bar=false",
-    "trainer_params.enable_model_summary=false", "logger=none",
-]
+TINY = [*TINY_GPT, "logger=none"]
 
 
 def _train(data, runs, *extra):

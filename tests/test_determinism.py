@@ -7,16 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import compose
+from conftest import TINY_GPT, compose
 from seqrec.data.datasets import CausalLMDataset, EpochIndex, EpochSampler, MaskedLMDataset
 from seqrec.data.split import Sequences
 from seqrec.pipeline import predict, train
 
-TINY = [
-    "dataset.max_length=16", "model_params.n_positions=16", "model_params.n_embd=16", "model_params.n_layer=1",
-    "dataloader.batch_size=32", "dataloader.validation_size=100", "trainer_params.enable_progress_bar=false",
-    "trainer_params.enable_model_summary=false", "trainer_params.max_epochs=2",
-]
+TINY = [*TINY_GPT, "trainer_params.max_epochs=2"]
 
 
 def _train(data, runs, *extra):
