@@ -176,17 +176,14 @@ def _check_trainer_params(cfg: DictConfig) -> None:
 
 def _check_features(cfg: DictConfig) -> None:
     """The features section (its rules live in seqrec.data.features_config), and a model that can take them."""
-    from seqrec.data.features_config import parse_features
+    from seqrec.data.features_config import feature_settings
 
-    node = OmegaConf.select(cfg, "features")
-    if node is not None and not isinstance(node, DictConfig):
-        raise UserError("features must be a features config; use features=none, features=items or features=items_events")
-    settings = parse_features(None if node is None else OmegaConf.to_container(node, resolve=True))
+    settings = feature_settings(cfg)
     if settings.events and cfg.get("prompt_tuning") is not None:
         raise UserError("prompt-tuning inserts generated items whose event attributes nobody knows and does not take "
                         "event attributes; pre-train with features=items (or none)")
-    if settings.enabled and not model_declaration(cfg).features:
-        model = model_declaration(cfg)
+    model = model_declaration(cfg) if settings.enabled else None
+    if model is not None and not model.features:
         raise UserError(f"{model.label or model.name} does not take attributes (its declaration has no features=True); "
                         "use features=none")
 

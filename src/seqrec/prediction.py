@@ -40,7 +40,8 @@ def predict(cfg: DictConfig) -> float:
     train_dir = store.path(cfg.train_task)
     train_cfg = OmegaConf.load(train_dir / CONFIG_FILE)
     split = prepare_split(train_cfg)
-    features = prepare_features(train_cfg, split)  # event attributes of the histories (features=items_events)
+    # event attributes of the histories (features=items_events); the model holds its item codes itself
+    features = prepare_features(train_cfg, split, with_items=False)
     events = features.event_sequences() if features is not None else None
     device = _device(cfg.get("device"))
     model, meta = load_trained(train_dir, device)

@@ -69,6 +69,8 @@ def replica_run(cfg: DictConfig):
 
 def prepare_split(cfg: DictConfig) -> SplitData:
     """The split of ``cfg.data_path``; the columns that ``features.event_attributes`` names ride along."""
+    from seqrec.data.features_config import feature_settings
+
     df = load_interactions(cfg.data_path)
     events = [s.name for s in feature_settings(cfg).events]
     missing = [c for c in events if c not in df.columns]
@@ -84,21 +86,13 @@ def prepare_split(cfg: DictConfig) -> SplitData:
     )
 
 
-def feature_settings(cfg: DictConfig):
-    """The checked ``features`` section of a training config (none for configs stored before it existed)."""
-    from seqrec.data.features_config import parse_features
-
-    node = cfg.get("features")
-    return parse_features(None if node is None else OmegaConf.to_container(node, resolve=True))
-
-
-def prepare_features(cfg: DictConfig, split: SplitData):
+def prepare_features(cfg: DictConfig, split: SplitData, with_items: bool = True):
     """The attributes of a training config's ``features`` on ``split`` (:class:`seqrec.data.features.Features`),
-    or None."""
+    or None. ``with_items=False``: the event codes only (a trained model holds its item codes itself)."""
     from seqrec.data.features import load_features
+    from seqrec.data.features_config import feature_settings
 
-    node = cfg.get("features")
-    return load_features(None if node is None else OmegaConf.to_container(node, resolve=True), cfg.data_path, split)
+    return load_features(feature_settings(cfg), cfg.data_path, split, with_items)
 
 
 def hardware(device: torch.device, precision: str, processes: int = 1) -> str:

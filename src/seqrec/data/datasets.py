@@ -143,16 +143,9 @@ class EventWindow(NamedTuple):
 
 
 def pad_events(rows: list[np.ndarray], length: int, side: str = "right") -> torch.Tensor:
-    """``[B, length, n_events]`` codes, padded with 0 (unknown) on ``side``."""
-    n_events = rows[0].shape[1] if rows else 0
-    out = np.zeros((len(rows), length, n_events), dtype=np.int64)
-    for r, row in enumerate(rows):
-        row = row[-length:] if side == "left" else row[:length]
-        if side == "left":
-            out[r, length - len(row):] = row
-        else:
-            out[r, : len(row)] = row
-    return torch.from_numpy(out)
+    """``[B, length, n_events]`` codes, padded with 0 (unknown) on ``side``, as :func:`pad_sequences` pads items."""
+    return torch.stack([pad_sequences([r[:, j] for r in rows], length=length, side=side)
+                        for j in range(rows[0].shape[1])], -1)
 
 
 class MaskedWindow(NamedTuple):

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from seqrec.data.features_config import AttributeSpec, FeatureSettings, parse_features
+from seqrec.data.features_config import AttributeSpec, FeatureSettings
 from seqrec.data.sequences import Sequences
 from seqrec.errors import UserError
+
 
 @dataclass
 class Codes:
@@ -59,10 +61,9 @@ def encode_column(column: pd.Series, spec: AttributeSpec, where: str) -> Codes:
         return Codes(spec.name, spec.kind, codes.astype(np.int64)[:, None], len(edges) + 2, labels)
     text = column.astype("string").str.strip()
     if spec.kind == "categorical":
-        present = text.notna() & (text != "")
-        vocab = sorted(set(text[present]))
-        index = {v: i + 1 for i, v in enumerate(vocab)}
-        codes = np.array([index[v] if ok else 0 for v, ok in zip(text.fillna(""), present)], dtype=np.int64)
+        present = text.where(text != "")
+        vocab = sorted(set(present.dropna()))
+        codes = pd.Categorical(present, categories=vocab).codes.astype(np.int64) + 1  # missing: -1 -> 0
         return Codes(spec.name, spec.kind, codes[:, None], len(vocab) + 1, vocab)
     parts = [[p.strip() for p in v.split(spec.sep) if p.strip()] if isinstance(v, str) else [] for v in text.fillna("")]
     vocab = sorted({p for row in parts for p in row})
@@ -165,6 +166,7 @@ class Features:
     settings: FeatureSettings
     items: list[Codes]
     events: list[Codes] = field(default_factory=list)
+    train_offsets: np.ndarray | None = None  # the split's train.offsets, which the event codes follow
 
     def model_spec(self) -> dict:
         """What a model's :class:`~seqrec.models.features.FeatureEmbedding` is built from (stored with the
@@ -183,19 +185,17 @@ class Features:
     def event_sequences(self) -> list[Sequences] | None:
         """One :class:`Sequences` of codes per event attribute, parallel to the split's train parts (same offsets),
         so selecting users and padding work as for items; None without event attributes."""
-        return [Sequences(c.values[:, 0], self._offsets) for c in self.events] or None
-
-    _offsets: np.ndarray = field(default=None, repr=False)
+        return [Sequences(c.values[:, 0], self.train_offsets) for c in self.events] or None
 
 
-def load_features(node, data_path: str | Path, split) -> Features | None:
-    """The ``features`` section applied to the data and its ``split`` (None when it asks for none); one-line errors
-    for a missing or bad attribute file or column. Event codes (and numeric bins) come from the train parts."""
-    settings = parse_features(node)
+def load_features(settings: FeatureSettings, data_path: str | Path, split, with_items: bool = True) -> Features | None:
+    """``settings`` (:func:`~seqrec.data.features_config.feature_settings`) applied to the data and its ``split``
+    (None when they ask for none); one-line errors for a missing or bad attribute file or column. Event codes (and
+    numeric bins) come from the train parts. ``with_items=False`` leaves the item file unread."""
     if not settings.enabled:
         return None
     items = []
-    if settings.items:
+    if settings.items and with_items:
         path = item_file_for(data_path, settings.item_file)
         items = item_codes(path, split.item_ids, list(settings.items), settings.unknown_items)
     events = [encode_column(pd.Series(split.train_extra[spec.name]), spec, f"column {spec.name!r} of {data_path}")

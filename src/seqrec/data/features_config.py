@@ -38,7 +38,6 @@ class AttributeSpec:
         return cls(name, kind, sep, bins)
 
 
-
 OUTPUTS = ("ids", "attributes")
 UNKNOWN_ITEMS = ("error", "ignore")
 KEYS = ("item_file", "item_attributes", "event_attributes", "event_dropout", "output", "unknown_items")
@@ -95,3 +94,13 @@ def parse_features(node: Mapping[str, Any] | None) -> FeatureSettings:
                         "attributes are the other columns of the interaction CSV (e.g. rating)")
     return FeatureSettings(item_file, specs["item_attributes"], specs["event_attributes"], float(dropout), output,
                            unknown_items)
+
+
+def feature_settings(cfg) -> FeatureSettings:
+    """The checked ``features`` section of a training config (none for configs stored before it existed)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    node = cfg.get("features")
+    if node is not None and not isinstance(node, DictConfig):
+        raise UserError("features must be a features config; use features=none, features=items or features=items_events")
+    return parse_features(None if node is None else OmegaConf.to_container(node, resolve=True))

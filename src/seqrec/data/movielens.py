@@ -492,11 +492,18 @@ def load_movielens(
     ``source`` the official zip is downloaded (see :func:`download_movielens`).
     """
     spec = get_spec(name)
+    return _load_found(spec, _find_source(spec, source, cache_dir, mirror))
+
+
+def _find_source(spec: MovieLensSpec, source, cache_dir, mirror) -> _Found:
+    """The ratings file of ``source``, or of the downloaded official zip without one."""
     if source is None:
-        archive = download_movielens(spec.name, cache_dir=cache_dir, mirror=mirror)
-        found = _find_in_zip(spec, archive)
-    else:
-        found = _locate(spec, Path(source))
+        return _find_in_zip(spec, download_movielens(spec.name, cache_dir=cache_dir, mirror=mirror))
+    return _locate(spec, Path(source))
+
+
+def _load_found(spec: MovieLensSpec, found: _Found) -> pd.DataFrame:
+    """The ratings of a located file (see :func:`load_movielens`)."""
     LOG.info("reading %s as %s (%s)", found.label, spec.name, "order-only user<TAB>item<TAB>rating" if found.order_only else spec.format_hint)
     df = _finish(_read(spec, found), found.order_only)
     if found.order_only:
@@ -534,10 +541,9 @@ def prepare_movielens(
     out_path = Path(out).expanduser() if out is not None else Path("data") / f"{spec.name}.csv"
     if out_path.is_dir():
         raise UserError(f"--out {out_path} is a folder; pass a file name such as {out_path / (spec.name + '.csv')}")
-    df = load_movielens(spec.name, source=source, cache_dir=cache_dir, mirror=mirror)
+    found = _find_source(spec, source, cache_dir, mirror)  # once: the ratings and the item table come from it
+    df = _load_found(spec, found)
     write_interaction_log(df, out_path, spec.name)
-    found = _locate(spec, Path(source)) if source is not None else \
-        _find_in_zip(spec, download_movielens(spec.name, cache_dir=cache_dir, mirror=mirror))
     write_item_table(spec, found, df, out_path.with_name(out_path.stem + ".items.csv"))
     return out_path
 

@@ -22,23 +22,18 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from seqrec.data.features_config import OUTPUTS
-
 
 class FeatureEmbedding(nn.Module):
     """``spec``: ``{"items": [{name, kind, cardinality, width}], "events": [{name, cardinality}], "event_dropout": p,
-    "output": "ids" | "attributes"}`` (as :func:`seqrec.data.features.model_spec` builds it)."""
+    "output": "ids" | "attributes"}`` (as :meth:`seqrec.data.features.Features.model_spec` builds it)."""
 
     def __init__(self, spec: Mapping, n_tokens: int, dim: int):
         super().__init__()
         self.item_specs = [dict(s) for s in spec.get("items", ())]
         self.event_specs = [dict(s) for s in spec.get("events", ())]
+        # checked where the spec is made (seqrec.data.features_config.parse_features)
         self.event_dropout = float(spec.get("event_dropout", 0.0))
         self.output = spec.get("output", "ids")
-        if self.output not in OUTPUTS:
-            raise ValueError(f"features output must be one of {', '.join(OUTPUTS)}; got {self.output!r}")
-        if not 0.0 <= self.event_dropout < 1.0:
-            raise ValueError(f"event_dropout must be in [0, 1), got {self.event_dropout}")
         self.item_tables = nn.ModuleList()
         for s in self.item_specs:
             # the code table of this attribute: row = token id, filled by set_item_codes (or a loaded state dict)
