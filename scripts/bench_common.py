@@ -37,3 +37,33 @@ def load_model(split: SplitData, train_task: str | None, run_store: str, default
         return model.eval(), f"weights of run {train_task}"
     torch.manual_seed(0)
     return default(split.n_items).eval(), f"random {default_label}-sized weights"
+
+
+def step_budget(data: str, seed: int, steps: int, extra=()) -> list[str]:
+    """Training overrides for a convergence probe: ``steps`` optimizer steps, no early stop, no tracking, quiet."""
+    return [f"data_path={data}", "logger=none", f"seed={seed}", "trainer_params.max_epochs=null",
+            f"trainer_params.max_steps={steps}", f"patience_steps={10 * steps}", "trainer_params.enable_progress_bar=false",
+            "trainer_params.enable_model_summary=false", *extra]
+
+
+def train_histories(config: str, base: list[str], variants: dict[str, list[str]]):
+    """Train ``config`` once per variant (its extra overrides on top of ``base``) in a temporary run store.
+
+    Yields ``(name, validation history, seconds)``; the history is the run's ``history.csv`` (one row per
+    validation: ``step``, ``val_next_ndcg@10``, ...)."""
+    import tempfile
+    import time
+
+    import pandas as pd
+
+    from seqrec.experiment import compose
+    from seqrec.pipeline import train
+
+    with tempfile.TemporaryDirectory() as store:
+        for name, extra in variants.items():
+            cfg = compose(config, [*base, f"run_store={store}", f"task_name=bench_{name}", *extra])
+            before = set(Path(store).iterdir())
+            started = time.perf_counter()
+            train(cfg)
+            [run] = set(Path(store).iterdir()) - before
+            yield name, pd.read_csv(run / "history.csv"), time.perf_counter() - started

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,34 +90,22 @@ def main() -> int:
     quiet_third_party()
     import pandas as pd
 
+    from bench_common import step_budget, train_histories
     from seqrec.experiment import compose
-    from seqrec.pipeline import train
 
-    base = [f"data_path={args.data}", "logger=none", f"seed={args.seed}", "trainer_params.max_epochs=null",
-            f"trainer_params.max_steps={args.steps}", f"patience_steps={10 * args.steps}",
-            "trainer_params.enable_progress_bar=false", "trainer_params.enable_model_summary=false", *args.override]
+    base = step_budget(args.data, args.seed, args.steps, args.override)
+    level = args.factor * popularity_level(compose("gSASRec_train", base))
+    print(f"popularity val NDCG@10 {level / args.factor:.4f}; kick-off level {args.factor} x = {level:.4f}", flush=True)
     rows = []
-    with tempfile.TemporaryDirectory() as store:
-        level = None
-        for name in args.variants:
-            cfg = compose("gSASRec_train", [*base, f"run_store={store}", f"task_name=plateau_{name}",
-                                            *overrides_of(name, args.warmup)])
-            if level is None:
-                level = popularity_level(cfg)
-                print(f"popularity val NDCG@10 {level:.4f}; kick-off level {args.factor} x = {args.factor * level:.4f}",
-                      flush=True)
-            before = set(Path(store).iterdir())
-            started = time.perf_counter()
-            train(cfg)
-            [run] = set(Path(store).iterdir()) - before
-            history = pd.read_csv(run / "history.csv")
-            rows.append({
-                "variant": name, "kick_off_step": kick_off(history, args.factor * level),
-                "best_ndcg": round(float(history["val_next_ndcg@10"].max()), 4),
-                "best_step": int(history.loc[history["val_next_ndcg@10"].idxmax(), "step"]) + 1,
-                "seconds": round(time.perf_counter() - started),
-            })
-            print(rows[-1], flush=True)
+    variants = {name: overrides_of(name, args.warmup) for name in args.variants}
+    for name, history, seconds in train_histories("gSASRec_train", base, variants):
+        rows.append({
+            "variant": name, "kick_off_step": kick_off(history, level),
+            "best_ndcg": round(float(history["val_next_ndcg@10"].max()), 4),
+            "best_step": int(history.loc[history["val_next_ndcg@10"].idxmax(), "step"]) + 1,
+            "seconds": round(seconds),
+        })
+        print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     print(f"\n{args.data}, {args.steps} steps, seed {args.seed}, warm-up {args.warmup}:")
     print(table.to_string(index=False))

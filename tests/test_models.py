@@ -25,10 +25,11 @@ def sasrec():
     return SASRec(N_ITEMS, sequence_length=24, embedding_dim=16, num_blocks=2, num_heads=2, dropout_rate=0.1).eval()
 
 
-@pytest.fixture
-def bert():
+@pytest.fixture(params=["post", "pre"])
+def bert(request):  # both block layouts: BERT's post-LN (the default) and the pre-LN option
     torch.manual_seed(0)
-    return BERT4Rec(N_ITEMS, max_seq_length=24, hidden_size=16, inner_size=32, n_layers=2, n_heads=2).eval()
+    return BERT4Rec(N_ITEMS, max_seq_length=24, hidden_size=16, inner_size=32, n_layers=2, n_heads=2,
+                    layer_norm=request.param).eval()
 
 
 def full_logits(model, x, mask=None):
@@ -77,8 +78,8 @@ def test_bert4rec_is_bidirectional(bert):
 
 
 @pytest.mark.parametrize("name", ["sasrec", "bert"])
-def test_left_padding_equals_unpadded(name, request):
-    model = request.getfixturevalue(name)
+def test_left_padding_equals_unpadded(name, sasrec, bert):
+    model = sasrec if name == "sasrec" else bert
     x = torch.randint(1, N_ITEMS + 1, (3, 9))
     padded = torch.cat([torch.zeros(3, 5, dtype=torch.long), x], 1)
     with torch.no_grad():
@@ -126,6 +127,42 @@ def test_bert4rec_scores_the_appended_mask(bert):
         torch.testing.assert_close(bert.next_item_logits(padded, keep), full, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="last_only"):
         bert.blocks[0](torch.zeros(1, 3, 16), causal=True, last_only=True)
+
+
+def test_block_layouts_by_hand():
+    """Each layout against its formula, written out with the block's own sub-modules (dropout off)."""
+    from seqrec.models.blocks import TransformerBlock
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 8)
+    for layout in TransformerBlock.LAYOUTS:
+        block = TransformerBlock(8, 2, 16, 0.1, 0.1, 1e-6, act="gelu", layout=layout).eval()
+        attn = lambda q, kv: block.attn(q, kv, None, None, 0, False)  # noqa: E731 - bidirectional, no mask
+        with torch.no_grad():
+            if layout == "sasrec":
+                q = block.attn_norm(x)
+                h = block.ffn_norm(q + attn(q, x))
+                expected = h + block.ffn(h)
+            elif layout == "post_ln":
+                h = block.attn_norm(x + attn(x, x))
+                expected = block.ffn_norm(h + block.ffn(h))
+            else:
+                n = block.attn_norm(x)
+                h = x + attn(n, n)
+                expected = h + block.ffn(block.ffn_norm(h))
+            torch.testing.assert_close(block(x, causal=False), expected)
+            if layout != "sasrec":  # the [MASK]-only last block gives the full block's last row
+                torch.testing.assert_close(block(x, causal=False, last_only=True), expected[:, -1:])
+    with pytest.raises(ValueError, match="unknown block layout"):
+        TransformerBlock(8, 2, 16, 0.1, 0.1, 1e-6, layout="sandwich")
+
+
+def test_bert4rec_pre_ln_has_a_final_norm():
+    torch.manual_seed(0)
+    post = BERT4Rec(N_ITEMS, max_seq_length=24, hidden_size=16, inner_size=32, layer_norm="post")
+    pre = BERT4Rec(N_ITEMS, max_seq_length=24, hidden_size=16, inner_size=32, layer_norm="pre")
+    assert isinstance(post.final_norm, torch.nn.Identity) and isinstance(pre.final_norm, torch.nn.LayerNorm)
+    assert {b.layout for b in pre.blocks} == {"pre_ln"} and {b.layout for b in post.blocks} == {"post_ln"}
 
 
 @pytest.mark.parametrize("params", STRATEGIES, ids=lambda p: f"{p['strategy']}-{p.get('aggregation', '')}")
@@ -315,7 +352,7 @@ def test_bert4rec_accepts_its_hyper_parameters():
     cfg = compose("BERT4Rec_train", [_override(k, v) for k, v in BERT4REC_KEYS.items()])
     check_train_config(cfg)
     args = apply_model_aliases(cfg)
-    assert set(cfg.model_params) == set(BERT4REC_KEYS)
+    assert set(cfg.model_params) == set(BERT4REC_KEYS) | {"layer_norm"}  # RecBole's names + our block layout option
     assert dict(cfg.seqrec_module.loss) == {"_target_": "seqrec.losses.BPR", "num_negatives": 2}
     assert cfg.train_dataset.mask_rate == 0.3 and cfg.patience == 5 and cfg.dataset.max_length == 48
     assert cfg.trainer_params.check_val_every_n_epoch == 2 and cfg.dataloader.batch_size == 32
@@ -352,6 +389,7 @@ def test_unknown_hyper_parameter_is_rejected(config, seed_names):
         ("BERT4Rec_train", "model_params.sample_seed=3", "sample_seed"),
         ("BERT4Rec_train", "model_params.hidden_act=gelu2", None),
         ("BERT4Rec_train", "model_params.device=tpu", "device must be"),
+        ("BERT4Rec_train", "model_params.layer_norm=sandwich", "layer_norm must be one of post, pre"),
         ("SASRec_train", "+model_params.mask_rate=0.3", "mask_rate is not a setting of SASRec"),  # BERT4Rec's name
         ("BERT4Rec_train", "+model_params.gbce_t=0.5", "gbce_t is not a setting of BERT4Rec"),  # gSASRec's name
     ],

@@ -2,7 +2,9 @@
 
 Token ids: ``0`` padding, ``1..n_items`` items, ``n_items + 1`` the ``[MASK]`` token.
 Blocks are post-LN transformer blocks (RecBole's layout: embedding LayerNorm and
-dropout, ``n_layers`` blocks, a dense + activation + LayerNorm output head); scores are
+dropout, ``n_layers`` blocks, a dense + activation + LayerNorm output head), or, with
+``layer_norm="pre"``, pre-LN blocks followed by a final LayerNorm (an option for faster,
+warm-up-free training; scripts/bench_convergence.py measures both); scores are
 dot products with the item embeddings of ``0..n_items`` only, so the score columns are
 those of every other model (column 0 = padding, never recommended).
 
@@ -45,6 +47,7 @@ class BERT4Rec(SequentialModel):
         hidden_act: str = "gelu",
         layer_norm_eps: float = 1e-12,
         initializer_range: float = 0.02,
+        layer_norm: str = "post",
         features: dict | None = None,
     ):
         super().__init__()
@@ -60,10 +63,11 @@ class BERT4Rec(SequentialModel):
         self.blocks = nn.ModuleList(
             TransformerBlock(
                 hidden_size, n_heads, inner_size, hidden_dropout_prob, attn_dropout_prob, layer_norm_eps,
-                act=hidden_act, norm_first=False,
+                act=hidden_act, layout=f"{layer_norm}_ln",
             )
             for _ in range(n_layers)
         )
+        self.final_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if layer_norm == "pre" else nn.Identity()
         self.head = nn.Linear(hidden_size, hidden_size)
         self.head_act = activation(hidden_act)
         self.head_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
@@ -96,7 +100,7 @@ class BERT4Rec(SequentialModel):
         last = len(self.blocks) - 1
         for layer, block in enumerate(self.blocks):
             x = block(x, mask, None, layer, causal=False, last_only=last_only and layer == last)
-        return self.head_norm(self.head_act(self.head(x)))
+        return self.head_norm(self.head_act(self.head(self.final_norm(x))))
 
     def output_embeddings(self) -> torch.Tensor:
         return self.scoring_table(self.embed.item.weight[: self.n_items + 1])  # [MASK] is never a candidate

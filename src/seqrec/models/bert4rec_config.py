@@ -19,6 +19,8 @@ BERT4REC = register(Model(
         Choice("hidden_act", ("gelu", "gelu_tanh", "relu", "swish", "silu", "tanh", "sigmoid"), example="gelu"),
         Num("layer_norm_eps", "1e-12", gt=0),
         Num("initializer_range", "0.02", gt=0),
+        Choice("layer_norm", ("post", "pre"), default="post",
+               doc="post: BERT's post-LN blocks (the paper's); pre: pre-LN blocks + a final LayerNorm"),
     ),
     rules=(divisible("hidden_size", "n_heads"),),
     aliases={

@@ -5,10 +5,11 @@
 * :class:`MultiHeadAttention` -- separate query and key/value inputs (SASRec normalises
   only the queries), ``F.scaled_dot_product_attention``, and the KV-cache protocol of
   :mod:`seqrec.models.cache` (``cache.attend(layer, q, k, v)``).
-* :class:`TransformerBlock` -- attention + point-wise feed-forward in the two layouts
-  the models use: ``norm_first=True`` is the original SASRec block
-  (``Q = LN(x); x = Q + Attn(Q, x); x = LN(x); x = x + FFN(x)``), ``norm_first=False``
-  the post-LN BERT block (``x = LN(x + Attn(x)); x = LN(x + FFN(x))``).
+* :class:`TransformerBlock` -- attention + point-wise feed-forward in three layouts:
+  ``"sasrec"``, the original SASRec block (``Q = LN(x); x = Q + Attn(Q, x); x = LN(x); x = x + FFN(x)``);
+  ``"post_ln"``, the BERT block (``x = LN(x + Attn(x)); x = LN(x + FFN(x))``); ``"pre_ln"``, the
+  pre-LN block of GPT-2 and most later transformers (``x = x + Attn(LN(x)); x = x + FFN(LN(x))``; the model
+  adds a final LayerNorm).
 * :func:`causal_mask`, :func:`padding_mask` -- boolean attention masks from an
   attention mask of real tokens (None when the plain causal / no mask is exact).
 """
@@ -137,6 +138,8 @@ class FeedForward(nn.Module):
 
 
 class TransformerBlock(nn.Module):
+    LAYOUTS = ("sasrec", "post_ln", "pre_ln")
+
     def __init__(
         self,
         dim: int,
@@ -146,10 +149,12 @@ class TransformerBlock(nn.Module):
         attn_dropout: float,
         eps: float,
         act: str = "relu",
-        norm_first: bool = True,
+        layout: str = "sasrec",
     ):
         super().__init__()
-        self.norm_first = norm_first
+        if layout not in self.LAYOUTS:
+            raise ValueError(f"unknown block layout {layout!r}; use one of {', '.join(self.LAYOUTS)}")
+        self.layout = layout
         self.attn_norm = nn.LayerNorm(dim, eps=eps)
         self.attn = MultiHeadAttention(dim, n_heads, attn_dropout)
         self.ffn_norm = nn.LayerNorm(dim, eps=eps)
@@ -158,10 +163,10 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x, mask=None, cache=None, layer: int = 0, causal: bool = True, last_only: bool = False):
         """``last_only``: the output of the last position only, ``[B, 1, C]`` (it attends to every position; the
-        other positions' attention and feed-forward are skipped). Bidirectional post-LN blocks without a cache."""
-        if self.norm_first:  # original SASRec: only the queries are normalised
+        other positions' attention and feed-forward are skipped). Bidirectional blocks without a cache."""
+        if self.layout == "sasrec":  # original SASRec: only the queries are normalised
             if last_only:
-                raise ValueError("last_only is for bidirectional post-LN blocks (BERT4Rec)")
+                raise ValueError("last_only is for the bidirectional layouts (post_ln, pre_ln) of BERT4Rec")
             q = self.attn_norm(x)
             x = q + self.attn(q, x, mask, cache, layer, causal)
             x = self.ffn_norm(x)
@@ -169,5 +174,9 @@ class TransformerBlock(nn.Module):
         if last_only and (causal or cache is not None):
             raise ValueError("last_only is for bidirectional blocks without a cache")
         query = x[:, -1:] if last_only else x
+        if self.layout == "pre_ln":
+            keys = self.attn_norm(x)
+            x = query + self.dropout(self.attn(keys[:, -1:] if last_only else keys, keys, mask, cache, layer, causal))
+            return x + self.ffn(self.ffn_norm(x))
         x = self.attn_norm(query + self.dropout(self.attn(query, x, mask, cache, layer, causal)))
         return self.ffn_norm(x + self.ffn(x))

@@ -62,7 +62,7 @@ class SASRec(SequentialModel):
         self.blocks = nn.ModuleList(
             TransformerBlock(
                 embedding_dim, num_heads, embedding_dim, dropout_rate, dropout_rate, layer_norm_eps,
-                act="relu", norm_first=True,
+                act="relu", layout="sasrec",
             )
             for _ in range(num_blocks)
         )
