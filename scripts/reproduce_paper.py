@@ -68,6 +68,10 @@ def parse_args(argv):
                         "tuned runs; adds recgpt.csv/.md/.png to the report")
     parser.add_argument("--recgpt-no-ablation", action="store_true",
                         help="with --recgpt: only the main variant (replace_last P=1), on every seed")
+    parser.add_argument("--features", nargs="*", default=None, metavar="VARIANT",
+                        help="the attributes stage: train every model again with these attribute variants (default "
+                        "items items_events; config group features/) on every seed; every training run, the ids-only "
+                        "one included, generates with Top-K and RRA (T=0.3, N=20); adds features.csv/.md/.png")
     parser.add_argument("--reuse", action="append", type=_key_value, default=[], metavar="MODEL=TRAIN_ID",
                         help="use this completed training run for MODEL instead of training (repeatable)")
     parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
@@ -126,19 +130,23 @@ def main(argv=None) -> int:
         train_overrides = ["trainer_params.enable_progress_bar=false", "trainer_params.enable_model_summary=false"]
         reduced = [m.label for m in registry.components("model") if m.label and not m.kv_cache] \
             if args.reduced_grid == ["auto"] else args.reduced_grid
-        from seqrec.experiment import RecGPTPlan
+        from seqrec.experiment import FeaturesPlan, RecGPTPlan
 
         recgpt = None
         if args.recgpt is not None:
             chosen = tuple(args.recgpt) or tuple(m for m in ("GPT", "SASRec") if m in (args.models or ("GPT", "SASRec")))
             recgpt = RecGPTPlan(models=chosen, ablation=() if args.quick or args.recgpt_no_ablation else RecGPTPlan.ablation,
                                 rra=(0.5, 4, 50) if args.quick else RecGPTPlan.rra)
+        features = None
+        if args.features is not None:
+            features = FeaturesPlan(variants=tuple(args.features) or FeaturesPlan.variants,
+                                    rra=(0.5, 4, 50) if args.quick else FeaturesPlan.rra)
         experiment = Experiment(
             data, dataset=f"{label}-quick" if args.quick else label, run_store=args.run_store,
             models=args.models or list(model_configs()), strategies=strategy_grid(**grid),
             train_overrides=train_overrides + (QUICK_TRAIN if args.quick else []) + args.train_override,
             predict_overrides=["progress=false", *args.predict_override], reuse=dict(args.reuse), logger=args.logger,
-            seeds=args.seeds, report_only=args.report_only, recgpt=recgpt,
+            seeds=args.seeds, report_only=args.report_only, recgpt=recgpt, features=features,
             model_strategies={m: strategy_grid(**{**grid, "temperatures": grid["temperatures"][:1],
                                                   "sequences": grid["sequences"][:1]}) for m in reduced},
         )
@@ -205,6 +213,10 @@ def main(argv=None) -> int:
         from seqrec.recgpt_report import write_recgpt_report
 
         paths.update(write_recgpt_report(summary, out_dir))
+    if features is not None:
+        from seqrec.features_report import write_features_report
+
+        paths.update(write_features_report(summary, out_dir))
     paths["timing"] = out_dir / "timing.csv"
     atomic_to_csv(pd.DataFrame(timing), paths["timing"])
     reused = sum(t["reused"] for t in timing)

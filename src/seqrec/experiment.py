@@ -55,6 +55,34 @@ def strategy_grid(
     ))
 
 
+def rra_spec(temperature: float, sequences: int, top_k: int) -> StrategySpec:
+    """Multi-sequence generation aggregated by reciprocal rank (the grid's RRA step for these settings)."""
+    return StrategySpec("rra", "temperature", (("temperature", float(temperature)), ("top_k", int(top_k)),
+                                                ("num_return_sequences", int(sequences)), ("aggregation", "rra")))
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturesPlan:
+    """The attributes stage of the experiment (``reproduce_paper.py --features``): each model is trained again with
+    each attribute ``variant`` (the ``features`` config group: ``items``, ``items_events``) on every seed, and every
+    training run, the ids-only one of the main plan included, generates with Top-K and multi-sequence RRA. Labels:
+    ``<Model>+<variant>``; the ids-only run is the reference (:mod:`seqrec.features_report`)."""
+
+    variants: tuple[str, ...] = ("items", "items_events")
+    rra: tuple[float, int, int] = (0.3, 20, 50)  # temperature, sequences, top_k
+
+    @staticmethod
+    def label(model: str, variant: str) -> str:
+        return f"{model}+{variant}"
+
+    def strategies(self) -> list[StrategySpec]:
+        return [StrategySpec("topk", "predict"), rra_spec(*self.rra)]
+
+    def base_strategies(self, plan: Sequence[StrategySpec]) -> list[StrategySpec]:
+        """The strategies the ids-only run's own plan lacks."""
+        return [s for s in self.strategies() if s not in plan]
+
+
 @dataclasses.dataclass(frozen=True)
 class RecGPTPlan:
     """RecGPT's stage of the experiment (``reproduce_paper.py --recgpt``): each causal model's training run is
@@ -78,11 +106,9 @@ class RecGPTPlan:
         return [*self.main, *(self.ablation if first_seed else ())]
 
     def strategies(self) -> list[StrategySpec]:
-        t, n, k = self.rra
         return [StrategySpec("topk", "predict"),
                 *(StrategySpec("two_stage", "two_stage", (("first_stage", int(f)),)) for f in self.first_stages),
-                StrategySpec("rra", "temperature", (("temperature", float(t)), ("top_k", int(k)),
-                                                    ("num_return_sequences", int(n)), ("aggregation", "rra")))]
+                rra_spec(*self.rra)]
 
     def base_strategies(self, plan: Sequence[StrategySpec]) -> list[StrategySpec]:
         """The RecGPT strategies the pre-trained run's own plan lacks."""
@@ -142,6 +168,7 @@ class Experiment:
         seeds: Sequence[int] = (42,),
         report_only: bool = False,
         recgpt: Optional[RecGPTPlan] = None,
+        features: Optional[FeaturesPlan] = None,
         train_fn: Optional[Callable[[DictConfig], float]] = None,
         predict_fn: Optional[Callable[[DictConfig], float]] = None,
     ) -> None:
@@ -178,6 +205,12 @@ class Experiment:
         self.seeds = [int(seed) for seed in seeds]
         self.report_only = report_only  # collect finished steps only; a step not run yet is skipped, not run
         self.recgpt = recgpt
+        self.features = features
+        if features is not None:
+            known = sorted(p.stem for p in (CONFIG_DIR / "features").glob("*.yaml") if p.stem != "none")
+            if not features.variants or any(v not in known for v in features.variants):
+                raise UserError(f"--features {' '.join(features.variants)}: give one or more attribute variants from "
+                                f"{', '.join(known)} (ids only, features=none, is the reference every model has)")
         if recgpt is not None:
             for model in recgpt.models:
                 if model not in self.model_configs or not (CONFIG_DIR / f"{self.model_configs[model].replace('_train', '_prompt_tune')}.yaml").is_file():
@@ -257,6 +290,9 @@ class Experiment:
                     if model in recgpt.models:
                         total += len(recgpt.base_strategies(plans[model]))
                         total += len(recgpt.variants(i == 0)) * (1 + len(recgpt.strategies()))
+        if self.features is not None:
+            total += len(self.seeds) * sum(len(self.features.base_strategies(plan)) + len(self.features.variants)
+                                           * (1 + len(self.features.strategies())) for plan in plans.values())
         self.missing: list[str] = []
         self._done, self._total, self._on_step = 0, total, on_step
         finished = self._finished_steps()
@@ -271,6 +307,8 @@ class Experiment:
                 if trained is None:
                     continue
                 self._predict_all(outcomes, model, trained, plans[model], seed, finished)
+                if self.features is not None:
+                    self._features_stage(outcomes, model, trained, plans[model], seed, finished)
                 if recgpt is None or model not in recgpt.models:
                     continue
                 self._predict_all(outcomes, model, trained, recgpt.base_strategies(plans[model]), seed, finished)
@@ -282,6 +320,24 @@ class Experiment:
                     if tuned is not None:
                         self._predict_all(outcomes, label, tuned, recgpt.strategies(), seed, finished)
         return outcomes
+
+    def _features_stage(self, outcomes, model, trained: Outcome, plan, seed, finished) -> None:
+        features = self.features
+        self._predict_all(outcomes, model, trained, features.base_strategies(plan), seed, finished)
+        for variant in features.variants:
+            label = features.label(model, variant)
+            step = self.features_step(model, variant, seed)
+            with_attributes = self._collect(outcomes, label, None, *self._run("train", *step, finished), seed,
+                                            features.strategies())
+            if with_attributes is not None:
+                self._predict_all(outcomes, label, with_attributes, features.strategies(), seed, finished)
+
+    def features_step(self, model: str, variant: str, seed: int) -> tuple[str, list[str]]:
+        """``model``'s training step with the attribute ``variant`` (config group ``features``)."""
+        config, overrides = self.train_step(model, seed)
+        label = self.features.label(model, variant)
+        return config, [*(f"task_name={self.dataset}_{label}_s{seed}_train" if o.startswith("task_name=") else o
+                          for o in overrides), f"features={variant}"]
 
     def _collect(self, outcomes, model, spec, record, reused, seconds, seed, plan=()) -> Optional[Outcome]:
         """Record one finished step (or note it missing, with the ``plan`` that depends on it)."""

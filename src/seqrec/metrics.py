@@ -57,6 +57,8 @@ from seqrec.errors import require
 
 __all__ = [
     "compute_metrics",
+    "least_popular_items",
+    "tail_recall",
     "per_user_metrics",
     "reference_metrics",
     "metric_names",
@@ -438,6 +440,29 @@ def reference_metrics(
 _NAME = re.compile(r"^(?P<base>[a-z]+)@(?P<k>\d+)(?:_(?P<kind>t?pos)(?P<pos>\d+))?$")
 _ORDER = ["map", "ndcg", "recall", "precision", "recall_pos", "ndcg_pos", "recall_tpos", "coverage", "entropy",
           "novelty"]
+
+
+def least_popular_items(targets: Any, item_counts: Any, share: float = 0.2) -> np.ndarray:
+    """The least popular ``share`` of the distinct held-out items: the distinct non-zero ``targets`` sorted by their
+    train interactions (``item_counts[item]``; ties by item id), the first ``ceil(share * n_distinct)`` of them."""
+    require(0.0 < share <= 1.0, f"share must be in (0, 1], got {share}")
+    items = np.unique(np.asarray(targets, dtype=np.int64))
+    items = items[items != 0]
+    counts = np.asarray(item_counts, dtype=np.int64)
+    order = np.lexsort((items, counts[items]))  # by count, then id
+    return np.sort(items[order[: math.ceil(share * len(items))]])
+
+
+def tail_recall(recs: Any, targets: Any, tail: Any, k: int = 10) -> np.ndarray:
+    """Per-user recall@k over the user's held-out items that are in ``tail`` (``nan`` for a user with none): the
+    share of those items found in the user's top-``k``. Ids may be internal or raw (``0`` = padding)."""
+    recs = np.asarray(recs, dtype=np.int64)[:, :k]
+    targets = np.asarray(targets, dtype=np.int64)
+    require(recs.shape[0] == targets.shape[0], f"recs has {recs.shape[0]} users, targets {targets.shape[0]}")
+    in_tail = np.isin(targets, np.asarray(tail, dtype=np.int64)) & (targets != 0)
+    found = (targets[:, :, None] == recs[:, None, :]).any(axis=2)
+    n_tail = in_tail.sum(axis=1)
+    return np.where(n_tail > 0, (found & in_tail).sum(axis=1) / np.maximum(n_tail, 1), np.nan)
 
 
 def prefixed(metrics: Mapping[str, float], prefix: str) -> dict[str, float]:
