@@ -55,7 +55,7 @@ def steps_to(history, level: float) -> int | None:
 
 def at_step(history, step: int) -> float | None:
     """Validation NDCG@10 of the last validation at or before ``step`` (None: none yet)."""
-    done = history[history["step"] + 1 <= step]
+    done = history[(history["step"] + 1 <= step) & history["val_next_ndcg@10"].notna()]  # rows without a validation
     return None if done.empty else round(float(done["val_next_ndcg@10"].iloc[-1]), 4)
 
 

@@ -14,7 +14,8 @@ from bench_convergence import at_step, steps_to, variant_names  # noqa: E402
 from bench_gsasrec_plateau import kick_off  # noqa: E402
 
 # validations after optimizer steps 10, 20, 30, 40 ("step" is Lightning's 0-based global step of the validation)
-HISTORY = pd.DataFrame({"step": [9, 19, 29, 39], "val_next_ndcg@10": [0.05, 0.12, 0.10, 0.15]})
+# (a budget that ends mid-epoch leaves a last row without a validation)
+HISTORY = pd.DataFrame({"step": [9, 19, 29, 39, 41], "val_next_ndcg@10": [0.05, 0.12, 0.10, 0.15, float("nan")]})
 
 SMALL = ["dataset.max_length=16", "dataloader.batch_size=32", "dataloader.validation_size=100"]
 
@@ -23,6 +24,7 @@ def test_step_arithmetic_by_hand():
     assert steps_to(HISTORY, 0.12) == 20 and steps_to(HISTORY, 0.11) == 20 and steps_to(HISTORY, 0.16) is None
     assert kick_off(HISTORY, 0.15) == 40
     assert at_step(HISTORY, 5) is None and at_step(HISTORY, 20) == 0.12 and at_step(HISTORY, 35) == 0.10
+    assert at_step(HISTORY, 42) == 0.15
     assert variant_names("pre_ln+lr2x") == ["pre_ln", "lr2x"]
     with pytest.raises(SystemExit, match="unknown variant 'pre_lm'"):
         variant_names("pre_lm")
