@@ -42,7 +42,7 @@ def load_model(split: SplitData, train_task: str | None, run_store: str, default
 def step_budget(data: str, seed: int, steps: int, extra=()) -> list[str]:
     """Training overrides for a convergence probe: ``steps`` optimizer steps, no early stop, no tracking, quiet."""
     return [f"data_path={data}", "logger=none", f"seed={seed}", "trainer_params.max_epochs=null",
-            f"trainer_params.max_steps={steps}", f"patience_steps={10 * steps}", "trainer_params.enable_progress_bar=false",
+            f"trainer_params.max_steps={steps}", f"patience_steps={10 * steps}", "patience=null", "trainer_params.enable_progress_bar=false",
             "trainer_params.enable_model_summary=false", *extra]
 
 

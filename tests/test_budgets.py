@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import TINY_GPT, compose
+from seqrec.config import apply_model_aliases, check_train_config
 from seqrec.early_stopping import StepPatience, early_stopping, steps_between_validations
 from seqrec.errors import UserError
 from seqrec.losses import BCE, gBCE, gbce_beta
@@ -66,7 +67,7 @@ def test_patience_in_steps_stops_where_the_rule_says(tmp_path, tiny_csv, every, 
     # epoch. lr 1e-9 keeps validation flat, so the run must stop early (well before its 40 epochs)
     run = _train(tiny_csv, tmp_path / "runs", "trainer_params.limit_train_batches=3", "seqrec_module.lr=1e-9",
                  "trainer_params.max_epochs=40", f"trainer_params.check_val_every_n_epoch={every}",
-                 f"patience_steps={patience_steps}", "patience=1000")
+                 f"patience_steps={patience_steps}", "patience=null")
     history = pd.read_csv(run / "history.csv")
     values = history["val_next_ndcg@10"].dropna().tolist()
     patience = math.ceil(patience_steps / (3 * every))
@@ -89,6 +90,11 @@ def test_max_steps_budget_without_epochs(tmp_path, tiny_csv, caplog):
     (["trainer_params.max_steps=0"], "trains nothing"),
     (["patience_steps=0"], "patience_steps"),
     (["patience_steps=abc"], "patience_steps"),
+    # early stopping counts validations or steps, never both: a patience given to a step-counting config is not
+    # silently ignored
+    (["patience_steps=3000"], r"^patience=10 \(validations\) and patience_steps=3000 \(optimizer steps\) are both set; "
+                              "pass patience_steps=null to count validations, or patience=null to count steps$"),
+    (["patience=null"], r"^patience=null needs patience_steps=<N>"),
 ])
 def test_bad_budgets_are_one_line_errors(tmp_path, tiny_csv, overrides, needle):
     with pytest.raises(UserError, match=needle) as err:
@@ -97,11 +103,28 @@ def test_bad_budgets_are_one_line_errors(tmp_path, tiny_csv, overrides, needle):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run folder
 
 
-def test_gsasrec_budget_is_the_same_for_every_dataset():
-    cfg = compose("gSASRec_train", ["data_path=data/ml-100k.csv"])
-    other = compose("gSASRec_train", ["data_path=data/ml-1m.csv"])
-    assert cfg.patience_steps == other.patience_steps and cfg.patience_steps is not None
+@pytest.mark.parametrize("config", ["gSASRec_train", "BERT4Rec_train"])
+def test_step_budgets_are_the_same_for_every_dataset(config):
+    cfg = compose(config, ["data_path=data/ml-100k.csv"])
+    other = compose(config, ["data_path=data/ml-1m.csv"])
+    assert cfg.patience_steps == other.patience_steps and cfg.patience_steps is not None and cfg.patience is None
     assert cfg.trainer_params.max_steps == other.trainer_params.max_steps > 0
+    assert cfg.trainer_params.max_epochs is None
+    check_train_config(cfg)  # exactly one patience
+
+
+def test_a_patience_given_to_a_step_counting_config_is_an_error():
+    """gSASRec's seed name ``patience`` (and BERT4Rec's ``early_stopping_step``) count validations: with the step
+    patience of their configs they must say so, not be ignored."""
+    for config, override in (("gSASRec_train", "model_params.patience=20"),
+                             ("BERT4Rec_train", "model_params.early_stopping_step=20"), ("BERT4Rec_train", "patience=20")):
+        cfg = compose(config, [override])
+        with pytest.raises(UserError, match="patience=20 .* and patience_steps=3000 .* are both set"):
+            check_train_config(cfg)
+        cfg = compose(config, [override, "patience_steps=null"])
+        check_train_config(cfg)
+        apply_model_aliases(cfg)
+        assert cfg.patience == 20
 
 
 # --------------------------------------------------------------------------- gBCE t warm-up

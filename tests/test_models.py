@@ -328,7 +328,8 @@ def _override(key, value):
 
 
 def test_gsasrec_accepts_its_hyper_parameters():
-    cfg = compose("gSASRec_train", [_override(k, v) for k, v in GSASREC_KEYS.items()])
+    # the gSASRec code's patience counts validations, so the config's step patience is switched off
+    cfg = compose("gSASRec_train", [_override(k, v) for k, v in GSASREC_KEYS.items()] + ["patience_steps=null"])
     check_train_config(cfg)
     args = apply_model_aliases(cfg)
     # the gSASRec code's names, plus two of ours that choose its initialisation (embedding_init, scale_embeddings)
@@ -349,7 +350,8 @@ def test_gsasrec_accepts_its_hyper_parameters():
 
 
 def test_bert4rec_accepts_its_hyper_parameters():
-    cfg = compose("BERT4Rec_train", [_override(k, v) for k, v in BERT4REC_KEYS.items()])
+    # RecBole's early_stopping_step counts validations, so the config's step patience is switched off
+    cfg = compose("BERT4Rec_train", [_override(k, v) for k, v in BERT4REC_KEYS.items()] + ["patience_steps=null"])
     check_train_config(cfg)
     args = apply_model_aliases(cfg)
     assert set(cfg.model_params) == set(BERT4REC_KEYS) | {"layer_norm"}  # RecBole's names + our block layout option

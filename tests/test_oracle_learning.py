@@ -179,12 +179,16 @@ MODELS = {
     # (SASRec+, .737), gSASRec covers the sampled losses
     "SASRec": ("SASRec_train", ["loss=CE", "model_params.embedding_dim=64", "seqrec_module.lr=3e-3",
                                 "trainer_params.max_epochs=40"], "full softmax"),
+    # (gSASRec_train counts its patience in steps, 3,000: more than these 60 epochs, so no early stop)
     "gSASRec": ("gSASRec_train", ["model_params.embedding_dim=64", "seqrec_module.lr=3e-3",
-                                  "trainer_params.max_epochs=60", "patience=20"], "sampled"),
+                                  "trainer_params.max_epochs=60"], "sampled"),
     # half of the windows mask only their last item (the next-item task of prediction time): measured here, the
-    # default 0.1 needs ~150 epochs to reach Markov-1's level, 0.5 about 60
+    # default 0.1 needs ~150 epochs to reach Markov-1's level, 0.5 about 60. A constant LR and a patience of 20
+    # validations, as these settings were measured with (BERT4Rec_train warms its LR up over 500 steps and counts
+    # its patience in steps, settings for ML-1M)
     "BERT4Rec": ("BERT4Rec_train", ["model_params.hidden_size=64", "model_params.inner_size=128", "seqrec_module.lr=3e-3",
-                                    "train_dataset.last_item_rate=0.5", "trainer_params.max_epochs=80", "patience=20"],
+                                    "train_dataset.last_item_rate=0.5", "trainer_params.max_epochs=80", "patience=20",
+                                    "patience_steps=null", "scheduler=none"],
                  "masked"),
 }
 

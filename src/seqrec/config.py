@@ -62,9 +62,10 @@ TRAIN = COMMON + (
     Str("pretrained_task", "<TRAIN_ID>", null=True, required=False,
         want="the ID of a completed training run of a causal model (GPT-2, SASRec, gSASRec)"),
     Int("last_n_items", "10", ge=1),
-    Int("patience", "10", ge=0),
+    Int("patience", "10", ge=0, null=True, hint="early stopping patience in validations; null when patience_steps "
+        "is given"),
     Int("patience_steps", "3000", ge=1, null=True, required=False,
-        hint="early stopping patience in optimizer steps (replaces patience); null: patience counts validations"),
+        hint="early stopping patience in optimizer steps (instead of patience); null: patience counts validations"),
     Int("seed", "42", required=False),
     Int("dataset.max_length", "128", ge=2),
     Choice("dataset.train_window", ("random", "last"), want="'random' or 'last'"),
@@ -189,7 +190,16 @@ def _check_features(cfg: DictConfig) -> None:
 
 
 def _check_budget(cfg: DictConfig) -> None:
-    """A training run must be bounded: by epochs, by optimizer steps, or both (whichever ends first)."""
+    """A training run must be bounded: by epochs, by optimizer steps, or both (whichever ends first); its early
+    stopping counts validations (``patience``) or optimizer steps (``patience_steps``), exactly one of them."""
+    patience, patience_steps = cfg.get("patience"), cfg.get("patience_steps")
+    if patience is not None and patience_steps is not None:
+        raise UserError(
+            f"patience={patience} (validations) and patience_steps={patience_steps} (optimizer steps) are both set; "
+            "pass patience_steps=null to count validations, or patience=null to count steps"
+        )
+    if patience is None and patience_steps is None:
+        raise UserError("patience=null needs patience_steps=<N> (early stopping in optimizer steps), or give patience")
     epochs = OmegaConf.select(cfg, "trainer_params.max_epochs")
     steps = OmegaConf.select(cfg, "trainer_params.max_steps")
     if epochs is None and (steps is None or steps == -1):
