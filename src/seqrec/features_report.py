@@ -19,10 +19,10 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from seqrec.data.io import atomic_to_csv, atomic_write_text
 from seqrec.metrics import least_popular_items, tail_recall
-from seqrec.report import K, LATE, N_RESAMPLES, POS_COLUMNS, _user_values
-from seqrec.stats import holm, paired_bootstrap_ci, paired_permutation_test, verdict_from_test
+from seqrec.report import K, LATE, N_RESAMPLES, POS_COLUMNS, _user_values, plot_position_panels, pooled_difference, \
+    write_stage_report
+from seqrec.stats import holm, verdict_from_test
 
 IDS_ONLY = "ids only"
 TAIL_SHARE = 0.2
@@ -77,13 +77,6 @@ class TailRecall:
         return self._values[run_dir]
 
 
-def _compare(diffs: list[np.ndarray], n_resamples: int, seed: int) -> dict:
-    pooled = np.mean(diffs, axis=0)  # each user's difference averaged over the seeds first
-    mean, low, high = paired_bootstrap_ci(pooled, np.zeros_like(pooled), n_resamples=n_resamples, seed=seed)
-    return {"diff": mean, "low": low, "high": high,
-            "p": paired_permutation_test(pooled, np.zeros_like(pooled), n_resamples=n_resamples, seed=seed)}
-
-
 def features_table(summary: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = 0,
                    tails: Optional[TailRecall] = None) -> pd.DataFrame:
     """One row per base model x strategy setting x variant (see the module doc); empty without attribute runs."""
@@ -123,9 +116,9 @@ def features_table(summary: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: 
                             tail.append((mine - other).to_numpy())
                     row["paired_seeds"] = " ".join(map(str, used)) or "-"
                     if ndcg:
-                        row.update({f"{k}_vs_ids": v for k, v in _compare(ndcg, n_resamples, seed).items()})
+                        row.update({f"{k}_vs_ids": v for k, v in pooled_difference(ndcg, n_resamples, seed).items()})
                     if tail and len(tail) == len(ndcg):
-                        row.update({f"tail_{k}_vs_ids": v for k, v in _compare(tail, n_resamples, seed).items()})
+                        row.update({f"tail_{k}_vs_ids": v for k, v in pooled_difference(tail, n_resamples, seed).items()})
                 block.append(row)
         for prefix in ("", "tail_"):
             compared = [r for r in block if f"{prefix}p_vs_ids" in r]
@@ -166,20 +159,12 @@ def features_markdown(table: pd.DataFrame) -> str:
 
 def plot_features(summary: pd.DataFrame, path: Path) -> Optional[Path]:
     """Recall@10 by held-out position, one panel per base model: each attribute variant under Top-K (solid) and
-    RRA (dashed), mean over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    RRA (dashed), mean over seeds; shaded: the late positions."""
     frame = summary.copy()
     frame[["base", "variant"]] = [split_label(m) for m in frame["model"]]
-    bases = sorted(set(frame.loc[frame["variant"] != IDS_ONLY, "base"]))
-    if not bases:
-        return None
     settings = frame.loc[frame["variant"] != IDS_ONLY, ["strategy", "params"]].drop_duplicates().values
-    fig, axes = plt.subplots(1, len(bases), figsize=(5.5 * len(bases), 4), squeeze=False)
-    for ax, base in zip(axes[0], bases):
+
+    def draw(ax, base):
         part = frame[frame["base"] == base]
         for i, variant in enumerate(dict.fromkeys(part["variant"])):
             for (strategy, params), style in zip(settings, ("-", "--", ":", "-.")):
@@ -188,32 +173,18 @@ def plot_features(summary: pd.DataFrame, path: Path) -> Optional[Path]:
                     ax.plot(range(len(POS_COLUMNS)), rows[POS_COLUMNS].mean().to_numpy(), style, color=f"C{i}",
                             marker="o", markersize=3, label=f"{variant}: {strategy} {params}".strip())
         ax.axvspan(LATE.start - 0.5, LATE.stop - 0.5, color="0.9", zorder=0)
-        ax.set_title(base)
-        ax.set_xlabel("held-out position")
-        ax.set_ylabel(f"recall@{K}")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+
+    return plot_position_panels(sorted(set(frame.loc[frame["variant"] != IDS_ONLY, "base"])), path, draw)
 
 
 def write_features_report(summary: pd.DataFrame, out_dir: Path, n_resamples: int = N_RESAMPLES) -> dict[str, Path]:
     """``features.csv``, ``features.md`` and ``features.png`` in ``out_dir`` (nothing without attribute runs)."""
     table = features_table(summary, n_resamples=n_resamples)
-    if not len(table):
-        return {}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"features_table": out_dir / "features.csv", "features_markdown": out_dir / "features.md"}
-    atomic_to_csv(table, paths["features_table"])
     intro = (f"Each model trained on item ids only, with item attributes (`features=items`) and with item + event "
              f"attributes (`features=items_events`); test users, K = {K}. Differences are paired over the same test "
              f"users against the ids-only run with the same seed and strategy setting (95 % bootstrap CI, sign-flip "
              f"test, Holm over the rows of one model). Tail recall: recall@{K} over each user's held-out items among "
              f"the least popular {100 * TAIL_SHARE:g} % of the distinct held-out items (by train interactions).")
-    atomic_write_text(paths["features_markdown"], "# Attributes on the long-term protocol\n\n" + intro + "\n\n"
-                      + features_markdown(table) + "\n\n![recall by held-out position](features.png)\n")
-    plot = plot_features(summary, out_dir / "features.png")
-    if plot is not None:
-        paths["features_plot"] = plot
-    return paths
+    markdown = f"{intro}\n\n{features_markdown(table)}\n\n![recall by held-out position](features.png)" if len(table) else ""
+    return write_stage_report("features", "Attributes on the long-term protocol", table, markdown, out_dir,
+                              lambda path: plot_features(summary, path))

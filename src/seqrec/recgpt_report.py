@@ -20,9 +20,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from seqrec.data.io import atomic_to_csv, atomic_write_text
-from seqrec.report import K, N_RESAMPLES, POS_COLUMNS, _user_values
-from seqrec.stats import holm, paired_bootstrap_ci, paired_permutation_test, verdict_from_test
+from seqrec.report import K, N_RESAMPLES, POS_COLUMNS, _user_values, plot_position_panels, pooled_difference, \
+    write_stage_report
+from seqrec.stats import holm, verdict_from_test
 
 CONTROL = "fine-tuned, no prompts"
 VARIANT = re.compile(r"^(?P<base>.+?)-PT-(?P<mode>[a-z_]+)-P(?P<length>\d+)$")
@@ -69,15 +69,11 @@ def recgpt_table(summary: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: in
                    "recall_pos0": group[POS_COLUMNS[0]].mean(), "recall_pos9": group[POS_COLUMNS[9]].mean(),
                    "late_recall": group["late_recall"].mean()}
             if diffs:
-                pooled = np.mean(diffs, axis=0)  # each user's difference averaged over the seeds first
-                mean, low, high = paired_bootstrap_ci(pooled, np.zeros_like(pooled), n_resamples=n_resamples, seed=seed)
-                p = paired_permutation_test(pooled, np.zeros_like(pooled), n_resamples=n_resamples, seed=seed)
-                row.update(diff_vs_topk=mean, low=low, high=high, p=p)
+                d = pooled_difference(diffs, n_resamples, seed)
+                row.update(diff_vs_topk=d["diff"], low=d["low"], high=d["high"], p=d["p"])
             if vs_control and len(vs_control) == len(diffs):  # the prompts' own effect: against the control, same seeds
-                pooled = np.mean(vs_control, axis=0)
-                mean, low, high = paired_bootstrap_ci(pooled, np.zeros_like(pooled), n_resamples=n_resamples, seed=seed)
-                p = paired_permutation_test(pooled, np.zeros_like(pooled), n_resamples=n_resamples, seed=seed)
-                row.update(diff_vs_control=mean, control_low=low, control_high=high, control_p=p)
+                d = pooled_difference(vs_control, n_resamples, seed)
+                row.update(diff_vs_control=d["diff"], control_low=d["low"], control_high=d["high"], control_p=d["p"])
             block.append(row)
         compared = [r for r in block if "p" in r and not (r["variant"] == "pre-trained" and r["strategy"] == "topk")]
         for r, adjusted in zip(compared, holm([r["p"] for r in compared]) if compared else []):
@@ -115,18 +111,10 @@ def recgpt_markdown(table: pd.DataFrame) -> str:
 def plot_recgpt(summary: pd.DataFrame, path: Path, main: str = "replace_last P=1") -> Optional[Path]:
     """Recall@10 by held-out position: pre-trained Top-K and two-stage, prompt-tuned (``main``) Top-K, two-stage and
     RRA, one panel per base model (mean over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     frame = summary.copy()
     frame[["base", "variant"]] = [split_label(m) for m in frame["model"]]
-    bases = sorted(set(frame.loc[frame["variant"] != "pre-trained", "base"]))
-    if not bases:
-        return None
-    fig, axes = plt.subplots(1, len(bases), figsize=(5.5 * len(bases), 4), squeeze=False)
-    for ax, base in zip(axes[0], bases):
+
+    def draw(ax, base):
         part = frame[frame["base"] == base]
         for variant, style in (("pre-trained", "--"), (CONTROL, ":"), (main, "-")):
             for strategy, params in (("topk", ""), ("two_stage", "first=9"), ("rra", None)):
@@ -137,26 +125,13 @@ def plot_recgpt(summary: pd.DataFrame, path: Path, main: str = "replace_last P=1
                     continue
                 ax.plot(range(10), rows[POS_COLUMNS].mean().to_numpy(), style, marker="o", markersize=3,
                         label=f"{variant}: {strategy} {params or ''}".strip())
-        ax.set_title(base)
-        ax.set_xlabel("held-out position")
-        ax.set_ylabel(f"recall@{K}")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+
+    return plot_position_panels(sorted(set(frame.loc[frame["variant"] != "pre-trained", "base"])), path, draw)
 
 
 def write_recgpt_report(summary: pd.DataFrame, out_dir: Path, n_resamples: int = N_RESAMPLES) -> dict[str, Path]:
     """``recgpt.csv``, ``recgpt.md`` and ``recgpt.png`` in ``out_dir`` (nothing without prompt-tuned runs)."""
     table = recgpt_table(summary, n_resamples=n_resamples)
-    if not len(table):
-        return {}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"recgpt_table": out_dir / "recgpt.csv", "recgpt_markdown": out_dir / "recgpt.md"}
-    atomic_to_csv(table, paths["recgpt_table"])
-    atomic_write_text(paths["recgpt_markdown"], "# RecGPT on the long-term protocol\n\n" + recgpt_markdown(table) + "\n")
-    plot = plot_recgpt(summary, out_dir / "recgpt.png")
-    if plot is not None:
-        paths["recgpt_plot"] = plot
-    return paths
+    return write_stage_report("recgpt", "RecGPT on the long-term protocol", table,
+                              recgpt_markdown(table) if len(table) else "", out_dir,
+                              lambda path: plot_recgpt(summary, path))

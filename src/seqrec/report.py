@@ -569,6 +569,55 @@ def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, comma
     return paths
 
 
+# --------------------------------------------------------------------------- stages of the experiment
+def pooled_difference(diffs: Sequence[np.ndarray], n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict:
+    """Per-user differences of several seeds (same users), each user's averaged over the seeds first: the mean
+    ``diff``, its bootstrap CI ``low``/``high`` and the sign-flip test's ``p``."""
+    from seqrec.stats import paired_bootstrap_ci
+
+    pooled = np.mean(diffs, axis=0)
+    mean, low, high = paired_bootstrap_ci(pooled, np.zeros_like(pooled), n_resamples=n_resamples, seed=seed)
+    return {"diff": mean, "low": low, "high": high,
+            "p": paired_permutation_test(pooled, np.zeros_like(pooled), n_resamples=n_resamples, seed=seed)}
+
+
+def plot_position_panels(bases: Sequence[str], path: Path, draw) -> Optional[Path]:
+    """Recall@10 by held-out position, one panel per base model; ``draw(ax, base)`` plots its lines."""
+    if not bases:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(bases), figsize=(5.5 * len(bases), 4), squeeze=False)
+    for ax, base in zip(axes[0], bases):
+        draw(ax, base)
+        ax.set_title(base)
+        ax.set_xlabel("held-out position")
+        ax.set_ylabel(f"recall@{K}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_stage_report(name: str, title: str, table: pd.DataFrame, markdown: str, out_dir: Path,
+                       plot) -> dict[str, Path]:
+    """``<name>.csv``, ``<name>.md`` (``# title`` + ``markdown``) and, when ``plot(path)`` draws one, ``<name>.png``
+    in ``out_dir``; nothing for an empty table."""
+    if not len(table):
+        return {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {f"{name}_table": out_dir / f"{name}.csv", f"{name}_markdown": out_dir / f"{name}.md"}
+    atomic_to_csv(table, paths[f"{name}_table"])
+    atomic_write_text(paths[f"{name}_markdown"], f"# {title}\n\n{markdown}\n")
+    if plot(out_dir / f"{name}.png") is not None:
+        paths[f"{name}_plot"] = out_dir / f"{name}.png"
+    return paths
+
+
 # --------------------------------------------------------------------------- time per stage
 def stage_times(records: Sequence[Mapping]) -> pd.DataFrame:
     """Seconds per (model, seed) and stage from ``records`` of ``{model, seed, stage, seconds}`` (one per run;
