@@ -113,6 +113,15 @@ def test_step_budgets_are_the_same_for_every_dataset(config):
     check_train_config(cfg)  # exactly one patience
 
 
+def test_bert4rec_warm_up_comes_from_the_scheduler_group():
+    cfg = compose("BERT4Rec_train")
+    assert cfg.seqrec_module.scheduler._target_ == "seqrec.optim.WarmupSchedule"
+    assert cfg.seqrec_module.scheduler.warmup_steps == 500 and cfg.seqrec_module.lr == 2e-3
+    off = compose("BERT4Rec_train", ["scheduler=none"])  # a constant LR, as every other model trains
+    assert off.seqrec_module.scheduler is None
+    check_train_config(off)
+
+
 def test_a_patience_given_to_a_step_counting_config_is_an_error():
     """gSASRec's seed name ``patience`` (and BERT4Rec's ``early_stopping_step``) count validations: with the step
     patience of their configs they must say so, not be ignored."""
