@@ -46,6 +46,12 @@ def step_budget(data: str, seed: int, steps: int, extra=()) -> list[str]:
             "trainer_params.enable_model_summary=false", *extra]
 
 
+def steps_to(history, level: float) -> int | None:
+    """Optimizer steps until the first validation at or above ``level`` (None: never within the budget)."""
+    above = history[history["val_next_ndcg@10"] >= level]
+    return None if above.empty else int(above["step"].iloc[0]) + 1
+
+
 def train_histories(config: str, base: list[str], variants: dict[str, list[str]]):
     """Train ``config`` once per variant (its extra overrides on top of ``base``) in a temporary run store.
 

@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench_common import steps_to  # noqa: E402
 from seqrec.cli import quiet_third_party  # noqa: E402
 
 VARIANTS = {
@@ -45,12 +46,6 @@ def variant_names(name: str) -> list[str]:
     if unknown:
         raise SystemExit(f"error: unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)} (join with '+')")
     return parts
-
-
-def steps_to(history, level: float) -> int | None:
-    """Optimizer steps until the first validation at or above ``level`` (None: never within the budget)."""
-    above = history[history["val_next_ndcg@10"] >= level]
-    return None if above.empty else int(above["step"].iloc[0]) + 1
 
 
 def at_step(history, step: int) -> float | None:

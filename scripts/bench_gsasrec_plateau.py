@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench_common import steps_to as kick_off  # noqa: E402  (the kick-off step: the first validation at a level)
 from seqrec.cli import quiet_third_party  # noqa: E402
 
 #: every variant but ``default`` starts from gSASRec without any warm-up, the config before its plateau fix
@@ -52,12 +53,6 @@ def overrides_of(name: str, warmup: int) -> list[str]:
     if "default" in parts:
         raise SystemExit("error: variant 'default' (the config as it is) cannot be combined with others")
     return NO_WARMUP + [o for p in parts for o in VARIANTS[p](warmup)]
-
-
-def kick_off(history, level: float) -> int | None:
-    """Optimizer steps until the first validation at or above ``level`` (None: never within the budget)."""
-    above = history[history["val_next_ndcg@10"] >= level]
-    return None if above.empty else int(above["step"].iloc[0]) + 1
 
 
 def popularity_level(cfg) -> float:
