@@ -58,6 +58,10 @@ def parse_args(argv):
     parser.add_argument("--temperatures", nargs="+", type=float, default=[0.3, 0.6])
     parser.add_argument("--sequences", nargs="+", type=int, default=[10, 20, 50, 100],
                         help="N of multi-sequence aggregation")
+    parser.add_argument("--independent-samples", action="store_true",
+                        help="sample every multi-sequence setting on its own; by default the settings that differ only "
+                        "in N and the aggregation share one pass of the largest N (the others aggregate its first "
+                        "sequences: same estimate, other random draws; runs made before 2026-12 sampled independently)")
     parser.add_argument("--reduced-grid", nargs="+", default=[], metavar="MODEL",
                         help="for these models, RRA and RA only at the first temperature and the first N "
                         "(e.g. BERT4Rec, which has no KV cache and recomputes every step); 'auto': every model whose "
@@ -147,6 +151,7 @@ def main(argv=None) -> int:
             train_overrides=train_overrides + (QUICK_TRAIN if args.quick else []) + args.train_override,
             predict_overrides=["progress=false", *args.predict_override], reuse=dict(args.reuse), logger=args.logger,
             seeds=args.seeds, report_only=args.report_only, recgpt=recgpt, features=features,
+            share_samples=not args.independent_samples,
             model_strategies={m: strategy_grid(**{**grid, "temperatures": grid["temperatures"][:1],
                                                   "sequences": grid["sequences"][:1]}) for m in reduced},
         )

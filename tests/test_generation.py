@@ -294,3 +294,69 @@ def test_bfloat16_precision_keeps_the_contract():
     assert (margin > 2 * err).sum() >= len(margin) // 2  # the check has teeth: most users are decidable
     with pytest.raises(UserError, match="precision must be one of float32, bfloat16, auto"):
         build_strategy({"strategy": "greedy", "precision": "half"})
+
+
+def rra_brute_force(sequences, k):
+    """RRA of ``sequences`` (lists of items) by hand: 1/rank summed, ties by first appearance (Counter order)."""
+    counter = Counter()
+    for seq in sequences:
+        for r, item in enumerate(seq, start=1):
+            counter[item] += 1.0 / r
+    return [i for i, _ in counter.most_common(k)]
+
+
+def test_prefix_lists_aggregate_the_first_n_sequences(model, monkeypatch):
+    """RRA and RA of the first n of the N sampled sequences (prefix_sequences), against brute force over the
+    sequences the run sampled; the main list is unchanged by asking for prefixes."""
+    captured = capture_aggregation(monkeypatch)
+    train, N, k = histories(7, 20), 8, 4
+    params = {"strategy": "sampling", "temperature": 1.5, "num_return_sequences": N, "top_k": 6}
+    variants = {}
+    items, scores = run(model, {**params, "prefix_sequences": [2, 5, 8]}, train, k=k, variants=variants)
+    assert sorted(variants) == ["ra_N2", "ra_N5", "ra_N8", "rra_N2", "rra_N5"]  # rra N=8 is the main list
+    order = captured[-1][1]  # the main list's call: every sampled sequence, user-major
+    for n in (2, 5):
+        for u in range(len(train)):
+            assert variants[f"rra_N{n}"][0][u].tolist() == rra_brute_force(order[u].view(N, k)[:n].tolist(), k)
+    plain = run(model, params, train, k=k)
+    np.testing.assert_array_equal(items, plain[0])
+    np.testing.assert_array_equal(scores, plain[1])
+    ra = run(model, {**params, "aggregation": "ra"}, train, k=k)  # the same draws: RA at N is the RA variant
+    np.testing.assert_array_equal(variants["ra_N8"][0], ra[0])
+    np.testing.assert_allclose(variants["ra_N8"][1], ra[1], rtol=1e-6)
+
+
+def test_ra_prefix_sums_the_first_n_sequences_probabilities(monkeypatch):
+    captured = capture_aggregation(monkeypatch)
+    logits = torch.tensor([0.0, 1.0, 0.2, 0.9, -0.3, 1.4, 0.1, 0.7])
+    T, N, n, k = 0.5, 6, 3, 3
+    train = Sequences.from_lengths(np.array([2, 6]), np.array([1, 1]))
+    variants = {}
+    run(Fixed(logits), {"strategy": "sampling", "temperature": T, "num_return_sequences": N, "prefix_sequences": [n]},
+        train, k=k, variants=variants)
+    order = captured[-1][1]
+    for u in range(2):
+        naive = Counter()
+        hist = int(train[u][0])
+        for seq in order[u].view(N, k)[:n].tolist():  # only the first n sequences count
+            for t in range(k):
+                scaled = logits / T
+                scaled[[0, hist, *seq[:t]]] = -np.inf
+                for i, p in enumerate(torch.softmax(scaled, 0).tolist()):
+                    naive[i] += p
+        best = [i for i, _ in sorted(naive.items(), key=lambda kv: -kv[1]) if i not in (0, hist)][:k]
+        assert variants[f"ra_N{n}"][0][u].tolist() == best
+        np.testing.assert_allclose(variants[f"ra_N{n}"][1][u], [naive[i] for i in best], rtol=1e-5)
+
+
+@pytest.mark.parametrize("prefixes, message", [
+    ([3, 9], "asks for the first 9 of only 5 sampled sequences; raise num_return_sequences to 9"),
+    ([0], "prefix_sequences must be a list of integers >= 1"),
+    ("10", "prefix_sequences must be a list of integers >= 1"),
+])
+def test_bad_prefixes(prefixes, message):
+    with pytest.raises(UserError) as err:
+        build_strategy({"strategy": "sampling", "num_return_sequences": 5, "prefix_sequences": prefixes})
+    assert message in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(UserError, match="needs multi-sequence sampling"):
+        build_strategy({"strategy": "sampling", "num_return_sequences": 1, "prefix_sequences": [1]})

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT
 from seqrec.data.synthetic import make_synthetic
-from seqrec.experiment import StrategySpec, strategy_grid
+from seqrec.experiment import StrategySpec, sample_groups, strategy_grid
 from seqrec.report import (POS_COLUMNS, best_per_strategy, build_summary, claim_check, paired_comparisons,
                            summary_row, write_report)
 
@@ -125,6 +125,18 @@ def test_strategy_grid_and_names():
     rra = StrategySpec("rra", "temperature", (("temperature", 0.3), ("top_k", 50), ("num_return_sequences", 20),
                                               ("aggregation", "rra")))
     assert rra.label == "T=0.3 top_k=50 N=20"
+    # settings that differ only in N and the aggregation share one sampling pass: per temperature, RRA at the largest N
+    groups = sample_groups(strategy_grid())
+    sources = {source for source, _ in groups.values()}
+    assert {s.label for s in sources} == {"T=0.3 top_k=50 N=100", "T=0.6 top_k=50 N=100"}
+    assert {s.strategy for s in sources} == {"rra"} and len(groups) == 2 * 2 * 4
+    assert all(ns == (10, 20, 50, 100) for _, ns in groups.values())
+    assert all(dict(s.params)["temperature"] == dict(source.params)["temperature"] for s, (source, _) in groups.items())
+    assert not {s.label for s in groups} & {"T=0.6 top_k=20 N=30", "T=0.7 top_k=50 N=30"}  # alone in their group
+    ra_only = [s for s in grid if s.strategy == "ra" and s.label == "T=0.3 top_k=50 N=20"]
+    assert sample_groups(ra_only) == {}
+    pair = sample_groups([rra, StrategySpec("ra", "temperature", (*rra.params[:3], ("aggregation", "ra")))])
+    assert {source for source, _ in pair.values()} == {rra} and set(pair.values()) == {(rra, (20,))}
     assert rra.overrides() == ["generation_params.temperature=0.3", "generation_params.top_k=50",
                                "generation_params.num_return_sequences=20", "generation_params.aggregation=rra"]
 
@@ -159,6 +171,11 @@ def test_quick_run_then_resume(tmp_path):
     timing = pd.read_csv(out / "timing.csv")
     assert len(timing) == 4 * (1 + n_strategies) and (timing["stage"] == "train").sum() == 4
     assert not timing["reused"].any() and (timing["seconds"] > 0).all()
+    # RA at the one (T, N) of the quick grid aggregates the sequences its RRA run sampled
+    for model, rows in summary.groupby("model"):
+        rra_run, ra_run = (rows.loc[rows["strategy"] == name, "predict_task"].item() for name in ("rra", "ra"))
+        assert json.loads((tmp_path / "runs" / ra_run / "run.json").read_text())["samples_from"] == rra_run
+        assert (tmp_path / "runs" / rra_run / "nested.npz").is_file()
     assert "seconds per run, summed by stage" in first.stdout and "\ntotal " in first.stdout
 
     runs_before = sorted(p.name for p in (tmp_path / "runs").iterdir())

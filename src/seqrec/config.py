@@ -117,6 +117,8 @@ PREDICT = COMMON + (
     Bool("filter_seen", null=True),
     Int("test_batch_size", "256", ge=1, null=True),
     Bool("progress", required=False),
+    Str("samples_from", "<PREDICT_ID>", null=True, required=False,
+        want="a predict run ID (one made with generation_params.prefix_sequences), or null"),
     Int("bootstrap.n_resamples", "10000", ge=100, required=False),
     Num("bootstrap.confidence", "0.95", gt=0, lt=1, required=False),
     Int("bootstrap.seed", "0", required=False),
@@ -125,6 +127,7 @@ PREDICT = COMMON + (
 PREDICT_SECTIONS = {
     "": {c.key for c in COMMON} | {
         "train_task", "device", "top_k", "filter_seen", "test_batch_size", "progress", "generation_params", "logger",
+        "samples_from",
         "bootstrap", "hydra",  # hydra: present when composed with return_hydra_config=True
     },
     "bootstrap": {"n_resamples", "confidence", "seed"},

@@ -55,6 +55,29 @@ def strategy_grid(
     ))
 
 
+def sample_groups(specs: Sequence[StrategySpec]) -> dict[StrategySpec, tuple[StrategySpec, tuple[int, ...]]]:
+    """Multi-sequence settings that differ only in N and the aggregation share one sampling pass
+    (:mod:`seqrec.shared_samples`): each such spec -> (its group's source, every N of the group). The source is the
+    group's largest N (RRA when it has both); it samples once, keeping both aggregations of each N's first
+    sequences, and the others take theirs with ``samples_from``. Settings alone in their group are left out."""
+    groups: dict[tuple, list[StrategySpec]] = {}
+    for spec in specs:
+        params = dict(spec.params)
+        if int(params.get("num_return_sequences") or 1) < 2:
+            continue
+        key = (spec.config, tuple(kv for kv in spec.params if kv[0] not in ("num_return_sequences", "aggregation")))
+        groups.setdefault(key, []).append(spec)
+    out = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        ns = sorted({int(dict(m.params)["num_return_sequences"]) for m in members})
+        largest = [m for m in members if int(dict(m.params)["num_return_sequences"]) == ns[-1]]
+        source = next((m for m in largest if dict(m.params).get("aggregation") == "rra"), largest[0])
+        out.update({m: (source, tuple(ns)) for m in members})
+    return out
+
+
 def rra_spec(temperature: float, sequences: int, top_k: int) -> StrategySpec:
     """Multi-sequence generation aggregated by reciprocal rank (the grid's RRA step for these settings)."""
     return StrategySpec("rra", "temperature", (("temperature", float(temperature)), ("top_k", int(top_k)),
@@ -150,6 +173,8 @@ class Experiment:
     model without a KV cache).
     ``train_overrides`` / ``predict_overrides`` are extra Hydra overrides for every run of that kind
     (``model_overrides`` per model label).
+    ``share_samples``: multi-sequence settings that differ only in N and the aggregation take their lists from one
+    sampling pass (:func:`sample_groups`); False samples each setting independently.
     """
 
     def __init__(
@@ -169,6 +194,7 @@ class Experiment:
         report_only: bool = False,
         recgpt: Optional[RecGPTPlan] = None,
         features: Optional[FeaturesPlan] = None,
+        share_samples: bool = True,
         train_fn: Optional[Callable[[DictConfig], float]] = None,
         predict_fn: Optional[Callable[[DictConfig], float]] = None,
     ) -> None:
@@ -206,6 +232,7 @@ class Experiment:
         self.report_only = report_only  # collect finished steps only; a step not run yet is skipped, not run
         self.recgpt = recgpt
         self.features = features
+        self.share_samples = share_samples
         if features is not None:
             known = sorted(p.stem for p in (CONFIG_DIR / "features").glob("*.yaml") if p.stem != "none")
             if not features.variants or any(v not in known for v in features.variants):
@@ -235,9 +262,10 @@ class Experiment:
                      *self.train_overrides, *self.model_overrides.get(model, [])]
         return self.model_configs[model], overrides
 
-    def predict_step(self, model: str, train_id: str, spec: StrategySpec, seed: int = 42) -> tuple[str, list[str]]:
+    def predict_step(self, model: str, train_id: str, spec: StrategySpec, seed: int = 42,
+                     extra: Sequence[str] = ()) -> tuple[str, list[str]]:
         overrides = [f"train_task={train_id}", f"task_name={self.dataset}_{model}_s{seed}_{spec.slug}",
-                     *spec.overrides(), *self.predict_overrides]
+                     *spec.overrides(), *extra, *self.predict_overrides]
         return spec.config, overrides
 
     @staticmethod
@@ -354,9 +382,22 @@ class Experiment:
         return outcome
 
     def _predict_all(self, outcomes, model, trained: Outcome, specs, seed, finished) -> None:
+        shared = sample_groups(specs) if self.share_samples else {}
+        sources = {}  # a group's source runs first (its run ID is part of the others' steps); outcomes keep plan order
+        for spec in dict.fromkeys(source for source, _ in shared.values()):
+            prefixes = f"generation_params.prefix_sequences=[{','.join(map(str, shared[spec][1]))}]"
+            sources[spec] = self._run("predict", *self.predict_step(model, trained.run.task_id, spec, seed, [prefixes]),
+                                      finished)
         for spec in specs:
-            step = self.predict_step(model, trained.run.task_id, spec, seed)
-            self._collect(outcomes, model, spec, *self._run("predict", *step, finished), seed)
+            if spec in sources:
+                done = sources[spec]
+            elif spec in shared:
+                record = sources[shared[spec][0]][0]
+                done = (None, False, 0.0) if record is None else self._run("predict", *self.predict_step(
+                    model, trained.run.task_id, spec, seed, [f"samples_from={record.task_id}"]), finished)
+            else:
+                done = self._run("predict", *self.predict_step(model, trained.run.task_id, spec, seed), finished)
+            self._collect(outcomes, model, spec, *done, seed)
 
     def prompt_step(self, model: str, pretrained_id: str, mode: str, length: int, seed: int) -> tuple[str, list[str]]:
         """RecGPT prompt-tuning of ``model``'s training run ``pretrained_id`` (config ``<Model>_prompt_tune``)."""

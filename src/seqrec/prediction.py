@@ -21,6 +21,7 @@ from seqrec.metrics import compute_metrics, format_metrics, per_position_table, 
 from seqrec.stats import bootstrap_table
 from seqrec.generation import ban_generated, build_strategy, generate
 from seqrec.generation.engine import resolve_precision
+from seqrec import shared_samples
 from seqrec.tracking.run_store import RunStore
 from seqrec.tracking.lifecycle import CONFIG_FILE, open_run
 from seqrec.runtime import (
@@ -37,6 +38,7 @@ def predict(cfg: DictConfig) -> float:
     params = OmegaConf.to_container(cfg.generation_params, resolve=True)
     strategy = build_strategy(params)  # a bad strategy or parameter fails before any loading
     store = RunStore(cfg.run_store)
+    source = shared_samples.resolve(cfg, params, store) if cfg.get("samples_from") else None
     train_dir = store.path(cfg.train_task)
     train_cfg = OmegaConf.load(train_dir / CONFIG_FILE)
     split = prepare_split(train_cfg)
@@ -66,17 +68,29 @@ def predict(cfg: DictConfig) -> float:
         by_part: dict[str, dict[str, float]] = {}
         per_user_frames = []
         tables = {}
+        nested = {}  # part -> (users, the prefix lists), with prefix_sequences
+        if source is not None:
+            log.info("lists taken from the sequences sampled by run %s (%s)", source.run_id, source.name)
+            run.store.update(run.id, samples_from=source.run_id)
         for part, users in (("val", split.val_users), ("test", split.test_users)):
             targets = split.targets(users, n_targets)
             groups = split.target_groups(users, n_targets)
             started = time.perf_counter()
-            recs, scores = generate(
-                model, strategy, split.train, users, k=k, max_length=train_cfg.dataset.max_length,
-                filter_seen=filter_seen, rows=rows, seed=cfg.random_state, device=device,
-                no_repeat=ban_generated(params), precision=params.get("precision") or "float32",
-                desc=f"{part}: {strategy.describe()}", progress=bool(cfg.get("progress", True)), events=events,
-            )
+            variants: dict = {}
+            if source is not None:
+                recs, scores = source.lists(part, users)
+            else:
+                recs, scores = generate(
+                    model, strategy, split.train, users, k=k, max_length=train_cfg.dataset.max_length,
+                    filter_seen=filter_seen, rows=rows, seed=cfg.random_state, device=device,
+                    no_repeat=ban_generated(params), precision=params.get("precision") or "float32",
+                    desc=f"{part}: {strategy.describe()}", progress=bool(cfg.get("progress", True)), events=events,
+                    variants=variants,
+                )
             seconds = time.perf_counter() - started
+            if params.get("prefix_sequences"):  # the main list too: every (aggregation, n) asked for is there
+                name = shared_samples.variant_key(params["aggregation"], int(params["num_return_sequences"]))
+                nested[part] = (users, {name: (recs, scores), **variants})
             part_metrics, per_user = compute_metrics(recs, targets, split.item_counts, split.n_items, k=k, groups=groups,
                                                      with_per_user=True)
             by_part[part] = part_metrics
@@ -94,6 +108,8 @@ def predict(cfg: DictConfig) -> float:
             atomic_to_parquet(_predictions_frame(split, users, recs, scores), run.dir / name)
 
         atomic_to_parquet(pd.concat(per_user_frames, ignore_index=True), run.dir / PER_USER_FILE)
+        if nested:
+            shared_samples.save(run.dir, nested)
         atomic_write_json(run.dir / METRICS_FILE, metrics)
         atomic_write_json(run.dir / INTERVALS_FILE, {**boot, "intervals": intervals})
         table = tables["test"].rename(columns=lambda c: c if c == "position" else f"test_{c}").merge(
@@ -116,8 +132,10 @@ def predict(cfg: DictConfig) -> float:
         run.tracker.report_table("per-position recall", table)
         run.tracker.report_figure("per-position recall", plot_path)
         for name, file in (("predictions", "predictions.parquet"), ("metrics", METRICS_FILE), ("config", CONFIG_FILE),
-                           ("per-user metrics", PER_USER_FILE), ("intervals", INTERVALS_FILE)):
-            run.tracker.upload_artifact(name, run.dir / file)
+                           ("per-user metrics", PER_USER_FILE), ("intervals", INTERVALS_FILE),
+                           ("prefix lists", shared_samples.NESTED_FILE)):
+            if (run.dir / file).is_file():
+                run.tracker.upload_artifact(name, run.dir / file)
         for part, part_metrics in by_part.items():
             print(format_metrics(part_metrics, part, intervals={n[len(part) + 1:]: v for n, v in intervals.items()
                                                                  if n.startswith(f"{part}_")}))

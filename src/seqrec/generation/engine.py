@@ -79,6 +79,7 @@ def generate(
     desc: str | None = None,
     progress: bool = True,
     events: list[Sequences] | None = None,
+    variants: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Recommend ``k`` items to each of ``users`` (indices into ``train``) with ``strategy``.
 
@@ -89,6 +90,8 @@ def generate(
     softmax, sampling and aggregation stay fp32); ``auto``: bf16 where the hardware runs it natively.
     ``events``: event-attribute codes parallel to ``train`` (features=items_events); generated events get the
     unknown code.
+    ``variants``: a dict to receive the lists a strategy produces besides its main one (multi-sequence with
+    ``prefix_sequences``), by name, as ``(items [U, k], scores [U, k])`` in the order of ``users``.
     """
     model.eval()
     device = torch.device(device)
@@ -100,7 +103,7 @@ def generate(
     rows = min(rows, getattr(model, "max_generation_rows", None) or rows)  # e.g. BERT4Rec: memory-bound beyond
     per_chunk = max(1, rows // strategy.width)
     Decoder = decoder_class(model, use_cache)
-    items_out, scores_out = [], []
+    items_out, scores_out, extra_out = [], [], {}
     bar = tqdm(total=len(users), desc=desc or strategy.describe(), unit="user", disable=not progress, leave=False)
     for start in range(0, len(users), per_chunk):
         chunk = users[start : start + per_chunk]
@@ -112,12 +115,18 @@ def generate(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             decoder = Decoder(model, input_ids, input_ids != 0, n_new=k, **extra)
             ctx = Context(k=k, seen=seen, ban_generated=no_repeat, generator=generator)
-            items, scores = strategy.generate(GenerationState(decoder, ctx))
+            state = GenerationState(decoder, ctx)
+            items, scores = strategy.generate(state)
         items_out.append(items.cpu())
         scores_out.append(scores.float().cpu())
+        for name, (extra_items, extra_scores) in state.variants.items():
+            extra_out.setdefault(name, []).append((extra_items.cpu(), extra_scores.float().cpu()))
         bar.update(len(chunk))
     bar.close()
     if not items_out:
         return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
+    if variants is not None:
+        variants.update({name: (torch.cat([i for i, _ in parts]).numpy(), torch.cat([s for _, s in parts]).numpy())
+                         for name, parts in extra_out.items()})
     return torch.cat(items_out).numpy(), torch.cat(scores_out).numpy()
 

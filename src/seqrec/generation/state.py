@@ -108,6 +108,9 @@ class GenerationState:
         self.generated = torch.zeros(self.users, 0, dtype=torch.long, device=ctx.seen.device)
         self._logits = decoder.first.float()
         self._pending: torch.Tensor | None = None
+        # lists a strategy produces besides its main one, by name: (items [U, k], scores [U, k]) (multi-sequence
+        # prefixes); the engine concatenates them over chunks
+        self.variants: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def logits(self) -> torch.Tensor:
         """``[rows, V]`` float scores of the next item with every ban applied (-inf).

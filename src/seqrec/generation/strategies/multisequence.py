@@ -8,6 +8,11 @@
 
 Ties are broken by first appearance (sequence by sequence, position by position), as
 a plain ``Counter.most_common`` over the sequences would.
+
+With ``prefixes`` (``generation_params.prefix_sequences``) the same N samples also give, for each listed n, both
+aggregations of the first n sequences: exactly what a run with N = n would compute from those n sequences. They are
+left in ``state.variants`` under :func:`variant_key` (the engine collects them; a later run takes one with
+``samples_from``), so one sampling pass serves a whole grid over N and both aggregations.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ from seqrec.generation.sampler import Sampler
 class MultiSequence(Strategy):
     name = "multisequence"
 
-    def __init__(self, sampler: Sampler, sequences: int, how: str):
+    def __init__(self, sampler: Sampler, sequences: int, how: str, prefixes: tuple[int, ...] = ()):
         self.sampler, self.width, self.how = sampler, sequences, how
+        self.prefixes = tuple(sorted(set(prefixes)))
 
     @classmethod
     def from_params(cls, params):
-        return cls(Sampler.from_params(params), params["num_return_sequences"], params["aggregation"])
+        return cls(Sampler.from_params(params), params["num_return_sequences"], params["aggregation"],
+                   tuple(params.get("prefix_sequences") or ()))
 
     def describe(self) -> str:
         s = self.sampler
@@ -36,18 +43,39 @@ class MultiSequence(Strategy):
         U, N, k = state.users, self.width, state.ctx.k
         state.expand(N)
         V = state.ctx.seen.shape[1]
-        score = torch.zeros(U, V, dtype=torch.float64, device=state.ctx.seen.device)
+        # (aggregation, n): the score of the first n sequences; the main list is (self.how, N)
+        wanted = [(self.how, N), *((how, n) for n in self.prefixes for how in ("rra", "ra") if (how, n) != (self.how, N))]
+        scores = {key: torch.zeros(U, V, dtype=torch.float64, device=state.ctx.seen.device) for key in wanted}
         for step in range(k):
             logits = state.logits()
             items, candidates, probs = self.sampler(logits, state.ctx.generator)
-            if self.how == "rra":
-                score.scatter_add_(1, items.view(U, N), torch.full((U, N), 1.0 / (step + 1), dtype=score.dtype, device=score.device))
-            elif candidates is None:
-                score += probs.view(U, N, V).sum(1, dtype=torch.float64)
-            else:
-                score.scatter_add_(1, candidates.view(U, -1), probs.view(U, -1).double())
+            for (how, n), score in scores.items():
+                _accumulate(score, how, step, items.view(U, N)[:, :n], None if candidates is None else
+                            candidates.view(U, N, -1)[:, :n], probs.view(U, N, -1)[:, :n])
             state.push(items)
-        return aggregate(score, state.generated.view(U, N * k), state.ctx.seen, k)
+        generated = state.generated.view(U, N, k)
+        for how, n in wanted[1:]:
+            state.variants[variant_key(how, n)] = aggregate(scores[how, n], generated[:, :n].reshape(U, n * k),
+                                                             state.ctx.seen, k)
+        return aggregate(scores[self.how, N], generated.view(U, N * k), state.ctx.seen, k)
+
+
+def variant_key(how: str, sequences: int) -> str:
+    """The name of the list aggregating the first ``sequences`` samples by ``how`` (``rra``/``ra``)."""
+    return f"{how}_N{sequences}"
+
+
+def _accumulate(score: torch.Tensor, how: str, step: int, items: torch.Tensor, candidates: torch.Tensor | None,
+                probs: torch.Tensor) -> None:
+    """Add one step of ``n`` sequences per user to ``score`` ``[U, V]``: ``items`` ``[U, n]``, and the distributions
+    they were drawn from, ``probs`` ``[U, n, C]`` over ``candidates`` ``[U, n, C]`` (all items when None)."""
+    U, n = items.shape
+    if how == "rra":
+        score.scatter_add_(1, items, torch.full((U, n), 1.0 / (step + 1), dtype=score.dtype, device=score.device))
+    elif candidates is None:
+        score += probs.sum(1, dtype=torch.float64)
+    else:
+        score.scatter_add_(1, candidates.reshape(U, -1), probs.reshape(U, -1).double())
 
 
 def aggregate(score: torch.Tensor, order: torch.Tensor, seen: torch.Tensor, k: int):

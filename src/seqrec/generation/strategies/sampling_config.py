@@ -2,7 +2,15 @@
 aggregation (:mod:`.multisequence_config`), so both read the same declared parameters."""
 
 from seqrec.registry import Strategy, StrategySpec, register
-from seqrec.settings import Choice, Int, Num
+from seqrec.settings import Choice, Int, Num, Setting
+
+
+def _prefix_list(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return False
+    return all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in value)
 
 SAMPLING = (
     Num("temperature", "0.3", gt=0, default=1.0,
@@ -12,7 +20,24 @@ SAMPLING = (
     Num("top_p", "0.9", gt=0, le=1, null=True, default=1.0, doc="nucleus sampling"),
     Int("num_return_sequences", "20", ge=1, default=1, doc="N > 1: multi-sequence aggregation"),
     Choice("aggregation", ("rra", "ra"), default="rra", doc="for N > 1: reciprocal rank or summed probability"),
+    Setting("prefix_sequences", "list", "[10,20,50]", null=True, default=None, test=_prefix_list,
+            want="a list of integers >= 1, each at most num_return_sequences (or null)",
+            hint="pass e.g. 'generation_params.prefix_sequences=[10,20,50]'",
+            doc="for N > 1: also aggregate the first n of the N sampled sequences, both ways, for each n listed "
+                "(kept in the run's nested.npz; a later run takes one with samples_from=<this run>)"),
 )
+
+
+def prefixes_fit(values, context) -> str | None:
+    """Every prefix of ``prefix_sequences`` is at most ``num_return_sequences``, which must then exceed 1."""
+    prefixes, n = values.get("prefix_sequences") or [], values.get("num_return_sequences")
+    if prefixes and isinstance(n, int) and n < 2:
+        return ("generation_params.prefix_sequences needs multi-sequence sampling; pass "
+                "generation_params.num_return_sequences >= 2, or drop prefix_sequences")
+    if prefixes and isinstance(n, int) and max(prefixes) > n:
+        return (f"generation_params.prefix_sequences={prefixes} asks for the first {max(prefixes)} of only {n} sampled "
+                f"sequences; raise num_return_sequences to {max(prefixes)} or drop the larger prefixes")
+    return None
 
 
 def _grid(options):
@@ -21,4 +46,4 @@ def _grid(options):
 
 
 register(Strategy("sampling", "seqrec.generation.strategies.sampling.Sampling", order=3, samples=True,
-                  settings=SAMPLING, grid=_grid))
+                  settings=SAMPLING, rules=(prefixes_fit,), grid=_grid))
