@@ -383,20 +383,24 @@ class Experiment:
 
     def _predict_all(self, outcomes, model, trained: Outcome, specs, seed, finished) -> None:
         shared = sample_groups(specs) if self.share_samples else {}
-        sources = {}  # a group's source runs first (its run ID is part of the others' steps); outcomes keep plan order
-        for spec in dict.fromkeys(source for source, _ in shared.values()):
-            prefixes = f"generation_params.prefix_sequences=[{','.join(map(str, shared[spec][1]))}]"
-            sources[spec] = self._run("predict", *self.predict_step(model, trained.run.task_id, spec, seed, [prefixes]),
-                                      finished)
+        sources: dict = {}  # a group's source runs when the group's first setting is reached; outcomes keep plan order
+
+        def source(spec):
+            if spec not in sources:
+                prefixes = f"generation_params.prefix_sequences=[{','.join(map(str, shared[spec][1]))}]"
+                sources[spec] = self._run("predict", *self.predict_step(model, trained.run.task_id, spec, seed,
+                                                                        [prefixes]), finished)
+            return sources[spec]
+
         for spec in specs:
-            if spec in sources:
-                done = sources[spec]
-            elif spec in shared:
-                record = sources[shared[spec][0]][0]
+            if spec not in shared:
+                done = self._run("predict", *self.predict_step(model, trained.run.task_id, spec, seed), finished)
+            elif shared[spec][0] == spec:
+                done = source(spec)
+            else:
+                record = source(shared[spec][0])[0]
                 done = (None, False, 0.0) if record is None else self._run("predict", *self.predict_step(
                     model, trained.run.task_id, spec, seed, [f"samples_from={record.task_id}"]), finished)
-            else:
-                done = self._run("predict", *self.predict_step(model, trained.run.task_id, spec, seed), finished)
             self._collect(outcomes, model, spec, *done, seed)
 
     def prompt_step(self, model: str, pretrained_id: str, mode: str, length: int, seed: int) -> tuple[str, list[str]]:
