@@ -242,3 +242,45 @@ def test_report_only_runs_nothing(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: no finished predict runs")
     assert "not run yet, left out of the report: GPT seed 1: training and" in result.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing was trained
+
+
+def test_the_plan_shares_samples_unless_told_not_to(tmp_path, tiny_csv):
+    """Which overrides each multi-sequence step gets, with fake runs (no training): per group the largest N samples
+    with every N of its group as prefixes and the others name it in samples_from; ``share_samples=False`` (the
+    ``--independent-samples`` flag) gives plain steps; settings alone in their group are plain either way."""
+    from omegaconf import OmegaConf
+
+    from seqrec.experiment import Experiment
+    from seqrec.tracking.run_store import RunStore
+
+    calls = []
+
+    def fake(kind):
+        def run(cfg):
+            task_id = f"{kind}-{len(calls)}"
+            calls.append(cfg)
+            store.create(task_id, kind, cfg.task_name)
+            (store.path(task_id, kind=None) / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+            store.finish(task_id)
+            return 0.0
+        return run
+
+    grid = strategy_grid(beams=(2,), temperatures=(0.3,), sequences=(10, 20))
+    for share in (True, False):
+        calls.clear()
+        store = RunStore(tmp_path / "runs" / str(share))  # the fakes write here
+        Experiment(tiny_csv, "tiny", run_store=tmp_path / "runs" / str(share), models=["GPT"], strategies=grid,
+                   logger="none", share_samples=share, train_fn=fake("train"), predict_fn=fake("predict")).run()
+        multi = {c.task_name.split("_s42_")[1]: c for c in calls if c.get("generation_params", {}).get(
+            "num_return_sequences", 1) > 1}
+        prefixes = {name: c.generation_params.get("prefix_sequences") for name, c in multi.items()}
+        taken = {name: c.get("samples_from") for name, c in multi.items()}
+        assert set(multi) == {"rra_T0.3_top_k50_N10", "rra_T0.3_top_k50_N20", "ra_T0.3_top_k50_N10",
+                              "ra_T0.3_top_k50_N20", "rra_T0.6_top_k20_N30", "ra_T0.7_top_k50_N30"}
+        if share:
+            source = next(r.task_id for r in store.list_runs("predict") if r.task_name.endswith("_rra_T0.3_top_k50_N20"))
+            assert prefixes == {**dict.fromkeys(multi), "rra_T0.3_top_k50_N20": [10, 20]}
+            assert taken == {**dict.fromkeys(multi), "rra_T0.3_top_k50_N10": source, "ra_T0.3_top_k50_N10": source,
+                             "ra_T0.3_top_k50_N20": source}
+        else:
+            assert prefixes == taken == dict.fromkeys(multi)
