@@ -280,3 +280,12 @@ def test_bad_feature_configs_fail_before_a_run_folder(tmp_path, rating_runs, ove
         train(compose("GPT_train", [f"data_path={data}", f"run_store={runs}", *SMALL, *overrides]))
     assert "\n" not in str(err.value)
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_the_items_output_variant_scores_by_the_attribute_aware_table():
+    from conftest import compose
+
+    cfg = compose("SASRec_train", ["features=items_output"])
+    assert cfg.features.output == "attributes" and dict(cfg.features.item_attributes) == dict(
+        compose("SASRec_train", ["features=items"]).features.item_attributes)
+    assert compose("SASRec_train", ["features=items"]).features.output == "ids"
