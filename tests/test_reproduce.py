@@ -152,7 +152,7 @@ def test_quick_run_then_resume(tmp_path):
     args = ["--dataset", str(data), "--quick", "--run-store", str(tmp_path / "runs"), "--results",
             str(tmp_path / "results"), "--logger", "none", "--train-override", "dataloader.validation_size=40",
             "--seeds", "7"]
-    first = _run(args, tmp_path)
+    first = _run([*args, "--jobs", "2"], tmp_path)  # two chains at once; the resume below runs one at a time
     assert first.returncode == 0, first.stderr[-2000:]
     out = tmp_path / "results" / "syn-quick"
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
@@ -177,6 +177,13 @@ def test_quick_run_then_resume(tmp_path):
         assert json.loads((tmp_path / "runs" / ra_run / "run.json").read_text())["samples_from"] == rra_run
         assert (tmp_path / "runs" / rra_run / "nested.npz").is_file()
     assert "seconds per run, summed by stage" in first.stdout and "\ntotal " in first.stdout
+    # each chain (a model on a seed) ran in a worker with one of the two cores and wrote its output to its own log
+    assert "running 4 chains, 2 at a time with 1 thread each" in first.stderr
+    for model in ("GPT", "SASRec", "gSASRec", "BERT4Rec"):
+        log_text = (tmp_path / "runs" / "logs" / f"syn-quick_{model}_s7.log").read_text()
+        assert log_text.startswith(f"--- ") and f"{model} seed 7 (pid " in log_text and "1 thread)" in log_text
+    steps = [line for line in first.stdout.splitlines() if line.startswith("[")]
+    assert [int(line[1:].split("/")[0]) for line in steps] == list(range(1, len(steps) + 1))  # numbered on arrival
 
     runs_before = sorted(p.name for p in (tmp_path / "runs").iterdir())
     second = _run(args, tmp_path)
@@ -284,3 +291,64 @@ def test_the_plan_shares_samples_unless_told_not_to(tmp_path, tiny_csv):
                              "ra_T0.3_top_k50_N20": source}
         else:
             assert prefixes == taken == dict.fromkeys(multi)
+
+
+def _fake_step(kind, cfg):
+    """A stand-in for training / predicting (module level: worker processes unpickle it): makes a completed run,
+    except that SASRec's training fails."""
+    import uuid
+
+    from omegaconf import OmegaConf
+
+    from seqrec.errors import UserError
+    from seqrec.tracking.run_store import RunStore
+
+    if kind == "train" and "_SASRec_" in cfg.task_name:
+        raise UserError("SASRec training failed on purpose")
+    store = RunStore(cfg.run_store)
+    task_id = f"{kind}-{uuid.uuid4().hex}"
+    store.create(task_id, kind, cfg.task_name)
+    (store.path(task_id, kind=None) / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    store.finish(task_id)
+    return 0.0
+
+
+def test_chains_in_parallel_keep_plan_order_and_a_failure_keeps_the_others(tmp_path, tiny_csv):
+    """``run(jobs=2)``: the chains are one per model (and one per attribute variant), their outcomes come back in the
+    order of the plan whatever finishes first, and a chain that fails is reported after the others have finished,
+    whose runs stay in the store for the next invocation to reuse."""
+    import functools
+
+    from seqrec.errors import UserError
+    from seqrec.experiment import Experiment, FeaturesPlan, Unit
+    from seqrec.tracking.run_store import RunStore
+
+    grid = [StrategySpec("topk", "predict")]
+    fakes = dict(train_fn=functools.partial(_fake_step, "train"), predict_fn=functools.partial(_fake_step, "predict"))
+    features = FeaturesPlan(variants=("items",))
+    common = dict(strategies=grid, logger="none", features=features, **fakes)
+    store = tmp_path / "runs"
+    plan = Experiment(tiny_csv, "tiny", run_store=store, models=["GPT", "gSASRec"], seeds=[1, 2], **common)
+    assert plan.units() == [Unit(0, 1, "GPT"), Unit(0, 1, "GPT", "items"), Unit(0, 1, "gSASRec"),
+                            Unit(0, 1, "gSASRec", "items"), Unit(1, 2, "GPT"), Unit(1, 2, "GPT", "items"),
+                            Unit(1, 2, "gSASRec"), Unit(1, 2, "gSASRec", "items")]
+    seen = []
+    outcomes = plan.run(on_step=lambda o, done, total: seen.append((done, total)), jobs=2)
+    # per chain: training then Top-K (+ RRA, the attribute stage's strategy, on every training run)
+    assert [(o.model, o.seed, o.spec is None) for o in outcomes] == [
+        (label, seed, first) for seed in (1, 2) for model in ("GPT", "gSASRec")
+        for label in (model, f"{model}+items") for first in (True, False, False)]
+    assert seen == [(k, 24) for k in range(1, 25)]
+    assert len(RunStore(store).list_runs()) == 24
+
+    with pytest.raises(UserError, match="SASRec training failed on purpose"):
+        Experiment(tiny_csv, "tiny", run_store=store, models=["SASRec", "GPT"], seeds=[1], **common).run(jobs=2)
+    made = {r.task_name for r in RunStore(store).list_runs()}
+    assert {"tiny_SASRec+items_s1_train", "tiny_SASRec+items_s1_topk"} <= made  # the chains beside it finished
+    assert not any(name.startswith("tiny_SASRec_s1") for name in made)
+    assert "SASRec training failed on purpose" in (store / "logs" / "tiny_SASRec_s1.log").read_text()
+    again = Experiment(tiny_csv, "tiny", run_store=store, models=["GPT"], seeds=[1], **common).run(jobs=2)
+    assert all(o.reused for o in again)  # GPT seed 1 is in the store from the first call
+
+    with pytest.raises(UserError, match="^--jobs 0: give 1 or more"):
+        Experiment(tiny_csv, "tiny", run_store=store, models=["GPT"], seeds=[1], **common).run(jobs=0)

@@ -138,6 +138,23 @@ class RecGPTPlan:
         return [s for s in self.strategies() if s not in plan]
 
 
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One independent chain of the experiment's steps: a model's ids-only training on a seed with everything that
+    depends on it, or (``variant``) its training with an attribute variant and that stage's strategies."""
+
+    seed_index: int
+    seed: int
+    model: str
+    variant: Optional[str] = None
+
+    def describe(self) -> str:
+        return f"{self.model}{f' + {self.variant}' if self.variant else ''} seed {self.seed}"
+
+    def log_name(self, dataset: str) -> str:
+        return f"{dataset}_{self.model}{f'+{self.variant}' if self.variant else ''}_s{self.seed}.log"
+
+
 @dataclasses.dataclass
 class Outcome:
     """A finished step: its run and whether it was reused."""
@@ -198,6 +215,8 @@ class Experiment:
         train_fn: Optional[Callable[[DictConfig], float]] = None,
         predict_fn: Optional[Callable[[DictConfig], float]] = None,
     ) -> None:
+        # what a worker process needs to build the same experiment (``run(jobs=...)``)
+        self._kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.model_configs = model_configs()
         models = list(models) or list(self.model_configs)
         unknown = [m for m in models if m not in self.model_configs]
@@ -307,9 +326,21 @@ class Experiment:
         return done[key], False, seconds
 
     # ------------------------------------------------------------------ plan
-    def run(self, on_step: Optional[Callable[[Outcome, int, int], None]] = None) -> list[Outcome]:
-        """Run (or reuse) every step; ``on_step(outcome, done, total)`` is called after each."""
-        plans = {model: self.model_strategies.get(model, self.strategies) for model in self.models}
+    def units(self) -> list[Unit]:
+        """The experiment's independent chains of steps, in plan order: per seed and model the ids-only chain
+        (training, its strategies, the RecGPT stage), then one chain per attribute variant."""
+        out = []
+        for i, seed in enumerate(self.seeds):
+            for model in self.models:
+                out.append(Unit(i, seed, model))
+                out.extend(Unit(i, seed, model, variant) for variant in (self.features.variants if self.features else ()))
+        return out
+
+    def _plans(self) -> dict[str, list[StrategySpec]]:
+        return {model: self.model_strategies.get(model, self.strategies) for model in self.models}
+
+    def _total_steps(self) -> int:
+        plans = self._plans()
         total = len(self.seeds) * sum(1 + len(plan) for plan in plans.values())
         recgpt = self.recgpt
         if recgpt is not None:
@@ -321,44 +352,112 @@ class Experiment:
         if self.features is not None:
             total += len(self.seeds) * sum(len(self.features.base_strategies(plan)) + len(self.features.variants)
                                            * (1 + len(self.features.strategies())) for plan in plans.values())
-        self.missing: list[str] = []
-        self._done, self._total, self._on_step = 0, total, on_step
-        finished = self._finished_steps()
-        outcomes: list[Outcome] = []
-        for i, seed in enumerate(self.seeds):
-            for model in self.models:
-                if model in self.reuse:
-                    record, reused, seconds = self.store.info(self.reuse[model]), True, 0.0
-                else:
-                    record, reused, seconds = self._run("train", *self.train_step(model, seed), finished)
-                trained = self._collect(outcomes, model, None, record, reused, seconds, seed, plans[model])
-                if trained is None:
-                    continue
-                self._predict_all(outcomes, model, trained, plans[model], seed, finished)
-                if self.features is not None:
-                    self._features_stage(outcomes, model, trained, plans[model], seed, finished)
-                if recgpt is None or model not in recgpt.models:
-                    continue
-                self._predict_all(outcomes, model, trained, recgpt.base_strategies(plans[model]), seed, finished)
-                for mode, length in recgpt.variants(i == 0):
-                    label = recgpt.label(model, mode, length)
-                    step = self.prompt_step(model, trained.run.task_id, mode, length, seed)
-                    tuned = self._collect(outcomes, label, None, *self._run("train", *step, finished), seed,
-                                          recgpt.strategies())
-                    if tuned is not None:
-                        self._predict_all(outcomes, label, tuned, recgpt.strategies(), seed, finished)
-        return outcomes
+        return total
 
-    def _features_stage(self, outcomes, model, trained: Outcome, plan, seed, finished) -> None:
-        features = self.features
-        self._predict_all(outcomes, model, trained, features.base_strategies(plan), seed, finished)
-        for variant in features.variants:
-            label = features.label(model, variant)
-            step = self.features_step(model, variant, seed)
+    def run(self, on_step: Optional[Callable[[Outcome, int, int], None]] = None, jobs: int = 1,
+            log_dir: str | Path | None = None) -> list[Outcome]:
+        """Run (or reuse) every step; ``on_step(outcome, done, total)`` is called after each.
+
+        ``jobs`` > 1 runs up to that many chains (:meth:`units`) at once, each in its own process with
+        ``cores // jobs`` threads, writing its output to a log file in ``log_dir`` (default ``<run store>/logs``):
+        small networks use two threads poorly, so two one-thread chains finish sooner than one after the other
+        (``scripts/bench_jobs.py``). Outcomes come back in plan order either way.
+        """
+        if jobs < 1:
+            raise UserError(f"--jobs {jobs}: give 1 or more chains to run at once")
+        self.missing: list[str] = []
+        self._done, self._total, self._on_step = 0, self._total_steps(), on_step
+        units = self.units()
+        if jobs == 1 or self.report_only or len(units) == 1:
+            finished = self._finished_steps()
+            return [o for unit in units for o in self.run_unit(unit, finished)]
+        return self._run_parallel(units, jobs, Path(log_dir) if log_dir else Path(self.run_store) / "logs")
+
+    def run_unit(self, unit: Unit, finished: dict[str, RunRecord]) -> list[Outcome]:
+        """Run (or reuse) one chain's steps (``finished``: step -> completed run, updated); its outcomes."""
+        outcomes: list[Outcome] = []
+        model, seed, plan = unit.model, unit.seed, self._plans()[unit.model]
+        if unit.variant is not None:  # a training with attributes and the attribute stage's strategies
+            features = self.features
+            label = features.label(model, unit.variant)
+            step = self.features_step(model, unit.variant, seed)
             with_attributes = self._collect(outcomes, label, None, *self._run("train", *step, finished), seed,
                                             features.strategies())
             if with_attributes is not None:
                 self._predict_all(outcomes, label, with_attributes, features.strategies(), seed, finished)
+            return outcomes
+        if model in self.reuse:
+            record, reused, seconds = self.store.info(self.reuse[model]), True, 0.0
+        else:
+            record, reused, seconds = self._run("train", *self.train_step(model, seed), finished)
+        trained = self._collect(outcomes, model, None, record, reused, seconds, seed, plan)
+        if trained is None:
+            return outcomes
+        self._predict_all(outcomes, model, trained, plan, seed, finished)
+        if self.features is not None:
+            self._predict_all(outcomes, model, trained, self.features.base_strategies(plan), seed, finished)
+        recgpt = self.recgpt
+        if recgpt is None or model not in recgpt.models:
+            return outcomes
+        self._predict_all(outcomes, model, trained, recgpt.base_strategies(plan), seed, finished)
+        for mode, length in recgpt.variants(unit.seed_index == 0):
+            label = recgpt.label(model, mode, length)
+            step = self.prompt_step(model, trained.run.task_id, mode, length, seed)
+            tuned = self._collect(outcomes, label, None, *self._run("train", *step, finished), seed,
+                                  recgpt.strategies())
+            if tuned is not None:
+                self._predict_all(outcomes, label, tuned, recgpt.strategies(), seed, finished)
+        return outcomes
+
+    def _run_parallel(self, units: list[Unit], jobs: int, log_dir: Path) -> list[Outcome]:
+        import multiprocessing
+        import os
+        import queue as queue_module
+        import threading
+        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, cores // jobs)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no forked torch threads
+        manager = context.Manager()
+        events = manager.Queue()
+        log.warning("running %d chains, %d at a time with %d thread%s each; their output goes to %s", len(units),
+                    jobs, threads, "s" if threads > 1 else "", log_dir)
+
+        def relay():  # the workers' finished steps, numbered here as they arrive
+            while (outcome := events.get()) is not None:
+                self._done += 1
+                if self._on_step:
+                    self._on_step(outcome, self._done, self._total)
+
+        listener = threading.Thread(target=relay, daemon=True)
+        listener.start()
+        results: dict[Unit, list[Outcome]] = {}
+        try:
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+                futures = {pool.submit(_unit_in_worker, self._kwargs, unit, str(log_dir / unit.log_name(self.dataset)),
+                                       events): unit for unit in units}
+                done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+                failed = next((f for f in done if f.exception() is not None), None)
+                if failed is not None:
+                    for future in pending:
+                        future.cancel()
+                    running = [futures[f] for f in pending if not f.cancelled()]
+                    if running:
+                        log.warning("%s failed; waiting for the %d chain(s) already handed to a worker to finish "
+                                    "(their runs are kept); Ctrl-C stops them", futures[failed].describe(), len(running))
+                    wait(pending)
+                    raise failed.exception()
+                for future, unit in futures.items():
+                    outcomes, missing = future.result()
+                    results[unit] = outcomes
+                    self.missing.extend(missing)
+        finally:
+            events.put(None)
+            listener.join()
+            manager.shutdown()
+        return [o for unit in units for o in results[unit]]
 
     def features_step(self, model: str, variant: str, seed: int) -> tuple[str, list[str]]:
         """``model``'s training step with the attribute ``variant`` (config group ``features``)."""
@@ -411,6 +510,51 @@ class Experiment:
                      f"pretrained_task={pretrained_id}", f"prompt_tuning.mode={mode}",
                      f"prompt_tuning.prompt_length={length}", *self.train_overrides, *self.recgpt.train_overrides]
         return config, overrides
+
+
+def _init_worker(threads: int) -> None:
+    """A chain worker's start: its share of the cores, and the same quiet library output as the parent."""
+    import torch
+
+    from seqrec.cli import quiet_third_party
+
+    torch.set_num_threads(threads)
+    quiet_third_party()
+
+
+def _unit_in_worker(kwargs: dict, unit: Unit, log_path: str, events) -> tuple[list[Outcome], list[str]]:
+    """Run one chain in a worker process, its output appended to ``log_path``; each finished step is also put on
+    ``events`` as it happens (the parent prints it). Returns the chain's outcomes and its missing steps."""
+    import contextlib
+    import os
+    import sys
+    from datetime import datetime
+
+    import torch
+
+    experiment = Experiment(**kwargs)
+    experiment.missing, experiment._done, experiment._total = [], 0, 0
+    experiment._on_step = lambda outcome, done, total: events.put(outcome)
+    with open(log_path, "a", encoding="utf-8") as out, contextlib.ExitStack() as restore:
+        threads = torch.get_num_threads()
+        out.write(f"--- {datetime.now().isoformat(timespec='seconds')} {unit.describe()} (pid {os.getpid()}, "
+                  f"{threads} thread{'s' if threads > 1 else ''})\n")
+        out.flush()
+        for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):  # at the descriptor: C libraries' output too
+            stream.flush()
+            saved = os.dup(fd)
+            os.dup2(out.fileno(), fd)
+            restore.callback(os.close, saved)
+            restore.callback(os.dup2, saved, fd)
+            restore.callback(stream.flush)
+        try:
+            outcomes = experiment.run_unit(unit, experiment._finished_steps())
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()  # into the chain's log; the parent reports the error itself
+            raise
+    return outcomes, experiment.missing
 
 
 def _as_run(cfg: DictConfig) -> DictConfig:
