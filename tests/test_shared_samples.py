@@ -108,3 +108,24 @@ def test_a_source_that_kept_nothing_or_is_no_predict_run_is_refused(trained):
     with pytest.raises(UserError, match="unknown run ID 'nope'"):
         predict(compose("temperature", [f"train_task={train_id}", f"run_store={runs}", *SAMPLING,
                                         "generation_params.num_return_sequences=2", "samples_from=nope"]))
+
+
+def test_a_source_made_for_other_users_is_refused_before_any_folder(trained, source, tmp_path):
+    """The users a source sampled for must be this split's, in its order (a changed data file gives others)."""
+    import shutil
+
+    runs, train_id = trained
+    other = runs / "other-users"
+    shutil.copytree(source, other)
+    record = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps({**record, "task_id": other.name}))
+    with np.load(source / NESTED_FILE) as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays["test/users"] = arrays["test/users"][::-1].copy()
+    np.savez(other / NESTED_FILE, **arrays)
+    before = sorted(p.name for p in runs.iterdir())
+    with pytest.raises(UserError, match="^samples_from=other-users sampled for other test users than this split has"):
+        predict(compose("temperature", [f"train_task={train_id}", f"run_store={runs}", *SAMPLING,
+                                        "generation_params.num_return_sequences=2", "samples_from=other-users"]))
+    assert sorted(p.name for p in runs.iterdir()) == before
+    shutil.rmtree(other)

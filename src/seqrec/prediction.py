@@ -46,12 +46,16 @@ def predict(cfg: DictConfig) -> float:
     features = prepare_features(train_cfg, split, with_items=False)
     events = features.event_sequences() if features is not None else None
     device = _device(cfg.get("device"))
-    model, meta = load_trained(train_dir, device)
-    if meta["n_items"] != split.n_items:
-        raise UserError(
-            f"{train_cfg.data_path} now has {split.n_items} items but run {cfg.train_task} was trained on "
-            f"{meta['n_items']}; re-prepare the same data or train again"
-        )
+    model = None  # lists taken from a source need no network; its users are checked before any folder is made
+    if source is not None:
+        source.check(split)
+    else:
+        model, meta = load_trained(train_dir, device)
+        if meta["n_items"] != split.n_items:
+            raise UserError(
+                f"{train_cfg.data_path} now has {split.n_items} items but run {cfg.train_task} was trained on "
+                f"{meta['n_items']}; re-prepare the same data or train again"
+            )
     k = int(cfg.get("top_k") or train_cfg.seqrec_module.predict_top_k)
     filter_seen = bool(train_cfg.seqrec_module.filter_seen if cfg.get("filter_seen") is None else cfg.filter_seen)
     batch_size = int(cfg.get("test_batch_size") or train_cfg.dataloader.test_batch_size)

@@ -53,6 +53,11 @@ class SampleSource:
     def __init__(self, run_id: str, arrays: dict[str, np.ndarray], name: str):
         self.run_id, self.arrays, self.name = run_id, arrays, name
 
+    def check(self, split) -> None:
+        """Refuse (one line) a source that sampled for other validation or test users than ``split`` has."""
+        for part, users in (("val", split.val_users), ("test", split.test_users)):
+            self.lists(part, users)
+
     def lists(self, part: str, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(items [U, k], scores [U, k])`` for ``users`` (checked to be the source's users, in its order)."""
         kept = self.arrays.get(f"{part}/users")
