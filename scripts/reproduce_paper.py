@@ -84,7 +84,7 @@ def parse_args(argv):
                         help="extra Hydra override for every predict run (repeatable)")
     parser.add_argument("--jobs", type=int, default=1, metavar="J",
                         help="run up to J independent chains (a model's training and its generation runs; a training "
-                             "with attributes) at once, each with cores/J threads and its output in <run store>/logs/ "
+                             "with attributes) at once, each with 1/J of the threads and its output in <run store>/logs/ "
                              "(on this 2-core CPU --jobs 2 is ~1.4x faster; scripts/bench_jobs.py)")
     parser.add_argument("--run-store", default=str(ROOT / "runs"))
     parser.add_argument("--results", default=None, help="parent folder of the report folder <dataset> "

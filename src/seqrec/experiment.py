@@ -359,7 +359,7 @@ class Experiment:
         """Run (or reuse) every step; ``on_step(outcome, done, total)`` is called after each.
 
         ``jobs`` > 1 runs up to that many chains (:meth:`units`) at once, each in its own process with
-        ``cores // jobs`` threads, writing its output to a log file in ``log_dir`` (default ``<run store>/logs``):
+        ``threads // jobs`` threads (torch's count: the cores, or ``OMP_NUM_THREADS``), writing its output to a log file in ``log_dir`` (default ``<run store>/logs``):
         small networks use two threads poorly, so two one-thread chains finish sooner than one after the other
         (``scripts/bench_jobs.py``). Outcomes come back in plan order either way.
         """
@@ -411,13 +411,13 @@ class Experiment:
 
     def _run_parallel(self, units: list[Unit], jobs: int, log_dir: Path) -> list[Outcome]:
         import multiprocessing
-        import os
-        import queue as queue_module
         import threading
         from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        threads = max(1, cores // jobs)
+        import torch
+
+        # torch's own thread count: the cores, or OMP_NUM_THREADS where the user or a cluster's scheduler set it
+        threads = max(1, torch.get_num_threads() // jobs)
         log_dir.mkdir(parents=True, exist_ok=True)
         context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no forked torch threads
         manager = context.Manager()
