@@ -182,6 +182,7 @@ def test_quick_run_then_resume(tmp_path):
     for model in ("GPT", "SASRec", "gSASRec", "BERT4Rec"):
         log_text = (tmp_path / "runs" / "logs" / f"syn-quick_{model}_s7.log").read_text()
         assert log_text.startswith("--- ") and f"{model} seed 7 (pid " in log_text and "1 thread)" in log_text
+        assert "INFO seqrec: epoch 1: val_" in log_text and "INFO seqrec: strategy: multisequence RRA" in log_text
     steps = [line for line in first.stdout.splitlines() if line.startswith("[")]
     assert [int(line[1:].split("/")[0]) for line in steps] == list(range(1, len(steps) + 1))  # numbered on arrival
 

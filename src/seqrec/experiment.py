@@ -520,6 +520,9 @@ def _init_worker(threads: int) -> None:
 
     torch.set_num_threads(threads)
     quiet_third_party()
+    # the chain's log (its stderr) gets this package's progress lines (epochs, strategies), libraries' warnings
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("seqrec").setLevel(logging.INFO)
 
 
 def _unit_in_worker(kwargs: dict, unit: Unit, log_path: str, events) -> tuple[list[Outcome], list[str]]:
