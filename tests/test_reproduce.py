@@ -183,6 +183,8 @@ def test_quick_run_then_resume(tmp_path):
         log_text = (tmp_path / "runs" / "logs" / f"syn-quick_{model}_s7.log").read_text()
         assert log_text.startswith("--- ") and f"{model} seed 7 (pid " in log_text and "1 thread)" in log_text
         assert "INFO seqrec: epoch 1: val_" in log_text and "INFO seqrec: strategy: multisequence RRA" in log_text
+    for run_log in (tmp_path / "runs").glob("*/run.log"):  # each run's own log as a run made alone has it
+        assert " INFO " in run_log.read_text(), run_log
     steps = [line for line in first.stdout.splitlines() if line.startswith("[")]
     assert [int(line[1:].split("/")[0]) for line in steps] == list(range(1, len(steps) + 1))  # numbered on arrival
 

@@ -520,9 +520,14 @@ def _init_worker(threads: int) -> None:
 
     torch.set_num_threads(threads)
     quiet_third_party()
-    # the chain's log (its stderr) gets this package's progress lines (epochs, strategies), libraries' warnings
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("seqrec").setLevel(logging.INFO)
+    # records at INFO, as in the parent: each run's run.log (a root handler) gets what it gets there; the chain's log
+    # (this process's stderr) gets this package's progress lines (epochs, strategies) and libraries' warnings
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(lambda record: record.levelno >= logging.WARNING or record.name.startswith("seqrec"))
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
 
 
 def _unit_in_worker(kwargs: dict, unit: Unit, log_path: str, events) -> tuple[list[Outcome], list[str]]:
