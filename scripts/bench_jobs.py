@@ -1,8 +1,8 @@
 """Chains side by side vs one after the other: what ``reproduce_paper.py --jobs J`` buys on this CPU.
 
 The same training runs are made two ways, in alternating rounds so machine noise hits both alike:
-  sequential  one run after the other, each with every core (what ``--jobs 1`` does)
-  parallel    all runs at once, each with cores / J threads (what ``--jobs J`` does)
+  sequential  one run after the other, each with every thread (what ``--jobs 1`` does)
+  parallel    all runs at once, each with 1/J of them (what ``--jobs J`` does: ``threads_per_chain``)
 and the wall time of each way is printed with their ratio (the best round of each). The networks here are small:
 their matrix products use several threads poorly, so one-thread processes side by side get more done.
 
@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from seqrec.experiment import threads_per_chain  # noqa: E402  (the thread split --jobs uses)
 
 
 def command(config: str, data: str, steps: int, store: str) -> list[str]:
@@ -49,9 +52,9 @@ def main() -> None:
     args = ap.parse_args()
     if not Path(args.data).is_file():
         sys.exit(f"error: --data {args.data}: no such file; prepare it with python scripts/prepare_data.py")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     jobs = len(args.configs)
-    print(f"{jobs} training runs of {args.steps} steps ({', '.join(args.configs)}) on {args.data}; {cores} cores")
+    alone, shared = threads_per_chain(1), threads_per_chain(jobs)
+    print(f"{jobs} training runs of {args.steps} steps ({', '.join(args.configs)}) on {args.data}; {alone} threads")
     best = {"sequential": float("inf"), "parallel": float("inf")}
     with tempfile.TemporaryDirectory(prefix="bench_jobs_") as store:
         for r in range(args.rounds):
@@ -60,15 +63,15 @@ def main() -> None:
                 started = time.perf_counter()
                 if way == "sequential":
                     for cmd in cmds:
-                        finish(launch(cmd, cores))
+                        finish(launch(cmd, alone))
                 else:
-                    for process in [launch(cmd, max(1, cores // jobs)) for cmd in cmds]:
+                    for process in [launch(cmd, shared) for cmd in cmds]:
                         finish(process)
                 seconds = time.perf_counter() - started
                 best[way] = min(best[way], seconds)
                 print(f"round {r + 1} {way:>10}: {seconds:6.1f} s", flush=True)
-    print(f"\nsequential ({cores} threads each) {best['sequential']:.1f} s, parallel ({max(1, cores // jobs)} "
-          f"thread{'s' if cores // jobs > 1 else ''} each) {best['parallel']:.1f} s: "
+    print(f"\nsequential ({alone} threads each) {best['sequential']:.1f} s, parallel ({shared} "
+          f"thread{'s' if shared > 1 else ''} each) {best['parallel']:.1f} s: "
           f"parallel is {best['sequential'] / best['parallel']:.2f}x faster (wall time, best round of each)")
 
 

@@ -359,7 +359,8 @@ class Experiment:
         """Run (or reuse) every step; ``on_step(outcome, done, total)`` is called after each.
 
         ``jobs`` > 1 runs up to that many chains (:meth:`units`) at once, each in its own process with
-        ``threads // jobs`` threads (torch's count: the cores, or ``OMP_NUM_THREADS``), writing its output to a log file in ``log_dir`` (default ``<run store>/logs``):
+        :func:`threads_per_chain` threads, writing its output to a log file in ``log_dir`` (default
+        ``<run store>/logs``):
         small networks use two threads poorly, so two one-thread chains finish sooner than one after the other
         (``scripts/bench_jobs.py``). Outcomes come back in plan order either way.
         """
@@ -414,10 +415,7 @@ class Experiment:
         import threading
         from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
-        import torch
-
-        # torch's own thread count: the cores, or OMP_NUM_THREADS where the user or a cluster's scheduler set it
-        threads = max(1, torch.get_num_threads() // jobs)
+        threads = threads_per_chain(jobs)
         log_dir.mkdir(parents=True, exist_ok=True)
         context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no forked torch threads
         manager = context.Manager()
@@ -510,6 +508,14 @@ class Experiment:
                      f"pretrained_task={pretrained_id}", f"prompt_tuning.mode={mode}",
                      f"prompt_tuning.prompt_length={length}", *self.train_overrides, *self.recgpt.train_overrides]
         return config, overrides
+
+
+def threads_per_chain(jobs: int) -> int:
+    """The threads each of ``jobs`` chains gets: torch's own count (the cores, or ``OMP_NUM_THREADS`` where a user
+    or a cluster's scheduler set it) shared out, at least one."""
+    import torch
+
+    return max(1, torch.get_num_threads() // jobs)
 
 
 def _init_worker(threads: int) -> None:
