@@ -6,9 +6,11 @@ widths: two jobs in two worker processes, each a completed predict run in the ru
 its own ClearML offline task, and Hydra's multirun folder under ``<run_store>/multirun/``.
 """
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,18 +31,34 @@ TINY = [
 
 
 def run_cli(args, tmp_path, timeout=300):
-    """A CLI subprocess with ClearML state (cache, config, ~/.clearml) inside ``tmp_path``."""
+    """A CLI subprocess with ClearML state (cache, config, ~/.clearml) inside ``tmp_path``.
+
+    On a timeout every Python process of the command (Hydra's and the joblib workers) gets SIGABRT, which
+    ``PYTHONFAULTHANDLER`` turns into a traceback of each thread: the failure shows where it hung.
+    """
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
     env.update(
         HOME=str(home), CLEARML_CACHE_DIR=str(home / "clearml_cache"),
         CLEARML_CONFIG_FILE=str(home / "clearml.conf"),
-        OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
+        OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), PYTHONFAULTHANDLER="1",
     )
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
-    )
+    with subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGABRT)
+            try:
+                stdout, stderr = process.communicate(timeout=30)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"{' '.join(args[:3])} ran past {timeout} s; its threads then:\n{stdout[-3000:]}\n{stderr[-12000:]}")
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="module")

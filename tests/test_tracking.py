@@ -791,3 +791,26 @@ def test_lightning_logger_in_trainer(tmp_path):
     series = {(call[1], call[2]) for call in tracker.calls if call[0] == "scalar"}
     assert {("mse", "val"), ("loss", "train")} <= series
     assert ("config", "hyperparameters", {"hidden": 2}) in tracker.calls
+
+
+def test_requirements_are_the_installed_versions_by_default(clearml_sandbox):
+    """``requirements=freeze`` (default) records ``pip freeze`` in the task: the installed torch and clearml
+    versions, exactly; ``analyze`` hands the choice back to ClearML's import scan; anything else is one error."""
+    from importlib.metadata import version
+
+    from clearml import Task
+
+    from seqrec.tracking.clearml_tracker import ClearMLTracker
+
+    tracker = ClearMLTracker("seqrec-tests", "freeze", detect_repository=True)
+    session = tracker.offline_session_dir
+    tracker.close()  # waits for the detection thread (bounded by repo_detection_timeout)
+    pip = json.loads((session / "task.json").read_text())["script"]["requirements"]["pip"]
+    lines = set(pip.splitlines())
+    assert f"torch=={version('torch')}" in lines and f"clearml=={version('clearml')}" in lines, pip[:500]
+    assert Task._force_use_pip_freeze is True
+
+    ClearMLTracker("seqrec-tests", "analyze", detect_repository=False, requirements="analyze").close()
+    assert Task._force_use_pip_freeze is False  # the SDK's class-wide switch follows each run's setting
+    with pytest.raises(UserError, match=r"logger.requirements must be 'freeze' or 'analyze' \(got 'pip'\)"):
+        ClearMLTracker("seqrec-tests", "bad", requirements="pip")

@@ -32,6 +32,13 @@ Environment / SDK behaviour this module relies on (checked against clearml 2.1.x
   records git info and requirements; ``Task.close()`` waits up to 300 s for it.
   We wait at most ``repo_detection_timeout`` seconds ourselves first (the SDK
   then abandons the thread), so close can never hang for minutes.
+* **Requirements** – that thread also lists the Python packages: by default ClearML
+  scans the entry script's imports (~10 s on this repo; under Hydra's joblib
+  launcher the "script" is loky's worker bootstrap, so the list is wrong as well).
+  ``requirements=freeze`` (our default) calls the public
+  ``Task.force_requirements_env_freeze`` before ``Task.init``: ``pip freeze``,
+  ~1 s, the exact installed versions, and far from the timeout above, whose
+  expiry makes the SDK kill the thread with an asynchronous exception.
 * **IPython race** – that thread imports IPython; if the main thread imports
   ``matplotlib.pyplot`` at the same moment it may see a half-initialised
   ``IPython`` module and crash.  We import IPython (when installed) in the main
@@ -430,6 +437,7 @@ class ClearMLTracker(Tracker):
         repo_detection_timeout: float = 30.0,
         fallback_offline: bool = False,
         execute_remotely: Optional[str] = None,
+        requirements: str = "freeze",
     ) -> None:
         super().__init__(project_name, task_name, task_type)
         self.offline = bool(offline)
@@ -447,6 +455,7 @@ class ClearMLTracker(Tracker):
         timeout = float(reachability_timeout)
         self.reachability_timeout = timeout
         self.repo_detection_timeout = max(0.0, float(repo_detection_timeout))
+        CLEARML.setting("requirements").at("logger").check_value(requirements)
         tag_list = _normalise_tags(tags)
 
         _forget_foreign_master_process()
@@ -469,6 +478,8 @@ class ClearMLTracker(Tracker):
         _preimport_ipython()
         frameworks: dict[str, bool] = {name: False for name in _FRAMEWORKS}
         frameworks["detect_repository"] = bool(detect_repository)
+        # a class-wide SDK switch, so set on every run: pip freeze, or ClearML's import scan
+        Task.force_requirements_env_freeze(force=requirements == "freeze")
         try:
             self._task = Task.init(
                 project_name=self.project_name,

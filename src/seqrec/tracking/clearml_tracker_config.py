@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from seqrec.errors import UserError
 from seqrec.registry import Component, register
-from seqrec.settings import Bool, Num, Setting, Str
+from seqrec.settings import Bool, Choice, Num, Setting, Str
 
 
 class Tracker(Component):
@@ -49,6 +49,9 @@ CLEARML = register(Tracker("clearml", "seqrec.tracking.clearml_tracker.ClearMLTr
     Setting("tags", "str", "[baseline]", test=_tags, null=True, want="a list of strings", default=None),
     Bool("detect_repository", default=True),
     Num("repo_detection_timeout", "30.0", ge=0, default=30.0),
+    Choice("requirements", ("freeze", "analyze"), default="freeze", want="'freeze' or 'analyze'",
+           doc="the task's Python packages: freeze = the installed versions (pip freeze: about 1 s, exact); "
+               "analyze = ClearML's scan of the entry script's imports (about 10 s on this repo)"),
     Bool("fallback_offline", "false", default=False, doc="true: an unreachable server continues offline"),
     Str("execute_remotely", "default", null=True, default=None, doc="a ClearML queue: enqueue the run there"),
 ), rules=(_queue_rule,)))
