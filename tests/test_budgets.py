@@ -43,7 +43,8 @@ def _expected_stop(values: list[float], patience: int) -> int:
 
 def _fake_trainer(batches, val_check_batch=None, every=1, accumulate=1):
     return SimpleNamespace(num_training_batches=batches, val_check_batch=val_check_batch or batches,
-                           check_val_every_n_epoch=every, accumulate_grad_batches=accumulate, is_global_zero=True)
+                           check_val_every_n_epoch=every, accumulate_grad_batches=accumulate, is_global_zero=True,
+                           max_steps=-1, global_step=0)
 
 
 def test_steps_between_validations_by_hand():
@@ -82,6 +83,24 @@ def test_max_steps_budget_without_epochs(tmp_path, tiny_csv, caplog):
     # validations after the 3rd and 6th steps (whole epochs) and after the 7th, where the budget ends mid-epoch
     history = pd.read_csv(run / "history.csv")
     assert history["step"].tolist() == [2, 5, 6]
+
+
+def test_max_steps_before_the_first_validation_ends_normally(tmp_path, tiny_csv, caplog):
+    """2 steps of a ~9-batch epoch: no validation ran, so no metric to stop on; the run completes with one warning
+    (Lightning's own end-of-epoch check used to fail it with "metric ... is not available") and its last weights."""
+    import json
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="seqrec"):
+        run = _train(tiny_csv, tmp_path / "runs", "trainer_params.max_steps=2")
+    warnings = [r.getMessage() for r in caplog.records if "before its first validation" in r.getMessage()]
+    assert len(warnings) == 1 and "max_steps=2" in warnings[0], warnings
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["best_epoch"] is None and math.isnan(metrics["best_val_next_ndcg@10"])
+    assert (run / "model.pt").is_file()
+    history = pd.read_csv(run / "history.csv")  # the training loss of the 2 steps, and no validation
+    assert history["step"].tolist() == [1] and "val_next_ndcg@10" not in history
 
 
 @pytest.mark.parametrize("overrides, needle", [

@@ -27,9 +27,29 @@ def steps_between_validations(trainer) -> int:
     return max(1, math.ceil(batches / max(1, trainer.accumulate_grad_batches)))
 
 
-class StepPatience(EarlyStopping):
-    """:class:`~lightning.pytorch.callbacks.EarlyStopping` with ``patience_steps``: training stops once the
-    monitored value has not improved for at least that many optimizer steps (rounded up to whole validations)."""
+class ValidationStopping(EarlyStopping):
+    """:class:`~lightning.pytorch.callbacks.EarlyStopping` that decides after each validation only.
+
+    Lightning's default also checks at the end of every training epoch, which fails ("metric ... is not
+    available") when ``trainer_params.max_steps`` ends the run before its first validation; here such a run
+    ends normally, with one warning, and keeps its last weights. With a validation every epoch the decisions
+    are the same (the check follows the validation either way)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(check_on_train_epoch_end=False, **kwargs)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        every = steps_between_validations(trainer)
+        if 0 < trainer.max_steps < trainer.global_step + every and trainer.is_global_zero:
+            log.warning(
+                "trainer_params.max_steps=%d ends training before its first validation (every %d steps): "
+                "no validation metric, and the model is the last weights", trainer.max_steps, every,
+            )
+
+
+class StepPatience(ValidationStopping):
+    """Early stopping with ``patience_steps``: training stops once the monitored value has not improved for at
+    least that many optimizer steps (rounded up to whole validations)."""
 
     def __init__(self, patience_steps: int, **kwargs):
         if patience_steps < 1:
@@ -38,6 +58,7 @@ class StepPatience(EarlyStopping):
         self.patience_steps = patience_steps
 
     def on_train_start(self, trainer, pl_module) -> None:
+        super().on_train_start(trainer, pl_module)
         every = steps_between_validations(trainer)
         self.patience = math.ceil(self.patience_steps / every)
         if trainer.is_global_zero:
@@ -48,5 +69,5 @@ class StepPatience(EarlyStopping):
 def early_stopping(monitor: str, patience: int, patience_steps: int | None) -> EarlyStopping:
     """The early-stopping callback of a training run: ``patience_steps`` (when given) wins over ``patience``."""
     if patience_steps is None:
-        return EarlyStopping(monitor=monitor, mode="max", patience=patience)
+        return ValidationStopping(monitor=monitor, mode="max", patience=patience)
     return StepPatience(patience_steps, monitor=monitor, mode="max")

@@ -189,7 +189,8 @@ def train(cfg: DictConfig) -> float:
         }
         atomic_write_json(run.dir / METRICS_FILE, summary)
         for name, value in summary.items():
-            run.tracker.report_single_value(name, value)
+            if value is not None:  # best_epoch of a run that ended before its first validation
+                run.tracker.report_single_value(name, value)
         run.tracker.upload_artifact("checkpoint", run.dir / MODEL_FILE)
         run.tracker.upload_artifact("config", run.dir / CONFIG_FILE)
         run.tracker.upload_artifact("metrics", run.dir / METRICS_FILE)
