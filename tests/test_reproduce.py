@@ -258,8 +258,6 @@ def test_the_plan_shares_samples_unless_told_not_to(tmp_path, tiny_csv):
     """Which overrides each multi-sequence step gets, with fake runs (no training): per group the largest N samples
     with every N of its group as prefixes and the others name it in samples_from; ``share_samples=False`` (the
     ``--independent-samples`` flag) gives plain steps; settings alone in their group are plain either way."""
-    from omegaconf import OmegaConf
-
     from seqrec.experiment import Experiment
     from seqrec.tracking.run_store import RunStore
 
@@ -267,11 +265,8 @@ def test_the_plan_shares_samples_unless_told_not_to(tmp_path, tiny_csv):
 
     def fake(kind):
         def run(cfg):
-            task_id = f"{kind}-{len(calls)}"
+            _completed_run(store, f"{kind}-{len(calls)}", kind, cfg)
             calls.append(cfg)
-            store.create(task_id, kind, cfg.task_name)
-            (store.path(task_id, kind=None) / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-            store.finish(task_id)
             return 0.0
         return run
 
@@ -296,23 +291,26 @@ def test_the_plan_shares_samples_unless_told_not_to(tmp_path, tiny_csv):
             assert prefixes == taken == dict.fromkeys(multi)
 
 
+def _completed_run(store, task_id, kind, cfg) -> None:
+    """What a fake step leaves: a completed run with its config."""
+    from omegaconf import OmegaConf
+
+    store.create(task_id, kind, cfg.task_name)
+    (store.path(task_id, kind=None) / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    store.finish(task_id)
+
+
 def _fake_step(kind, cfg):
     """A stand-in for training / predicting (module level: worker processes unpickle it): makes a completed run,
     except that SASRec's training fails."""
     import uuid
-
-    from omegaconf import OmegaConf
 
     from seqrec.errors import UserError
     from seqrec.tracking.run_store import RunStore
 
     if kind == "train" and "_SASRec_" in cfg.task_name:
         raise UserError("SASRec training failed on purpose")
-    store = RunStore(cfg.run_store)
-    task_id = f"{kind}-{uuid.uuid4().hex}"
-    store.create(task_id, kind, cfg.task_name)
-    (store.path(task_id, kind=None) / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    store.finish(task_id)
+    _completed_run(RunStore(cfg.run_store), f"{kind}-{uuid.uuid4().hex}", kind, cfg)
     return 0.0
 
 
