@@ -43,8 +43,7 @@ def _expected_stop(values: list[float], patience: int) -> int:
 
 def _fake_trainer(batches, val_check_batch=None, every=1, accumulate=1):
     return SimpleNamespace(num_training_batches=batches, val_check_batch=val_check_batch or batches,
-                           check_val_every_n_epoch=every, accumulate_grad_batches=accumulate, is_global_zero=True,
-                           max_steps=-1, global_step=0)
+                           check_val_every_n_epoch=every, accumulate_grad_batches=accumulate, is_global_zero=True)
 
 
 def test_steps_between_validations_by_hand():
@@ -81,20 +80,23 @@ def test_max_steps_budget_without_epochs(tmp_path, tiny_csv, caplog):
                  "trainer_params.max_steps=7")
     assert "`max_steps=7` reached" in caplog.text
     # validations after the 3rd and 6th steps (whole epochs) and after the 7th, where the budget ends mid-epoch
+    # (Lightning alone would skip that one: the last row had no validation metric)
     history = pd.read_csv(run / "history.csv")
     assert history["step"].tolist() == [2, 5, 6]
+    assert history["val_next_ndcg@10"].notna().all()
 
 
-def test_max_steps_before_the_first_validation_ends_normally(tmp_path, tiny_csv, caplog):
-    """2 steps of a ~9-batch epoch: no validation ran, so no metric to stop on; the run completes with one warning
-    (Lightning's own end-of-epoch check used to fail it with "metric ... is not available") and its last weights."""
+def test_training_without_any_validation_ends_normally(tmp_path, tiny_csv, caplog):
+    """``max_steps`` below one validation interval with validation turned off (``limit_val_batches=0``): no metric
+    to stop on; the run completes with one warning (Lightning's end-of-epoch check used to fail it with "metric
+    ... is not available") and keeps its last weights."""
     import json
     import logging
 
     with caplog.at_level(logging.WARNING, logger="seqrec"):
-        run = _train(tiny_csv, tmp_path / "runs", "trainer_params.max_steps=2")
-    warnings = [r.getMessage() for r in caplog.records if "before its first validation" in r.getMessage()]
-    assert len(warnings) == 1 and "max_steps=2" in warnings[0], warnings
+        run = _train(tiny_csv, tmp_path / "runs", "trainer_params.max_steps=2", "+trainer_params.limit_val_batches=0")
+    warnings = [r.getMessage() for r in caplog.records if "without a validation" in r.getMessage()]
+    assert len(warnings) == 1 and "after 2 steps" in warnings[0] and "limit_val_batches=0" in warnings[0], warnings
     assert json.loads((run / "run.json").read_text())["status"] == "completed"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["best_epoch"] is None and math.isnan(metrics["best_val_next_ndcg@10"])

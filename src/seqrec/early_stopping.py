@@ -31,19 +31,27 @@ class ValidationStopping(EarlyStopping):
     """:class:`~lightning.pytorch.callbacks.EarlyStopping` that decides after each validation only.
 
     Lightning's default also checks at the end of every training epoch, which fails ("metric ... is not
-    available") when ``trainer_params.max_steps`` ends the run before its first validation; here such a run
-    ends normally, with one warning, and keeps its last weights. With a validation every epoch the decisions
-    are the same (the check follows the validation either way)."""
+    available") when a run ends before its first validation (validation turned off, or not due yet); here such
+    a run ends normally, with one warning, and keeps its last weights. With a validation every epoch the decisions
+    are the same (the check follows the validation either way). A step budget that ends mid-epoch validates
+    its last step (Lightning would end without it)."""
 
     def __init__(self, **kwargs):
         super().__init__(check_on_train_epoch_end=False, **kwargs)
 
-    def on_train_start(self, trainer, pl_module) -> None:
-        every = steps_between_validations(trainer)
-        if 0 < trainer.max_steps < trainer.global_step + every and trainer.is_global_zero:
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # a step budget that ends mid-epoch: asking to stop makes Lightning validate this last step too, so the
+        # final weights are scored (and kept when best) instead of being dropped unvalidated
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.monitor not in trainer.callback_metrics and trainer.is_global_zero:
             log.warning(
-                "trainer_params.max_steps=%d ends training before its first validation (every %d steps): "
-                "no validation metric, and the model is the last weights", trainer.max_steps, every,
+                "training ended after %d steps without a validation (trainer_params: max_steps=%s, "
+                "limit_val_batches=%s, check_val_every_n_epoch=%s): no %s, and the model is the last weights",
+                trainer.global_step, trainer.max_steps, trainer.limit_val_batches, trainer.check_val_every_n_epoch,
+                self.monitor,
             )
 
 
@@ -58,7 +66,6 @@ class StepPatience(ValidationStopping):
         self.patience_steps = patience_steps
 
     def on_train_start(self, trainer, pl_module) -> None:
-        super().on_train_start(trainer, pl_module)
         every = steps_between_validations(trainer)
         self.patience = math.ceil(self.patience_steps / every)
         if trainer.is_global_zero:
