@@ -310,6 +310,10 @@ def _fake_step(kind, cfg):
 
     if kind == "train" and "_SASRec_" in cfg.task_name:
         raise UserError("SASRec training failed on purpose")
+    if "+items_s3_" in cfg.task_name:  # slow beside the failing chain: the failure is seen while it still runs
+        import time
+
+        time.sleep(1)
     _completed_run(RunStore(cfg.run_store), f"{kind}-{uuid.uuid4().hex}", kind, cfg)
     return 0.0
 
@@ -348,6 +352,12 @@ def test_chains_in_parallel_keep_plan_order_and_a_failure_keeps_the_others(tmp_p
     assert {"tiny_SASRec+items_s1_train", "tiny_SASRec+items_s1_topk"} <= made  # the chains beside it finished
     assert not any(name.startswith("tiny_SASRec_s1") for name in made)
     assert "SASRec training failed on purpose" in (store / "logs" / "tiny_SASRec_s1.log").read_text()
+    # a chain not started when another fails is not started at all
+    with pytest.raises(UserError, match="SASRec training failed on purpose"):
+        Experiment(tiny_csv, "tiny", run_store=store, models=["SASRec", "gSASRec"], seeds=[3], **common).run(jobs=2)
+    made = {r.task_name for r in RunStore(store).list_runs()}
+    assert {"tiny_SASRec+items_s3_train", "tiny_SASRec+items_s3_topk"} <= made
+    assert not any(name.startswith("tiny_gSASRec") and "_s3_" in name for name in made), sorted(made)
     again = Experiment(tiny_csv, "tiny", run_store=store, models=["GPT"], seeds=[1], **common).run(jobs=2)
     assert all(o.reused for o in again)  # GPT seed 1 is in the store from the first call
 

@@ -413,7 +413,7 @@ class Experiment:
     def _run_parallel(self, units: list[Unit], jobs: int, log_dir: Path) -> list[Outcome]:
         import multiprocessing
         import threading
-        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         threads = threads_per_chain(jobs)
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -434,18 +434,26 @@ class Experiment:
         results: dict[Unit, list[Outcome]] = {}
         try:
             with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
-                futures = {pool.submit(_unit_in_worker, self._kwargs, unit, str(log_dir / unit.log_name(self.dataset)),
-                                       events): unit for unit in units}
-                done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-                failed = next((f for f in done if f.exception() is not None), None)
+                waiting = list(units)  # handed to the pool only when a worker is free, so a failure leaves them unrun
+                futures: dict = {}
+                running: set = set()
+                failed = None
+                while waiting or running:
+                    while waiting and failed is None and len(running) < jobs:
+                        unit = waiting.pop(0)
+                        future = pool.submit(_unit_in_worker, self._kwargs, unit,
+                                             str(log_dir / unit.log_name(self.dataset)), events)
+                        futures[future] = unit
+                        running.add(future)
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    newly = next((f for f in done if f.exception() is not None), None)
+                    if failed is None and newly is not None:
+                        failed = newly
+                        log.warning("%s failed; %d chain(s) not started are skipped, and the %d running finish first "
+                                    "(their runs are kept; Ctrl-C stops them)", futures[failed].describe(),
+                                    len(waiting), len(running))
+                        waiting = []
                 if failed is not None:
-                    for future in pending:
-                        future.cancel()
-                    running = [futures[f] for f in pending if not f.cancelled()]
-                    if running:
-                        log.warning("%s failed; waiting for the %d chain(s) already handed to a worker to finish "
-                                    "(their runs are kept); Ctrl-C stops them", futures[failed].describe(), len(running))
-                    wait(pending)
                     raise failed.exception()
                 for future, unit in futures.items():
                     outcomes, missing = future.result()
