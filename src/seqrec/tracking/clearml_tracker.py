@@ -33,12 +33,13 @@ Environment / SDK behaviour this module relies on (checked against clearml 2.1.x
   We wait at most ``repo_detection_timeout`` seconds ourselves first (the SDK
   then abandons the thread), so close can never hang for minutes.
 * **Requirements** – that thread also lists the Python packages: by default ClearML
-  scans the entry script's imports (~10 s on this repo; under Hydra's joblib
-  launcher the "script" is loky's worker bootstrap, so the list is wrong as well).
-  ``requirements=freeze`` (our default) calls the public
-  ``Task.force_requirements_env_freeze`` before ``Task.init``: ``pip freeze``,
-  ~1 s, the exact installed versions, and far from the timeout above, whose
-  expiry makes the SDK kill the thread with an asynchronous exception.
+  scans the entry script's imports (under Hydra's joblib launcher the "script" is
+  loky's worker bootstrap, so that list is of the wrong code; in a loaded worker
+  the scan was still running 9 s after ``Task.init``). ``requirements=freeze``
+  (our default) calls the public ``Task.force_requirements_env_freeze`` before
+  ``Task.init``: ``pip freeze`` (~0.2 s here), the exact installed versions, far
+  from the timeout above, whose expiry makes the SDK kill the thread with an
+  asynchronous exception.
 * **IPython race** – that thread imports IPython; if the main thread imports
   ``matplotlib.pyplot`` at the same moment it may see a half-initialised
   ``IPython`` module and crash.  We import IPython (when installed) in the main

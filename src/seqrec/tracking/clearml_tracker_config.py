@@ -50,8 +50,8 @@ CLEARML = register(Tracker("clearml", "seqrec.tracking.clearml_tracker.ClearMLTr
     Bool("detect_repository", default=True),
     Num("repo_detection_timeout", "30.0", ge=0, default=30.0),
     Choice("requirements", ("freeze", "analyze"), default="freeze", want="'freeze' or 'analyze'",
-           doc="the task's Python packages: freeze = the installed versions (pip freeze: about 1 s, exact); "
-               "analyze = ClearML's scan of the entry script's imports (about 10 s on this repo)"),
+           doc="the task's Python packages: freeze = the installed versions (pip freeze, exact); "
+               "analyze = ClearML's scan of the entry script's imports"),
     Bool("fallback_offline", "false", default=False, doc="true: an unreachable server continues offline"),
     Str("execute_remotely", "default", null=True, default=None, doc="a ClearML queue: enqueue the run there"),
 ), rules=(_queue_rule,)))
