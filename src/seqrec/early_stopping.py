@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 
+import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
 log = logging.getLogger("seqrec")
@@ -46,7 +47,8 @@ class ValidationStopping(EarlyStopping):
             trainer.should_stop = True
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if self.monitor not in trainer.callback_metrics and trainer.is_global_zero:
+        # best_score is checkpointed: a resumed run that validated in an earlier attempt does not warn
+        if not torch.isfinite(self.best_score) and trainer.is_global_zero:
             log.warning(
                 "training ended after %d steps without a validation (trainer_params: max_steps=%s, "
                 "limit_val_batches=%s, check_val_every_n_epoch=%s): no %s, and the model is the last weights",
