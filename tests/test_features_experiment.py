@@ -79,6 +79,7 @@ def test_reproduce_paper_bad_features_variant(tmp_path):
     res = subprocess.run(_command(data, tmp_path, "--features", "items", "genres"), cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 1 and res.stderr.strip().splitlines()[-1] == (
-        "error: --features items genres: give one or more attribute variants from items, items_events, items_output "
+        "error: --features items genres: give one or more attribute variants from items, items_events, "
+        "items_events_predicted, items_output "
         "(ids only, features=none, is the reference every model has)")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing ran

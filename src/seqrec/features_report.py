@@ -25,6 +25,13 @@ from seqrec.report import K, LATE, N_RESAMPLES, POS_COLUMNS, _user_values, plot_
 from seqrec.stats import holm, verdict_from_test
 
 IDS_ONLY = "ids only"
+#: what the attribute variants of the ``features`` config group are, for the report's preamble
+VARIANTS = {
+    "items": "item attributes (genres, year) in each input event",
+    "items_events": "item attributes and the rating, a generated event's rating unknown",
+    "items_output": "item attributes in the input events and in the scoring table",
+    "items_events_predicted": "item attributes and the rating, a generated event's rating predicted by a trained head",
+}
 TAIL_SHARE = 0.2
 METRIC = f"ndcg@{K}"
 TAIL = f"tail_recall@{K}"
@@ -180,8 +187,10 @@ def plot_features(summary: pd.DataFrame, path: Path) -> Optional[Path]:
 def write_features_report(summary: pd.DataFrame, out_dir: Path, n_resamples: int = N_RESAMPLES) -> dict[str, Path]:
     """``features.csv``, ``features.md`` and ``features.png`` in ``out_dir`` (nothing without attribute runs)."""
     table = features_table(summary, n_resamples=n_resamples)
-    intro = (f"Each model trained on item ids only, with item attributes (`features=items`) and with item + event "
-             f"attributes (`features=items_events`); test users, K = {K}. Differences are paired over the same test "
+    variants = sorted(set(table["variant"]) - {IDS_ONLY}) if len(table) else []
+    described = "; ".join(f"`features={v}`: {VARIANTS.get(v, 'config group features/' + v)}" for v in variants)
+    intro = (f"Each model trained on item ids only and with attributes ({described}); test users, K = {K}. "
+             f"Differences are paired over the same test "
              f"users against the ids-only run with the same seed and strategy setting (95 % bootstrap CI, sign-flip "
              f"test, Holm over the rows of one model). Tail recall: recall@{K} over each user's held-out items among "
              f"the least popular {100 * TAIL_SHARE:g} % of the distinct held-out items (by train interactions).")

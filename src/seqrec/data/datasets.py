@@ -131,7 +131,9 @@ class CausalLMDataset(Dataset):
         batch = pad_sequences([w.items if isinstance(w, EventWindow) else w for w in windows], side="right")
         out = {"input_ids": batch[:, :-1], "labels": batch[:, 1:]}
         if windows and isinstance(windows[0], EventWindow):
-            out["events"] = pad_events([w.events for w in windows], batch.shape[1])[:, :-1]
+            events = pad_events([w.events for w in windows], batch.shape[1])
+            # the inputs' attributes, and the targets' (what features.generated_events=predicted learns)
+            out["events"], out["label_events"] = events[:, :-1], events[:, 1:]
         return out
 
 
@@ -226,7 +228,9 @@ class MaskedLMDataset(CausalLMDataset):
             "labels": items.masked_fill(~masked, 0),
         }
         if rows and rows[0].events is not None:  # a masked event's attributes are unknown, as [MASK]'s at prediction
-            out["events"] = pad_events([r.events for r in rows], items.shape[1]).masked_fill(masked[..., None], 0)
+            events = pad_events([r.events for r in rows], items.shape[1])
+            # the targets' attributes are the masked events' true ones (read where labels > 0)
+            out["events"], out["label_events"] = events.masked_fill(masked[..., None], 0), events
         return out
 
 

@@ -177,6 +177,8 @@ class Features:
             "events": [{"name": c.name, "cardinality": int(c.cardinality)} for c in self.events],
             "event_dropout": self.settings.event_dropout,
             "output": self.settings.output,
+            "generated_events": self.settings.generated_events,
+            "event_loss_weight": self.settings.event_loss_weight,
         }
 
     def item_tables(self) -> dict[str, np.ndarray]:

@@ -40,7 +40,9 @@ class AttributeSpec:
 
 OUTPUTS = ("ids", "attributes")
 UNKNOWN_ITEMS = ("error", "ignore")
-KEYS = ("item_file", "item_attributes", "event_attributes", "event_dropout", "output", "unknown_items")
+GENERATED_EVENTS = ("unknown", "predicted")
+KEYS = ("item_file", "item_attributes", "event_attributes", "event_dropout", "output", "unknown_items",
+        "generated_events", "event_loss_weight")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class FeatureSettings:
     event_dropout: float
     output: str
     unknown_items: str
+    generated_events: str = "unknown"
+    event_loss_weight: float = 1.0
 
     @property
     def enabled(self) -> bool:
@@ -92,8 +96,19 @@ def parse_features(node: Mapping[str, Any] | None) -> FeatureSettings:
     if reserved:
         raise UserError(f"features.event_attributes.{sorted(reserved)[0]} is a column the split itself uses; event "
                         "attributes are the other columns of the interaction CSV (e.g. rating)")
+    generated = node.get("generated_events", "unknown")
+    if generated not in GENERATED_EVENTS:
+        raise UserError(f"features.generated_events={generated!r} must be unknown (a generated event gets the learned "
+                        "unknown value) or predicted (a head predicts its attributes)")
+    if generated == "predicted" and not specs["event_attributes"]:
+        raise UserError("features.generated_events=predicted needs event attributes to predict; use "
+                        "features=items_events_predicted or add features.event_attributes")
+    weight = node.get("event_loss_weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
+        raise UserError(f"features.event_loss_weight={weight!r} must be a number > 0 (the weight of the "
+                        "event-attribute head's loss beside the item loss)")
     return FeatureSettings(item_file, specs["item_attributes"], specs["event_attributes"], float(dropout), output,
-                           unknown_items)
+                           unknown_items, generated, float(weight))
 
 
 def feature_settings(cfg) -> FeatureSettings:

@@ -19,6 +19,8 @@ class CachedDecoder:
 
     Histories are right-padded: the prefill then runs under a plain causal mask (the
     fastest attention kernel) and the scores are read at each row's last real item.
+    A generated event's attributes are unknown (the model's default), or, for a model that
+    ``predicts_events``, predicted from the hidden state that scored the item (kept per row).
     """
 
     padding_side = "right"
@@ -27,60 +29,85 @@ class CachedDecoder:
         self.model = model
         B, T = input_ids.shape
         cache = model.new_cache(B, T)
-        # events: the history's event-attribute codes [B, T, E]; generated items' are unknown (the model's default)
+        # events: the history's event-attribute codes [B, T, E]
         hidden = model.encode(input_ids, attention_mask, cache, **({} if events is None else {"events": events}))
         last = attention_mask.sum(1).clamp_min(1) - 1
-        self.first = model.item_logits(hidden[torch.arange(B, device=hidden.device), last])
+        hidden = hidden[torch.arange(B, device=hidden.device), last]
+        self.first = model.item_logits(hidden)
         self.cache = cache.shared(n_new)
+        self.hidden = hidden if getattr(model, "predicts_events", False) else None
 
     def expand(self, width: int) -> None:
         self.cache.expand(width)
+        if self.hidden is not None:
+            self.hidden = self.hidden.repeat_interleave(width, 0)
 
     def reorder(self, rows: torch.Tensor) -> None:
         self.cache.reorder(rows)
+        if self.hidden is not None:
+            self.hidden = self.hidden[rows]
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         # a model with a segment embedding sees the items it generated as segment 1 (RecGPT)
         extra = {"segments": torch.ones_like(tokens[:, None])} if getattr(self.model, "segments", False) else {}
-        return self.model.next_item_logits(tokens[:, None], None, self.cache, **extra)
+        if self.hidden is None:
+            return self.model.next_item_logits(tokens[:, None], None, self.cache, **extra)
+        events = self.model.predict_events(self.hidden, tokens)[:, None]
+        self.hidden, scores = self.model.next_item_state(tokens[:, None], None, self.cache, events=events, **extra)
+        return scores
 
 
 class RecomputeDecoder:
-    """For models without a cache (e.g. bidirectional ones): re-encode the sequence each step."""
+    """For models without a cache (e.g. bidirectional ones): re-encode the sequence each step. A generated
+    event's attributes are unknown (code 0) or, for a model that ``predicts_events``, predicted as in
+    :class:`CachedDecoder`."""
 
     padding_side = "left"
 
     def __init__(self, model, input_ids, attention_mask, n_new: int, events=None):
         self.model, self.ids, self.mask, self.events = model, input_ids, attention_mask.bool(), events
         self.history = input_ids.shape[1]
-        self.first = model.next_item_logits(self.ids, self.mask, **self._events())
+        self.predicts = getattr(model, "predicts_events", False)
+        if self.predicts and events is None:  # the history's attributes unknown, the generated ones predicted
+            self.events = input_ids.new_zeros(*input_ids.shape, model.features.n_events)
+        self.hidden, self.first = self._next(None)
 
-    def _events(self) -> dict:
-        return {} if self.events is None else {"events": self.events}
+    def _next(self, segments) -> tuple[torch.Tensor | None, torch.Tensor]:
+        extra = {} if self.events is None else {"events": self.events}
+        if segments is not None:
+            extra["segments"] = segments
+        if not self.predicts:
+            return None, self.model.next_item_logits(self.ids, self.mask, **extra)
+        return self.model.next_item_state(self.ids, self.mask, **extra)
 
     def expand(self, width: int) -> None:
         self.ids = self.ids.repeat_interleave(width, 0)
         self.mask = self.mask.repeat_interleave(width, 0)
         if self.events is not None:
             self.events = self.events.repeat_interleave(width, 0)
+        if self.hidden is not None:
+            self.hidden = self.hidden.repeat_interleave(width, 0)
 
     def reorder(self, rows: torch.Tensor) -> None:
         self.ids, self.mask = self.ids[rows], self.mask[rows]
         if self.events is not None:
             self.events = self.events[rows]
+        if self.hidden is not None:
+            self.hidden = self.hidden[rows]
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         self.ids = torch.cat([self.ids, tokens[:, None]], 1)
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], 1)
-        if self.events is not None:  # a generated event's attributes are unknown (code 0)
-            self.events = torch.cat([self.events, self.events.new_zeros(len(tokens), 1, self.events.shape[-1])], 1)
-        if not getattr(self.model, "segments", False):
-            return self.model.next_item_logits(self.ids, self.mask, **self._events())
-        # history 0, generated 1: the generated items are the last columns
-        n_new = self.ids.shape[1] - self.history
-        segments = torch.zeros_like(self.ids)
-        segments[:, self.ids.shape[1] - n_new:] = 1
-        return self.model.next_item_logits(self.ids, self.mask, segments=segments, **self._events())
+        if self.events is not None:  # unknown (code 0), or predicted
+            new = (self.model.predict_events(self.hidden, tokens) if self.predicts
+                   else self.events.new_zeros(len(tokens), self.events.shape[-1]))
+            self.events = torch.cat([self.events, new[:, None].to(self.events.dtype)], 1)
+        segments = None
+        if getattr(self.model, "segments", False):  # history 0, generated 1: the generated items are the last columns
+            segments = torch.zeros_like(self.ids)
+            segments[:, self.history:] = 1
+        self.hidden, scores = self._next(segments)
+        return scores
 
 
 def decoder_class(model, use_cache: bool = True):

@@ -84,15 +84,40 @@ class SequentialModel(nn.Module):
         """How many history items fit when ``n_new`` items will be appended (None: unlimited)."""
         return None
 
+    @property
+    def predicts_events(self) -> bool:
+        """True when generated events get predicted event attributes (``features.generated_events: predicted``)."""
+        return self.features is not None and self.features.predicts_events
+
+    def predict_events(self, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Event-attribute codes ``[N, E]`` of the generated items ``tokens`` ``[N]``, from the hidden states that
+        scored them ``[N, C]`` (models whose ``predicts_events``)."""
+        return self.features.predict_events(hidden, self.output_embeddings()[tokens])
+
+    def event_loss(self, hidden: torch.Tensor, labels: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """The event-attribute head's training loss (weighted): the true codes ``[N, E]`` of the target items
+        ``labels`` ``[N]``, predicted from the hidden states that score them ``[N, C]``."""
+        features = self.features
+        return features.event_loss_weight * features.event_loss(hidden, self.output_embeddings()[labels], codes)
+
+    def next_item_state(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None, segments=None,
+        events=None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(hidden [B, C], scores [B, n_items + 1])``: the next item's scores after each (left-padded) sequence
+        and the hidden state they are read from (event-attribute prediction reads it); ``segments``: 0/1 per input
+        (models with a segment embedding); ``events``: event-attribute codes ``[B, T, E]`` (models with event
+        features; None: unknown)."""
+        extra = {} if segments is None else {"segments": segments}
+        if events is not None:
+            extra["events"] = events
+        hidden = self.encode(input_ids, attention_mask, cache, **extra)[:, -1]
+        return hidden, self.item_logits(hidden)
+
     def next_item_logits(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None, segments=None,
         events=None,
     ) -> torch.Tensor:
-        """Scores of the next item after each (left-padded) sequence: ``[B, n_items + 1]``; ``segments``: 0/1
-        per input (models with a segment embedding); ``events``: event-attribute codes ``[B, T, E]`` (models with
-        event features; None: unknown)."""
-        extra = {} if segments is None else {"segments": segments}
-        if events is not None:
-            extra["events"] = events
-        hidden = self.encode(input_ids, attention_mask, cache, **extra)
-        return self.item_logits(hidden[:, -1])
+        """Scores of the next item after each (left-padded) sequence: ``[B, n_items + 1]`` (see
+        :meth:`next_item_state`)."""
+        return self.next_item_state(input_ids, attention_mask, cache, segments, events)[1]

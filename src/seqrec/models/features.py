@@ -13,6 +13,12 @@ An input event is an item (id embedding, the model's own table) plus
 The sum is one vector per event, added to the item embedding (not a stream of attribute tokens). ``output:
 attributes`` also scores items by the attribute-aware representation (item table + item attributes). The
 module is created after the model's own weights, so a model without features is initialised exactly as before.
+
+``generated_events: predicted`` replaces the unknown value of a generated event by a prediction: a small head
+reads the hidden state that scored the item together with the chosen item's output vector and gives each event
+attribute's most likely code (argmax; no extra randomness). It is trained beside the item loss, on the true
+attributes of every target event (``event_loss_weight`` x the mean of one cross-entropy per attribute; unknown
+codes are left out).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from torch import nn
 
 class FeatureEmbedding(nn.Module):
     """``spec``: ``{"items": [{name, kind, cardinality, width}], "events": [{name, cardinality}], "event_dropout": p,
-    "output": "ids" | "attributes"}`` (as :meth:`seqrec.data.features.Features.model_spec` builds it)."""
+    "output": "ids" | "attributes", "generated_events": "unknown" | "predicted", "event_loss_weight": w}`` (as
+    :meth:`seqrec.data.features.Features.model_spec` builds it; specs stored before the last two keys mean unknown)."""
 
     def __init__(self, spec: Mapping, n_tokens: int, dim: int):
         super().__init__()
@@ -48,6 +55,11 @@ class FeatureEmbedding(nn.Module):
             if table.padding_idx is not None:
                 with torch.no_grad():
                     table.weight[table.padding_idx].zero_()
+        self.predicts_events = spec.get("generated_events", "unknown") == "predicted" and bool(self.event_specs)
+        self.event_loss_weight = float(spec.get("event_loss_weight", 1.0))
+        if self.predicts_events:  # created last: the tables above are initialised as without it
+            self.event_head = nn.Sequential(nn.Linear(2 * dim, dim), nn.GELU())
+            self.event_out = nn.ModuleList(nn.Linear(dim, int(s["cardinality"])) for s in self.event_specs)
 
     @property
     def n_events(self) -> int:
@@ -88,6 +100,31 @@ class FeatureEmbedding(nn.Module):
         for j, table in enumerate(self.event_tables):
             out = out + table(events[..., j])
         return out
+
+    def event_logits(self, hidden: torch.Tensor, item_vectors: torch.Tensor) -> list[torch.Tensor]:
+        """Scores of each event attribute's codes ``[N, cardinality]`` for the events whose item has output vector
+        ``item_vectors`` ``[N, C]``, read from the hidden states that scored those items ``[N, C]``."""
+        z = self.event_head(torch.cat([hidden, item_vectors.to(hidden.dtype)], -1))
+        return [out(z) for out in self.event_out]
+
+    def predict_events(self, hidden: torch.Tensor, item_vectors: torch.Tensor) -> torch.Tensor:
+        """``[N, n_events]`` codes of generated events: each attribute's most likely known code (never 0)."""
+        codes = []
+        for logits in self.event_logits(hidden, item_vectors):
+            logits = logits.float()
+            logits[:, 0] = float("-inf")  # unknown is what prediction replaces
+            codes.append(logits.argmax(-1))
+        return torch.stack(codes, -1)
+
+    def event_loss(self, hidden: torch.Tensor, item_vectors: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Mean over attributes of the cross-entropy of the true codes ``[N, n_events]`` (unknown codes, 0, are left
+        out; an attribute with none known adds 0)."""
+        total = hidden.new_zeros(())
+        for j, logits in enumerate(self.event_logits(hidden, item_vectors)):
+            target = codes[:, j]
+            if bool((target > 0).any()):
+                total = total + nn.functional.cross_entropy(logits.float(), target, ignore_index=0)
+        return total / len(self.event_out)
 
     def forward(self, input_ids: torch.Tensor, events: torch.Tensor | None = None) -> torch.Tensor | float:
         return self.item_part(input_ids) + self.event_part(events, input_ids.shape)
