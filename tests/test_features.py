@@ -311,6 +311,7 @@ def test_the_event_head_loss_by_hand():
     logits = f.event_out[0](z)
     want = 0.5 * -(torch.log_softmax(logits[0], -1)[5] + torch.log_softmax(logits[2], -1)[2]) / 2
     torch.testing.assert_close(model.event_loss(hidden, labels, codes), want)
+    assert model.event_loss(hidden, labels, torch.zeros_like(codes)).item() == 0.0  # nothing known: nothing learned
     logits[:, 0] = float("-inf")
     assert torch.equal(model.predict_events(hidden, labels)[:, 0], logits.argmax(-1))
     assert int(model.predict_events(hidden, labels).min()) >= 1

@@ -119,11 +119,11 @@ class FeatureEmbedding(nn.Module):
     def event_loss(self, hidden: torch.Tensor, item_vectors: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Mean over attributes of the cross-entropy of the true codes ``[N, n_events]`` (unknown codes, 0, are left
         out; an attribute with none known adds 0)."""
-        total = hidden.new_zeros(())
+        total = hidden.new_zeros((), dtype=torch.float32)
         for j, logits in enumerate(self.event_logits(hidden, item_vectors)):
             target = codes[:, j]
-            if bool((target > 0).any()):
-                total = total + nn.functional.cross_entropy(logits.float(), target, ignore_index=0)
+            known = (target > 0).sum().clamp_min(1)  # a tensor: no device sync
+            total = total + nn.functional.cross_entropy(logits.float(), target, ignore_index=0, reduction="sum") / known
         return total / len(self.event_out)
 
     def forward(self, input_ids: torch.Tensor, events: torch.Tensor | None = None) -> torch.Tensor | float:
