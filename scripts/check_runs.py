@@ -54,6 +54,7 @@ def describe(run_dir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from seqrec import default_run_store
+    from seqrec.tracking.run_store import SIDE_FOLDERS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", default=None, help="the run store (default: <repo>/runs or $SEQREC_RUN_STORE)")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if not root.is_dir():
         print(f"error: {root} is not a folder; pass --store <run store>", file=sys.stderr)
         return 1
-    rows = [describe(p) for p in sorted(root.iterdir()) if p.is_dir() and p.name not in ("multirun", "reports")]
+    rows = [describe(p) for p in sorted(root.iterdir()) if p.is_dir() and p.name not in SIDE_FOLDERS]
     rows.sort(key=lambda r: (r["date"], r["id"]))
     broken = sum(bool(r["problems"]) for r in rows)
     shown = [r for r in rows

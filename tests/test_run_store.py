@@ -207,6 +207,8 @@ def test_check_runs_lists_runs_and_names_what_is_broken(tmp_path, tiny_csv):
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     (copy("bad_metrics") / "metrics.json").write_text("{nope")
     (runs / "empty_folder").mkdir()
+    for side in ("logs", "multirun", "reports"):  # reproduce_paper --jobs logs, Hydra multirun records, reports
+        (runs / side).mkdir()
     copy("killed", status="running", process={"pid": 2**22 + 12345, "host": __import__("socket").gethostname(),
                                               "started": 1.0})
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--store", str(runs)],

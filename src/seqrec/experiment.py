@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from seqrec import registry
 from seqrec.errors import UserError
 from seqrec.registry import GridOptions, StrategySpec
-from seqrec.tracking.run_store import RunRecord, RunStore
+from seqrec.tracking.run_store import JOB_LOGS, RunRecord, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ class Experiment:
         if jobs == 1 or self.report_only or len(units) == 1:
             finished = self._finished_steps()
             return [o for unit in units for o in self.run_unit(unit, finished)]
-        return self._run_parallel(units, jobs, Path(log_dir) if log_dir else Path(self.run_store) / "logs")
+        return self._run_parallel(units, jobs, Path(log_dir) if log_dir else Path(self.run_store) / JOB_LOGS)
 
     def run_unit(self, unit: Unit, finished: dict[str, RunRecord]) -> list[Outcome]:
         """Run (or reuse) one chain's steps (``finished``: step -> completed run, updated); its outcomes."""

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 LOG_FILE = "run.log"
 KINDS = ("train", "predict")
+#: where reproduce_paper.py --jobs writes one log per chain, inside the run store
+JOB_LOGS = "logs"
+#: folders a run store holds besides runs: Hydra's multirun records, --quick experiment reports, the --jobs logs
+SIDE_FOLDERS = ("multirun", "reports", JOB_LOGS)
 STATUSES = ("running", "completed", "failed", "interrupted")
 _PROTECTED_FIELDS = ("task_id", "kind", "created")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
