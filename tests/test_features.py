@@ -381,8 +381,16 @@ def test_generated_events_are_predicted(make):
     np.testing.assert_array_equal(items, want_items)
     np.testing.assert_allclose(scores, want_scores, rtol=1e-4, atol=1e-5)  # float32 rounding of two paths
     # the check has teeth: with unknown generated events the later steps score differently
-    _, unknown_scores = _greedy_reference(model, train, ratings, users, k, predicted=False)
+    unknown_items, unknown_scores = _greedy_reference(model, train, ratings, users, k, predicted=False)
     assert np.abs(unknown_scores[:, 1:] - scores[:, 1:]).max() > 1e-3
+    # the ablation (generation_params.generated_events=unknown): the same weights with unknown generated events
+    items_u, scores_u = generate(model, build_strategy({"strategy": "greedy"}), train, users, k=k, max_length=8,
+                                 filter_seen=False, progress=False, events=ratings, generated_events="unknown")
+    np.testing.assert_array_equal(items_u, unknown_items)
+    np.testing.assert_allclose(scores_u, unknown_scores, rtol=1e-4, atol=1e-5)
+    with pytest.raises(UserError, match="generated_events must be one of"):
+        generate(model, build_strategy({"strategy": "greedy"}), train, users, k=k, max_length=8, progress=False,
+                 events=ratings, generated_events="guessed")
     beam = build_strategy({"strategy": "beam", "num_beams": 2})
     cached = generate(model, beam, train, users, k=k, max_length=8, filter_seen=False, progress=False, events=ratings)
     recomputed = generate(model, beam, train, users, k=k, max_length=8, filter_seen=False, progress=False,
@@ -428,3 +436,6 @@ def test_the_event_head_learns_and_a_predicted_run_generates(tmp_path):
     val = predict(compose("GPT_temperature", [f"run_store={runs}", f"train_task={run.name}", "logger=none",
                                               "progress=false", "generation_params.num_return_sequences=3"]))
     assert 0.0 <= val <= 1.0
+    ablation = predict(compose("GPT_greedy", [f"run_store={runs}", f"train_task={run.name}", "logger=none",
+                                              "progress=false", "generation_params.generated_events=unknown"]))
+    assert 0.0 <= ablation <= 1.0

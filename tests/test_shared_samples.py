@@ -129,3 +129,20 @@ def test_a_source_made_for_other_users_is_refused_before_any_folder(trained, sou
                                         "generation_params.num_return_sequences=2", "samples_from=other-users"]))
     assert sorted(p.name for p in runs.iterdir()) == before
     shutil.rmtree(other)
+
+
+def test_an_option_added_later_and_left_null_does_not_count():
+    """A source run made before an option existed matches a run that leaves it at null (its old behaviour), and
+    only then: a value set for it, or any other difference, still counts."""
+    from seqrec.config_diff import config_differences
+
+    stored = {"generation_params": {"temperature": 0.3}}
+    same = {"generation_params": {"temperature": 0.3, "generated_events": None}}
+    assert config_differences(stored, same, (), absent_is_null=True) == []
+    assert config_differences(stored, same, ()) == ["generation_params.generated_events=None (the run has '<absent>')"]
+    set_now = {"generation_params": {"temperature": 0.3, "generated_events": "unknown"}}
+    assert config_differences(stored, set_now, (), absent_is_null=True) == [
+        "generation_params.generated_events='unknown' (the run has '<absent>')"]
+    other = {"generation_params": {"temperature": 0.6, "generated_events": None}}
+    assert config_differences(stored, other, (), absent_is_null=True) == [
+        "generation_params.temperature=0.6 (the run has 0.3)"]

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 
 def config_differences(
-    stored: dict, new: dict, may_change: tuple[str, ...], new_keys_ok: bool = False
+    stored: dict, new: dict, may_change: tuple[str, ...], new_keys_ok: bool = False, absent_is_null: bool = False
 ) -> list[str]:
     """``key=new (the run has old)`` for each flattened key whose value differs, except ``may_change``
-    (a key or a ``prefix.``); ``new_keys_ok``: keys the stored config lacks (added later) don't count."""
+    (a key or a ``prefix.``); ``new_keys_ok``: keys the stored config lacks (added later) don't count;
+    ``absent_is_null``: only those of them left at null (an option added later whose null means the old behaviour)."""
     flat_old, flat_new = _flatten(stored), _flatten(new)
     out = []
     for key in sorted(set(flat_old) | set(flat_new)):
         if key in may_change or any(p.endswith(".") and key.startswith(p) for p in may_change):
             continue
-        if new_keys_ok and key not in flat_old:
+        if key not in flat_old and (new_keys_ok or (absent_is_null and flat_new.get(key) is None)):
             continue
         old, now = flat_old.get(key, "<absent>"), flat_new.get(key, "<absent>")
         if old != now:

@@ -89,7 +89,7 @@ def predict(cfg: DictConfig) -> float:
                     filter_seen=filter_seen, rows=rows, seed=cfg.random_state, device=device,
                     no_repeat=ban_generated(params), precision=params.get("precision") or "float32",
                     desc=f"{part}: {strategy.describe()}", progress=bool(cfg.get("progress", True)), events=events,
-                    variants=variants,
+                    variants=variants, generated_events=params.get("generated_events"),
                 )
             seconds = time.perf_counter() - started
             if params.get("prefix_sequences"):  # the main list too: every (aggregation, n) asked for is there

@@ -79,7 +79,7 @@ def resolve(cfg: DictConfig, params: dict, store) -> SampleSource:
                         "made with generation_params.prefix_sequences")
     stored = OmegaConf.to_container(OmegaConf.load(record.path / "config.yaml"), resolve=True)
     asked = OmegaConf.to_container(cfg, resolve=True)
-    changed = config_differences(stored, asked, MAY_DIFFER)
+    changed = config_differences(stored, asked, MAY_DIFFER, absent_is_null=True)  # options added since, left null
     if changed:
         raise UserError(f"samples_from={run_id} sampled with other settings than this run asks for: "
                         f"{changed[0]}; use the same settings or drop samples_from")

@@ -80,6 +80,7 @@ def generate(
     progress: bool = True,
     events: list[Sequences] | None = None,
     variants: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    generated_events: str | None = "model",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Recommend ``k`` items to each of ``users`` (indices into ``train``) with ``strategy``.
 
@@ -92,6 +93,8 @@ def generate(
     unknown code.
     ``variants``: a dict to receive the lists a strategy produces besides its main one (multi-sequence with
     ``prefix_sequences``), by name, as ``(items [U, k], scores [U, k])`` in the order of ``users``.
+    ``generated_events``: ``model`` (or None): a model trained with ``features.generated_events=predicted`` gives
+    generated events its head's codes; ``unknown``: every generated event gets the unknown code (an ablation).
     """
     model.eval()
     device = torch.device(device)
@@ -102,7 +105,9 @@ def generate(
     generator = torch.Generator(device=device).manual_seed(seed)
     rows = min(rows, getattr(model, "max_generation_rows", None) or rows)  # e.g. BERT4Rec: memory-bound beyond
     per_chunk = max(1, rows // strategy.width)
+    engine_setting("generated_events").check_value(generated_events)  # the declared rule (engine_config.py)
     Decoder = decoder_class(model, use_cache)
+    predict_events = generated_events != "unknown" and bool(getattr(model, "predicts_events", False))
     items_out, scores_out, extra_out = [], [], {}
     bar = tqdm(total=len(users), desc=desc or strategy.describe(), unit="user", disable=not progress, leave=False)
     for start in range(0, len(users), per_chunk):
@@ -113,7 +118,7 @@ def generate(
         extra = {} if not events else {
             "events": history_events(events, chunk, input_ids.shape[1], Decoder.padding_side).to(device)}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            decoder = Decoder(model, input_ids, input_ids != 0, n_new=k, **extra)
+            decoder = Decoder(model, input_ids, input_ids != 0, n_new=k, predict_events=predict_events, **extra)
             ctx = Context(k=k, seen=seen, ban_generated=no_repeat, generator=generator)
             state = GenerationState(decoder, ctx)
             items, scores = strategy.generate(state)

@@ -11,4 +11,7 @@ engine_settings(
     Choice("no_repeat_ngram_size", (1, 0), null=True, default=1,
            want="1 (a sequence never repeats an item) or 0 (repeats allowed, only to compare with HF)"),
     Bool("do_sample", "false", null=True, default=None, doc="must agree with the strategy when given"),
+    Choice("generated_events", ("model", "unknown"), null=True, default=None,
+           doc="a generated event's attributes: model = as the run was trained (predicted with "
+               "features.generated_events=predicted, else unknown); unknown = the learned unknown value (ablation)"),
 )

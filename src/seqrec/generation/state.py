@@ -19,13 +19,13 @@ class CachedDecoder:
 
     Histories are right-padded: the prefill then runs under a plain causal mask (the
     fastest attention kernel) and the scores are read at each row's last real item.
-    A generated event's attributes are unknown (the model's default), or, for a model that
-    ``predicts_events``, predicted from the hidden state that scored the item (kept per row).
+    A generated event's attributes are unknown (the model's default), or, with ``predict_events`` (a model
+    whose ``predicts_events``), predicted from the hidden state that scored the item (kept per row).
     """
 
     padding_side = "right"
 
-    def __init__(self, model, input_ids, attention_mask, n_new: int, events=None):
+    def __init__(self, model, input_ids, attention_mask, n_new: int, events=None, predict_events: bool = False):
         self.model = model
         B, T = input_ids.shape
         cache = model.new_cache(B, T)
@@ -35,7 +35,7 @@ class CachedDecoder:
         hidden = hidden[torch.arange(B, device=hidden.device), last]
         self.first = model.item_logits(hidden)
         self.cache = cache.shared(n_new)
-        self.hidden = hidden if getattr(model, "predicts_events", False) else None
+        self.hidden = hidden if predict_events else None
 
     def expand(self, width: int) -> None:
         self.cache.expand(width)
@@ -59,15 +59,14 @@ class CachedDecoder:
 
 class RecomputeDecoder:
     """For models without a cache (e.g. bidirectional ones): re-encode the sequence each step. A generated
-    event's attributes are unknown (code 0) or, for a model that ``predicts_events``, predicted as in
-    :class:`CachedDecoder`."""
+    event's attributes are unknown (code 0) or, with ``predict_events``, predicted as in :class:`CachedDecoder`."""
 
     padding_side = "left"
 
-    def __init__(self, model, input_ids, attention_mask, n_new: int, events=None):
+    def __init__(self, model, input_ids, attention_mask, n_new: int, events=None, predict_events: bool = False):
         self.model, self.ids, self.mask, self.events = model, input_ids, attention_mask.bool(), events
         self.history = input_ids.shape[1]
-        self.predicts = getattr(model, "predicts_events", False)
+        self.predicts = predict_events
         if self.predicts and events is None:  # the history's attributes unknown, the generated ones predicted
             self.events = input_ids.new_zeros(*input_ids.shape, model.features.n_events)
         self.hidden, self.first = self._next(None)
