@@ -53,8 +53,8 @@ def describe(run_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from seqrec import default_run_store
-    from seqrec.tracking.run_store import SIDE_FOLDERS
+    from seqrec.errors import UserError
+    from seqrec.tracking.run_store import SIDE_FOLDERS, existing_store
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", default=None, help="the run store (default: <repo>/runs or $SEQREC_RUN_STORE)")
@@ -63,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--task", help="only task names containing this text")
     ap.add_argument("--broken", action="store_true", help="only broken runs")
     args = ap.parse_args(argv)
-    root = Path(args.store) if args.store else default_run_store()
-    if not root.is_dir():
-        print(f"error: {root} is not a folder; pass --store <run store>", file=sys.stderr)
+    try:
+        root = existing_store(args.store, "--store").root
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1
     rows = [describe(p) for p in sorted(root.iterdir()) if p.is_dir() and p.name not in SIDE_FOLDERS]
     rows.sort(key=lambda r: (r["date"], r["id"]))

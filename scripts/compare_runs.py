@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from seqrec.compare import compare_runs, format_comparison, run_store_at
+    from seqrec.compare import compare_runs, format_comparison
     from seqrec.errors import UserError
+    from seqrec.tracking.run_store import existing_store
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_a", help="predict run ID (or unique prefix); comma-separated: one per seed")
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-resamples", type=int, default=10_000)
     args = ap.parse_args(argv)
     try:
-        store = run_store_at(args.run_store)
+        store = existing_store(args.run_store)
         table = compare_runs(store, args.run_a.split(","), args.run_b.split(","), args.part, args.metrics,
                              n_resamples=args.n_resamples)
     except UserError as err:

@@ -240,6 +240,10 @@ def test_check_runs_lists_runs_and_names_what_is_broken(tmp_path, tiny_csv):
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--store", str(runs)],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip().endswith("0 broken"), res.stdout
+    missing = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--store", str(tmp_path / "no")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'no'} is not a folder; pass --store <the run store that holds the runs>"]
 
 
 def test_run_id_prefix_and_similar_id_hint(store):

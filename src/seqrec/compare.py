@@ -4,7 +4,6 @@ runs in a run store (``scripts/compare_runs.py``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -75,13 +74,3 @@ def format_comparison(table: pd.DataFrame, part: str) -> str:
         lines.append(f"{r.metric:>14s}  A {r.a:.4f}  B {r.b:.4f}  A - B {r.diff:+.4f} [{r.low:+.4f}, {r.high:+.4f}]  "
                      f"p = {r.p:.3g}  ({r.users} {part} users, {r.seeds} seed{'s' if r.seeds > 1 else ''})")
     return "\n".join(lines)
-
-
-def run_store_at(path: str | Path | None) -> RunStore:
-    """The run store at ``path`` (default: ``$SEQREC_RUN_STORE`` or ``<repo>/runs``); a one-line error if absent."""
-    from seqrec import default_run_store
-
-    root = Path(path) if path else default_run_store()
-    if not root.is_dir():
-        raise UserError(f"{root} is not a folder; pass --run-store <the run store that holds the runs>")
-    return RunStore(root)

@@ -109,12 +109,9 @@ class FeatureEmbedding(nn.Module):
 
     def predict_events(self, hidden: torch.Tensor, item_vectors: torch.Tensor) -> torch.Tensor:
         """``[N, n_events]`` codes of generated events: each attribute's most likely known code (never 0)."""
-        codes = []
-        for logits in self.event_logits(hidden, item_vectors):
-            logits = logits.float()
-            logits[:, 0] = float("-inf")  # unknown is what prediction replaces
-            codes.append(logits.argmax(-1))
-        return torch.stack(codes, -1)
+        # code 0, unknown, is what prediction replaces: the argmax runs over codes 1.. only
+        return torch.stack([logits[:, 1:].float().argmax(-1) + 1 for logits in self.event_logits(hidden, item_vectors)],
+                           -1)
 
     def event_loss(self, hidden: torch.Tensor, item_vectors: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Mean over attributes of the cross-entropy of the true codes ``[N, n_events]`` (unknown codes, 0, are left

@@ -162,6 +162,17 @@ def process_alive(process: Any) -> Optional[bool]:
     return True
 
 
+def existing_store(path: Union[str, os.PathLike, None], flag: str = "--run-store") -> "RunStore":
+    """The run store at ``path`` (None: ``$SEQREC_RUN_STORE`` or ``<repo>/runs``) for a script that reads it; a
+    one-line :class:`UserError` naming the script's ``flag`` when there is no such folder."""
+    from seqrec import default_run_store
+
+    root = Path(path) if path else default_run_store()
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder; pass {flag} <the run store that holds the runs>")
+    return RunStore(root)
+
+
 class RunStore:
     """Run folders under ``root`` (default ``runs``, relative to the working directory)."""
 
