@@ -16,13 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import torch  # noqa: E402
+import torch
 
-from bench_common import load_model, load_split  # noqa: E402
-from seqrec.generation import build_strategy, generate  # noqa: E402
-from seqrec.models.bert4rec import BERT4Rec  # noqa: E402
+from bench_common import load_model, load_split
+from seqrec.generation import build_strategy, generate
+from seqrec.models.bert4rec import BERT4Rec
 
 STRATEGIES = {
     "greedy": {"strategy": "greedy"},

@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import torch  # noqa: E402
+import torch
 
-from seqrec.data.split import SplitData, load_interactions, split_interactions  # noqa: E402
-from seqrec.data.synthetic import make_synthetic  # noqa: E402
+from seqrec.data.split import SplitData, load_interactions, split_interactions
+from seqrec.data.synthetic import make_synthetic
 
 
 def load_split(path: str | None) -> tuple[SplitData, str]:
@@ -30,10 +29,11 @@ def load_model(split: SplitData, train_task: str | None, run_store: str, default
                default_label: str) -> tuple[torch.nn.Module, str]:
     """A training run's model (``train_task`` in ``run_store``), else ``default(n_items)`` with seed-0 weights."""
     if train_task:
-        from seqrec.pipeline import load_trained
+        from seqrec.models.loading import load_trained
+        from seqrec.tracking.run_folder import MODEL_FILE
         from seqrec.tracking.run_store import RunStore
 
-        model, _ = load_trained(RunStore(run_store).path(train_task), torch.device("cpu"))
+        model, _ = load_trained(RunStore(run_store).path(train_task) / MODEL_FILE, torch.device("cpu"))
         return model.eval(), f"weights of run {train_task}"
     torch.manual_seed(0)
     return default(split.n_items).eval(), f"random {default_label}-sized weights"
@@ -62,8 +62,8 @@ def train_histories(config: str, base: list[str], variants: dict[str, list[str]]
 
     import pandas as pd
 
-    from seqrec.experiment import compose
-    from seqrec.pipeline import train
+    from seqrec.experiments.plan import compose
+    from seqrec import train
 
     with tempfile.TemporaryDirectory() as store:
         for name, extra in variants.items():

@@ -25,10 +25,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
-from bench_common import steps_to  # noqa: E402
-from seqrec.cli import quiet_third_party  # noqa: E402
+from bench_common import steps_to
+from seqrec.cli.entry import quiet_third_party
 
 VARIANTS = {
     "default": lambda cfg, w: [],
@@ -75,7 +74,7 @@ def main() -> int:
     import pandas as pd
 
     from bench_common import step_budget, train_histories
-    from seqrec.experiment import compose
+    from seqrec.experiments.plan import compose
 
     base = step_budget(args.data, args.seed, args.steps, args.override)
     cfg = compose(args.config, base)

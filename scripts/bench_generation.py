@@ -22,16 +22,15 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from bench_common import load_model, load_split  # noqa: E402
-from seqrec.generation import build_strategy, generate  # noqa: E402
-from seqrec.generation.engine import history_length  # noqa: E402
-from seqrec.models.gpt2 import GPT2  # noqa: E402
-from seqrec.models.hf_compat import to_hf_gpt2  # noqa: E402
+from bench_common import load_model, load_split
+from seqrec.generation import build_strategy, generate
+from seqrec.generation.engine import history_length
+from seqrec.models.gpt2 import GPT2
+from seqrec.models.hf_compat import to_hf_gpt2
 
 K = 10
 STRATEGIES = {

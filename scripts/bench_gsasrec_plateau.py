@@ -25,10 +25,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
-from bench_common import steps_to as kick_off  # noqa: E402  (the kick-off step: the first validation at a level)
-from seqrec.cli import quiet_third_party  # noqa: E402
+from bench_common import steps_to as kick_off  (the kick-off step: the first validation at a level)
+from seqrec.cli.entry import quiet_third_party
 
 #: every variant but ``default`` starts from gSASRec without any warm-up, the config before its plateau fix
 NO_WARMUP = ["seqrec_module.loss.t_warmup_steps=0", "seqrec_module.loss.neg_warmup_steps=0"]
@@ -57,9 +56,9 @@ def overrides_of(name: str, warmup: int) -> list[str]:
 
 def popularity_level(cfg) -> float:
     """Validation NDCG@10 (first held-out item) of the popularity baseline on the training run's validation users."""
-    from seqrec.baselines import popularity_recs
-    from seqrec.metrics import compute_metrics
-    from seqrec.runtime import prepare_split
+    from seqrec.evaluation.baselines import popularity_recs
+    from seqrec.evaluation.metrics import compute_metrics
+    from seqrec.data.prepare import prepare_split
 
     split = prepare_split(cfg)
     recs = popularity_recs(split.item_counts, split.train, split.val_users, k=10)
@@ -86,7 +85,7 @@ def main() -> int:
     import pandas as pd
 
     from bench_common import step_budget, train_histories
-    from seqrec.experiment import compose
+    from seqrec.experiments.plan import compose
 
     base = step_budget(args.data, args.seed, args.steps, args.override)
     level = args.factor * popularity_level(compose("gSASRec_train", base))

@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
-from seqrec.experiment import threads_per_chain  # noqa: E402  (the thread split --jobs uses)
+from seqrec.experiments.plan import threads_per_chain  (the thread split --jobs uses)
 
 
 def command(config: str, data: str, steps: int, store: str) -> list[str]:

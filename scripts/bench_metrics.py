@@ -16,11 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from seqrec.metrics import compute_metrics, format_metrics, reference_metrics  # noqa: E402
+from seqrec.evaluation.metrics import compute_metrics, format_metrics, reference_metrics
 
 K = 10
 T = 10

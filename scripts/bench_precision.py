@@ -16,15 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from seqrec.generation import build_strategy, generate  # noqa: E402
-from seqrec.generation.engine import resolve_precision  # noqa: E402
-from seqrec.metrics import per_user_metrics  # noqa: E402
-from seqrec.stats import bootstrap_table  # noqa: E402
+from seqrec.generation import build_strategy, generate
+from seqrec.generation.engine import resolve_precision
+from seqrec.evaluation.metrics import per_user_metrics
+from seqrec.evaluation.stats import bootstrap_table
 
 K = 10
 STRATEGIES = {
@@ -41,14 +40,15 @@ def load(args):
     if args.train_task:
         from omegaconf import OmegaConf
 
-        from seqrec.pipeline import CONFIG_FILE, load_trained
+        from seqrec.models.loading import load_trained
+        from seqrec.tracking.run_folder import CONFIG_FILE, MODEL_FILE
         from seqrec.tracking.run_store import RunStore
 
         run_dir = RunStore(args.run_store).path(args.train_task)
         cfg = OmegaConf.load(run_dir / CONFIG_FILE)
         split = split_interactions(load_interactions(cfg.data_path), cfg.last_n_items, cfg.dataloader.validation_size,
                                    cfg.random_state)
-        model, _ = load_trained(run_dir, torch.device("cpu"))
+        model, _ = load_trained(run_dir / MODEL_FILE, torch.device("cpu"))
         return model, split, int(cfg.dataset.max_length), f"run {args.train_task} ({cfg.data_path})"
     from seqrec.data.synthetic import make_synthetic
     from seqrec.models.gpt2 import GPT2

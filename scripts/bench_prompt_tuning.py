@@ -1,7 +1,7 @@
 """Prompt-tuning step cost against a pre-training step: same model, same batches, side by side.
 
 A pre-training step is forward + fused cross-entropy + backward + Adam on a causal window batch. A prompt-tuning
-step first rebuilds the batch with the model's own arg-max predictions (:class:`seqrec.prompt_tuning.
+step first rebuilds the batch with the model's own arg-max predictions (:class:`seqrec.training.prompt_tuning.
 PromptAugmenter`, through the generation engine, no gradients) and then does the same. Variants are interleaved
 round by round, so machine noise hits all alike; the median round of each is reported, with the ratio.
 
@@ -16,17 +16,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import torch  # noqa: E402
+import torch
 
-from seqrec.data.datasets import CausalLMDataset  # noqa: E402
-from seqrec.data.split import load_interactions, split_interactions  # noqa: E402
-from seqrec.data.synthetic import make_synthetic  # noqa: E402
-from seqrec.losses import CrossEntropy  # noqa: E402
-from seqrec.models.gpt2 import GPT2  # noqa: E402
-from seqrec.models.sasrec import SASRec  # noqa: E402
-from seqrec.prompt_tuning import PromptAugmenter  # noqa: E402
+from seqrec.data.datasets import CausalLMDataset
+from seqrec.data.split import load_interactions, split_interactions
+from seqrec.data.synthetic import make_synthetic
+from seqrec.training.losses import CrossEntropy
+from seqrec.models.gpt2 import GPT2
+from seqrec.models.sasrec import SASRec
+from seqrec.training.prompt_tuning import PromptAugmenter
 
 
 def main() -> None:

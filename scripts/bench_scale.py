@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
+import numpy as np
+import psutil
 
 ML20M = dict(users=138_493, items=26_744, min_len=20, max_len=268)  # mean length 144 -> ~19.9M interactions
 
@@ -69,13 +68,15 @@ def run_fraction(fraction: float, args, workdir: Path, results: list) -> None:
     import torch
     from omegaconf import OmegaConf
 
-    from seqrec.data.io import write_interaction_log
+    from seqrec.core.io import write_interaction_log
     from seqrec.data.split import load_interactions, split_interactions
     from seqrec.data.synthetic import make_synthetic
-    from seqrec.experiment import compose
+    from seqrec.experiments.plan import compose
     from seqrec.generation.base import build_strategy
     from seqrec.generation.engine import generate
-    from seqrec.pipeline import load_trained, train
+    from seqrec import train
+    from seqrec.models.loading import load_trained
+    from seqrec.tracking.run_folder import MODEL_FILE
     from seqrec.tracking.run_store import RunStore
 
     n_users = max(1000, int(ML20M["users"] * fraction))
@@ -102,7 +103,7 @@ def run_fraction(fraction: float, args, workdir: Path, results: list) -> None:
     with stage(results, fraction, f"train 1 epoch ({args.batches} batches, incl. load + split)", n_users):
         train(cfg)
     record = [r for r in RunStore(runs).list_runs("train") if r.task_name == f"scale_{fraction}"][-1]
-    model, _ = load_trained(record.path, torch.device("cpu"))
+    model, _ = load_trained(record.path / MODEL_FILE, torch.device("cpu"))
     users = split.test_users[: args.gen_users]
     max_length = OmegaConf.select(cfg, "dataset.max_length")
     for label, params in (

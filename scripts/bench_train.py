@@ -16,16 +16,15 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
+import torch.nn.functional as F
 
-from seqrec.data.datasets import CausalLMDataset  # noqa: E402
-from bench_common import load_split  # noqa: E402
-from seqrec.losses import CrossEntropy  # noqa: E402
-from seqrec.models.gpt2 import GPT2  # noqa: E402
-from seqrec.models.hf_compat import to_hf_gpt2  # noqa: E402
+from seqrec.data.datasets import CausalLMDataset
+from bench_common import load_split
+from seqrec.training.losses import CrossEntropy
+from seqrec.models.gpt2 import GPT2
+from seqrec.models.hf_compat import to_hf_gpt2
 
 
 def main() -> None:

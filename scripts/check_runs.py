@@ -17,7 +17,6 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
 def describe(run_dir: Path) -> dict:
@@ -53,7 +52,7 @@ def describe(run_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from seqrec.errors import UserError
+    from seqrec.core.errors import UserError
     from seqrec.tracking.run_store import SIDE_FOLDERS, existing_store
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -15,12 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from seqrec.compare import compare_runs, format_comparison
-    from seqrec.errors import UserError
+    from seqrec.evaluation.compare import compare_runs, format_comparison
+    from seqrec.core.errors import UserError
     from seqrec.tracking.run_store import existing_store
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
 
 def main() -> int:
@@ -26,7 +25,12 @@ def main() -> int:
     from hypothesis import HealthCheck, given, seed, settings
     from hypothesis import strategies as st
 
-    import test_fuzz as t
+    from seqrec.core.paths import load_file_module
+
+
+    load_file_module(ROOT / "tests" / "conftest.py")  # the test module imports its helpers by name
+
+    t = load_file_module(ROOT / "tests" / "test_fuzz.py")
 
     counts = {"files": 0, "overrides": 0}
     run = settings(max_examples=args.examples, deadline=None, suppress_health_check=list(HealthCheck),

@@ -12,10 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from seqrec.data.synthetic import write_synthetic  # noqa: E402
-from seqrec.cli import run_script  # noqa: E402
+from seqrec.data.synthetic import write_synthetic
+from seqrec.cli.entry import run_script
 
 
 def main(argv: list[str] | None = None) -> int:

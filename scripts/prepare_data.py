@@ -13,10 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from seqrec.data.movielens import DATASETS, prepare_movielens  # noqa: E402
-from seqrec.cli import run_script  # noqa: E402
+from seqrec.data.movielens import DATASETS, prepare_movielens
+from seqrec.cli.entry import run_script
 
 
 def main(argv: list[str] | None = None) -> int:

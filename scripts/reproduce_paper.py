@@ -23,10 +23,9 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
-from seqrec.cli import quiet_third_party  # noqa: E402
-from seqrec.errors import UserError  # noqa: E402
+from seqrec.cli.entry import quiet_third_party
+from seqrec.core.errors import UserError
 
 QUICK_TRAIN = ["trainer_params.max_epochs=2", "trainer_params.limit_train_batches=4", "dataloader.validation_size=100"]
 QUICK_GRID = dict(beams=(2,), temperatures=(0.5,), sequences=(4,), paper_settings=())
@@ -123,10 +122,10 @@ def main(argv=None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # libraries' INFO records propagate here: warnings only
         handler.setLevel(logging.WARNING)
-    from seqrec import registry
-    from seqrec.experiment import Experiment, model_configs, strategy_grid
-    from seqrec.data.io import atomic_to_csv
-    from seqrec.report import summary_row, build_summary, stage_times, write_report, TRAINING_COLUMNS
+    from seqrec.core import registry
+    from seqrec.experiments.plan import Experiment, model_configs, strategy_grid
+    from seqrec.core.io import atomic_to_csv
+    from seqrec.evaluation.report import summary_row, build_summary, stage_times, write_report, TRAINING_COLUMNS
 
     started = time.perf_counter()
     try:
@@ -138,7 +137,7 @@ def main(argv=None) -> int:
         train_overrides = ["trainer_params.enable_progress_bar=false", "trainer_params.enable_model_summary=false"]
         reduced = [m.label for m in registry.components("model") if m.label and not m.kv_cache] \
             if args.reduced_grid == ["auto"] else args.reduced_grid
-        from seqrec.experiment import FeaturesPlan, RecGPTPlan
+        from seqrec.experiments.plan import FeaturesPlan, RecGPTPlan
 
         recgpt = None
         if args.recgpt is not None:
@@ -219,11 +218,11 @@ def main(argv=None) -> int:
                          training=pd.DataFrame(training, columns=TRAINING_COLUMNS), elapsed_seconds=compute_seconds,
                          seconds_by_hardware=by_hardware)
     if recgpt is not None:
-        from seqrec.recgpt_report import write_recgpt_report
+        from seqrec.evaluation.recgpt_report import write_recgpt_report
 
         paths.update(write_recgpt_report(summary, out_dir))
     if features is not None:
-        from seqrec.features_report import write_features_report
+        from seqrec.evaluation.features_report import write_features_report
 
         paths.update(write_features_report(summary, out_dir))
     paths["timing"] = out_dir / "timing.csv"

@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want=$(cat requirements.txt $( [ -f requirements-lock.txt ] && echo requirements-lock.txt ) | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt pyproject.toml $( [ -f requirements-lock.txt ] && echo requirements-lock.txt ) | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "setup: installing requirements (a few minutes on a fresh machine)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
@@ -20,5 +20,7 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   else
     .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
   fi
+  # the project itself, editable: `import seqrec` works from any folder, with no sys.path changes
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
   echo "$want" > "$stamp"
 fi

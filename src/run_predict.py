@@ -3,12 +3,11 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import hydra  # noqa: E402
+import hydra
 
-from seqrec.cli import hydra_entry, run_main  # noqa: E402
-from seqrec.config import check_predict_config  # noqa: E402
+from seqrec.cli.entry import hydra_entry, run_main
+from seqrec.config.checks import check_predict_config
 
 CONFIG_NAME = "GPT_predict"
 
@@ -16,7 +15,7 @@ CONFIG_NAME = "GPT_predict"
 @hydra.main(version_base="1.3", config_path="configs", config_name=CONFIG_NAME)
 def main(cfg):
     # the config is checked before the pipeline (torch, Lightning) is imported: a wrong value fails at once
-    return run_main("seqrec.pipeline:predict", cfg, check=check_predict_config)
+    return run_main("seqrec.evaluation.predict:predict", cfg, check=check_predict_config)
 
 
 if __name__ == "__main__":

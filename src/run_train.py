@@ -6,12 +6,11 @@ The last line printed is the ``run_predict.py`` command for the trained run.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import hydra  # noqa: E402
+import hydra
 
-from seqrec.cli import hydra_entry, run_main  # noqa: E402
-from seqrec.config import check_train_config  # noqa: E402
+from seqrec.cli.entry import hydra_entry, run_main
+from seqrec.config.checks import check_train_config
 
 CONFIG_NAME = "GPT_train"
 
@@ -19,7 +18,7 @@ CONFIG_NAME = "GPT_train"
 @hydra.main(version_base="1.3", config_path="configs", config_name=CONFIG_NAME)
 def main(cfg):
     # the config is checked before the pipeline (torch, Lightning) is imported: a wrong value fails at once
-    return run_main("seqrec.pipeline:train", cfg, check=check_train_config)
+    return run_main("seqrec.training.train:train", cfg, check=check_train_config)
 
 
 if __name__ == "__main__":

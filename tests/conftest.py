@@ -1,8 +1,6 @@
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 import os
 
@@ -37,8 +35,8 @@ TINY_GPT = [
 
 
 def compose(config_name: str, overrides: list[str] | None = None):
-    """The config the entry points compose (seqrec.experiment.compose)."""
-    from seqrec.experiment import compose as compose_config
+    """The config the entry points compose (seqrec.experiments.plan.compose)."""
+    from seqrec.experiments.plan import compose as compose_config
 
     return compose_config(config_name, list(overrides or []))
 

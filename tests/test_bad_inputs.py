@@ -4,7 +4,7 @@ Each case is a bad data file, config, override, generation parameter, run ID or 
 set-up. Most run as real subprocesses of ``src/run_train.py``, ``src/run_predict.py`` or
 ``scripts/prepare_data.py`` (in a scratch working directory, with HOME and the ClearML
 cache/config in a temporary folder); the data-file cases, which need the pipeline imported,
-and a few schema cases run in-process through :func:`seqrec.cli.run_main`, the function the
+and a few schema cases run in-process through :func:`seqrec.cli.entry.run_main`, the function the
 entry points call. For every case:
 
 * the exit status is 1;
@@ -123,7 +123,7 @@ def _damaged_copies(runs: Path, train_id: str) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     from seqrec.data.synthetic import write_synthetic
-    from seqrec.pipeline import predict, train
+    from seqrec import predict, train
 
     base = tmp_path_factory.mktemp("bad_inputs")
     home, data, runs = base / "home", base / "data", base / "runs"
@@ -283,8 +283,8 @@ def _run_subprocess(world: World, case: Case) -> tuple[int, str, str]:
 
 
 def _run_in_process(world: World, case: Case, capsys) -> tuple[int, str, str]:
-    from seqrec.cli import run_main
-    from seqrec.config import check_predict_config, check_train_config
+    from seqrec.cli.entry import run_main
+    from seqrec.config.checks import check_predict_config, check_train_config
 
     kind = case.script.split("-")[1]
     args = [world.fill(a) for a in case.args]
@@ -296,7 +296,7 @@ def _run_in_process(world: World, case: Case, capsys) -> tuple[int, str, str]:
     os.chdir(world.base)
     try:
         with pytest.raises(SystemExit) as exit_info:
-            run_main(f"seqrec.pipeline:{kind}", cfg, check=check)
+            run_main({"train": "seqrec.training.train:train", "predict": "seqrec.evaluation.predict:predict"}[kind], cfg, check=check)
     finally:
         os.chdir(cwd)
     captured = capsys.readouterr()
@@ -354,7 +354,7 @@ def test_unexpected_error_is_one_line_naming_the_run_log(tmp_path, capsys):
     """A bug (not a UserError) still ends in one error line, pointing at the run's run.log."""
     from omegaconf import OmegaConf
 
-    from seqrec.cli import run_main
+    from seqrec.cli.entry import run_main
 
     def crash(cfg):
         run_dir = tmp_path / "runs" / "r1"
@@ -374,7 +374,7 @@ def test_tracebacks_stay_in_the_log_file(tmp_path):
     """Terminal log handlers drop tracebacks; the run log (a file handler) keeps them."""
     import logging
 
-    from seqrec.cli import hide_tracebacks_on_screen
+    from seqrec.cli.entry import hide_tracebacks_on_screen
 
     screen = io.StringIO()
     handlers = [logging.StreamHandler(screen), logging.FileHandler(tmp_path / "run.log")]

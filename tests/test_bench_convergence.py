@@ -8,10 +8,12 @@ import pytest
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
+from seqrec.core.paths import load_file_module
 
-from bench_convergence import at_step, steps_to, variant_names  # noqa: E402
-from bench_gsasrec_plateau import kick_off  # noqa: E402
+load_file_module(ROOT / "scripts" / "bench_common.py")  # the benchmarks import it by name
+at_step, steps_to, variant_names = (getattr(load_file_module(ROOT / "scripts" / "bench_convergence.py"), name)
+                                    for name in ("at_step", "steps_to", "variant_names"))
+kick_off = load_file_module(ROOT / "scripts" / "bench_gsasrec_plateau.py").kick_off
 
 # validations after optimizer steps 10, 20, 30, 40 ("step" is Lightning's 0-based global step of the validation)
 # (a budget that ends mid-epoch leaves a last row without a validation)

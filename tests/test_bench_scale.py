@@ -32,7 +32,7 @@ def test_bench_scale_small(tmp_path):
     # libraries imported, measured here. Holding more score matrices alive than that breaks the bound.
     matrix = 4096 * 26745 * 4 / 2**30
     base = subprocess.run(
-        [sys.executable, "-c", "import resource, seqrec.pipeline, seqrec.generation.engine, pandas, torch;"
+        [sys.executable, "-c", "import resource, seqrec.training.train, seqrec.evaluation.predict, seqrec.generation.engine, pandas, torch;"
          "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
         capture_output=True, text=True, timeout=300, cwd=ROOT / "src", env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
     )

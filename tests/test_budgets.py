@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from conftest import TINY_GPT, compose
-from seqrec.config import apply_model_aliases, check_train_config
-from seqrec.early_stopping import StepPatience, early_stopping, steps_between_validations
-from seqrec.errors import UserError
-from seqrec.losses import BCE, gBCE, gbce_beta
+from seqrec.config.checks import apply_model_aliases, check_train_config
+from seqrec.training.early_stopping import StepPatience, early_stopping, steps_between_validations
+from seqrec.core.errors import UserError
+from seqrec.training.losses import BCE, gBCE, gbce_beta
 from seqrec.models.sasrec import SASRec
-from seqrec.pipeline import train
+from seqrec import train
 
 TINY = [*TINY_GPT, "logger=none"]
 
@@ -140,7 +140,7 @@ def test_step_budgets_are_the_same_for_every_dataset(config):
 
 def test_bert4rec_warm_up_comes_from_the_scheduler_group():
     cfg = compose("BERT4Rec_train")
-    assert cfg.seqrec_module.scheduler._target_ == "seqrec.optim.WarmupSchedule"
+    assert cfg.seqrec_module.scheduler._target_ == "seqrec.training.optim.WarmupSchedule"
     assert cfg.seqrec_module.scheduler.warmup_steps == 500 and cfg.seqrec_module.lr == 2e-3
     off = compose("BERT4Rec_train", ["scheduler=none"])  # a constant LR, as every other model trains
     assert off.seqrec_module.scheduler is None
@@ -203,7 +203,7 @@ def test_training_module_gives_the_loss_its_global_step():
 
     from seqrec.data.datasets import CausalLMDataset
     from seqrec.data.sequences import Sequences
-    from seqrec.module import SeqRecModule
+    from seqrec.training.lightning_module import SeqRecModule
 
     rows = [[1, 2, 3, 4, 5, 6], [3, 4, 5, 6, 7, 8], [2, 4, 6, 8, 1, 3]] * 4
     seqs = Sequences.from_lengths(np.concatenate(rows), np.array([len(r) for r in rows]))

@@ -1,5 +1,5 @@
 """scripts/compare_runs.py: two predict runs (or one per seed) compared on the same users, against hand-computed
-differences and the sign-flip test of seqrec.stats; every bad input is one error line."""
+differences and the sign-flip test of seqrec.evaluation.stats; every bad input is one error line."""
 
 import subprocess
 import sys
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqrec.compare import compare_runs
-from seqrec.errors import UserError
-from seqrec.stats import paired_permutation_test
+from seqrec.evaluation.compare import compare_runs
+from seqrec.core.errors import UserError
+from seqrec.evaluation.stats import paired_permutation_test
 from seqrec.tracking.run_store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,8 +3,8 @@
 import pytest
 
 from conftest import CONFIG_DIR, compose
-from seqrec.config import check_predict_config, check_train_config
-from seqrec.errors import UserError
+from seqrec.config.checks import check_predict_config, check_train_config
+from seqrec.core.errors import UserError
 
 TOP_LEVEL = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
@@ -94,7 +94,7 @@ def test_declared_settings_exist_in_the_configs():
     """Every required Setting of the schema is a key of the configs it checks (no stale entries)."""
     from omegaconf import OmegaConf
 
-    from seqrec.config import PREDICT, TRAIN
+    from seqrec.config.checks import PREDICT, TRAIN
 
     for name, settings in (("GPT_train", TRAIN), ("GPT_predict", PREDICT)):
         cfg = compose(name, [] if "train" in name else ["train_task=abc"])
@@ -158,7 +158,7 @@ def test_predict_checks_the_training_run(tmp_path):
 
 
 def test_suggest_key():
-    from seqrec.config import suggest_key
+    from seqrec.config.checks import suggest_key
 
     keys = ["seqrec_module.lr", "dataloader.batch_size", "dataset.max_length", "patience"]
     assert suggest_key("lr", keys) == "seqrec_module.lr"

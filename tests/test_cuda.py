@@ -93,7 +93,7 @@ def test_bf16_generation_close_to_fp32():
 
 @pytest.mark.parametrize("config", ["GPT_train", "SASRec_train", "gSASRec_train", "BERT4Rec_train"])
 def test_trainer_gpu_trains_and_predicts_on_cuda(tmp_path, tiny_csv, config):
-    from seqrec.pipeline import predict, train
+    from seqrec import predict, train
 
     runs = tmp_path / "runs"
     cfg = compose(config, [

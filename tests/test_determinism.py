@@ -10,7 +10,7 @@ import torch
 from conftest import TINY_GPT, compose
 from seqrec.data.datasets import CausalLMDataset, EpochIndex, EpochSampler, MaskedLMDataset
 from seqrec.data.split import Sequences
-from seqrec.pipeline import predict, train
+from seqrec import predict, train
 
 TINY = [*TINY_GPT, "trainer_params.max_epochs=2"]
 

@@ -91,7 +91,7 @@ def test_full_disk_in_any_other_write_is_one_line(tmp_path, capsys):
 
     from omegaconf import OmegaConf
 
-    from seqrec.cli import run_main
+    from seqrec.cli.entry import run_main
 
     target = tmp_path / "runs" / "r1" / "predictions.parquet"
 

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, compose, shared_data_dir
-from seqrec.baselines import popularity_recs
+from seqrec.evaluation.baselines import popularity_recs
 from seqrec.data.split import load_interactions, split_interactions
-from seqrec.metrics import per_user_metrics
-from seqrec.pipeline import predict, train
-from seqrec.stats import paired_bootstrap_ci
+from seqrec.evaluation.metrics import per_user_metrics
+from seqrec import predict, train
+from seqrec.evaluation.stats import paired_bootstrap_ci
 
 SMALL = [
     "dataset.max_length=32", "model_params.n_positions=32", "dataloader.batch_size=32", "seqrec_module.lr=3e-3",
@@ -192,7 +192,7 @@ def test_generation_configs_on_a_trained_run(tmp_path, capsys, caplog, synthetic
         assert re.search(r"^test_recall@10_pos9 +0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]$", out, re.M), out
     assert len([p for p in runs.iterdir() if p.is_dir()]) == 1 + len(results)
     # top-level top_k (the list length) is not the sampling cutoff: a K other than the run's is said out loud
-    from seqrec.config import check_predict_config
+    from seqrec.config.checks import check_predict_config
 
     with caplog.at_level(logging.WARNING, logger="seqrec"):
         check_predict_config(compose("GPT_predict", [f"train_task={train_id}", f"run_store={runs}", "top_k=20"]))

@@ -12,14 +12,14 @@ from conftest import compose, shared_data_dir
 from seqrec.data.features import encode_column, item_codes
 from seqrec.data.features_config import AttributeSpec, parse_features
 from seqrec.data.movielens import parse_ml100k_items, parse_ml1m_movies, prepare_movielens
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 from seqrec.generation import build_strategy, generate
 from seqrec.data.sequences import Sequences
 from seqrec.models.bert4rec import BERT4Rec
 from seqrec.models.features import FeatureEmbedding
 from seqrec.models.gpt2 import GPT2
 from seqrec.models.sasrec import SASRec
-from seqrec.pipeline import predict, train
+from seqrec import predict, train
 
 
 # --------------------------------------------------------------------------- parsing
@@ -424,9 +424,10 @@ def test_the_event_head_learns_and_a_predicted_run_generates(tmp_path):
     run = next(runs.iterdir())
     meta = torch.load(run / "model.pt", weights_only=True)
     assert meta["params"]["features"]["generated_events"] == "predicted"
-    from seqrec.pipeline import load_trained
+    from seqrec.models.loading import load_trained
+    from seqrec.tracking.run_folder import MODEL_FILE
 
-    model, _ = load_trained(run, torch.device("cpu"))
+    model, _ = load_trained(run / MODEL_FILE, torch.device("cpu"))
     items = torch.arange(1, 61)
     with torch.no_grad():  # every item after one history: its rating must come from the item
         hidden = model.encode(torch.tensor([[1, 2, 3]]))[:, -1].expand(60, -1)

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from seqrec.errors import UserError
-from seqrec.features_report import IDS_ONLY, TAIL, split_label
-from seqrec.metrics import least_popular_items, tail_recall
+from seqrec.core.errors import UserError
+from seqrec.evaluation.features_report import IDS_ONLY, TAIL, split_label
+from seqrec.evaluation.metrics import least_popular_items, tail_recall
 from test_features import _rating_log
 
 

@@ -15,7 +15,7 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
@@ -114,8 +114,8 @@ def check_override(config: str, key: str, val) -> None:
     """Compose ``config`` with ``key`` set to ``val`` and check it: success or one UserError line."""
     from omegaconf import OmegaConf
 
-    from seqrec.config import check_train_config
-    from seqrec.experiment import compose
+    from seqrec.config.checks import check_train_config
+    from seqrec.experiments.plan import compose
 
     cfg = compose(config, ["data_path=data/ml-100k.csv"])
     OmegaConf.update(cfg, key, val, force_add=True)

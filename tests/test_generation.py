@@ -9,7 +9,7 @@ import torch
 
 from seqrec.data.padding import pad_sequences
 from seqrec.data.split import Sequences
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 from seqrec.generation import build_strategy, generate
 from seqrec.generation.strategies import multisequence
 from seqrec.models.base import SequentialModel

@@ -46,7 +46,7 @@ def tiny_csv(tmp_path_factory):
 def declared_space(name: str, cli: list[str], config: str = "GPT_train"):
     """The sweeper's search space: the config's ``hydra.sweeper.params`` (for ``training``: the space the model
     of ``config`` declares), then the command line."""
-    from seqrec import search_space
+    from seqrec.core.registry import search_space
 
     params = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "hparams_search" / f"{name}.yaml").hydra.sweeper)["params"]
     if name == "training":
@@ -91,7 +91,7 @@ def trial_runs(runs, kind: str):
 
 
 def check_best_run(results, runs, kind):
-    """optimization_results.yaml names the best trial's run (seqrec.sweep.BestTrialRun), and that run is of the
+    """optimization_results.yaml names the best trial's run (seqrec.experiments.sweep.BestTrialRun), and that run is of the
     sweep's kind and has the best objective; every trial is listed with its run."""
     run = runs / results["best_run_id"]
     assert json.loads((run / "run.json").read_text())["kind"] == kind
@@ -121,7 +121,7 @@ def check_results(results, space, trials):
 
 
 def test_generation_search(tmp_path, capsys, tiny_csv):
-    from seqrec.pipeline import train
+    from seqrec import train
 
     runs = tmp_path / "runs"
     train(compose("GPT_train", [f"data_path={tiny_csv}", f"run_store={runs}", *TINY, "seqrec_module.lr=3e-3"]))
@@ -159,7 +159,7 @@ def test_training_search(tmp_path, tiny_csv):
 @pytest.mark.parametrize("config", ["GPT_train", "SASRec_train", "gSASRec_train", "BERT4Rec_train"])
 def test_training_spaces_name_settings_of_the_model(config):
     """Every key of the space a model declares is a setting of its config, so no trial fails on a wrong name."""
-    from seqrec.config import apply_model_aliases, check_train_config, model_class
+    from seqrec.config.checks import apply_model_aliases, check_train_config, model_class
 
     cfg = compose(config)
     space = declared_space("training", [], config)

@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from seqrec.data.io import (
+from seqrec.core.io import (
     atomic_to_csv,
     atomic_to_csv_numeric,
     atomic_to_parquet,

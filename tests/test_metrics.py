@@ -1,4 +1,4 @@
-"""Tests for seqrec.metrics: hand-computed cases, agreement with the reference, helpers."""
+"""Tests for seqrec.evaluation.metrics: hand-computed cases, agreement with the reference, helpers."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from seqrec.errors import UserError
-from seqrec.metrics import (
+from seqrec.core.errors import UserError
+from seqrec.evaluation.metrics import (
     compute_metrics,
     format_metrics,
     metric_names,

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from conftest import compose
-from seqrec.config import apply_model_aliases, check_train_config
+from seqrec.config.checks import apply_model_aliases, check_train_config
 from seqrec.data.datasets import MaskedLMDataset
 from seqrec.data.split import Sequences
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 from seqrec.generation import build_strategy, generate
-from seqrec.losses import BCE, BPR, SampledSoftmax, gBCE, gbce_beta, sample_negatives, score_items
+from seqrec.training.losses import BCE, BPR, SampledSoftmax, gBCE, gbce_beta, sample_negatives, score_items
 from seqrec.models.bert4rec import BERT4Rec
 from seqrec.models.sasrec import SASRec
 
@@ -343,7 +343,7 @@ def test_gsasrec_accepts_its_hyper_parameters():
     assert cfg.trainer_params.limit_train_batches == 7 and cfg.trainer_params.check_val_every_n_epoch == 2
     assert cfg.seqrec_module.filter_seen is False
     assert dict(cfg.seqrec_module.loss) == {
-        "_target_": "seqrec.losses.gBCE", "neg_per_positive": 16, "gbce_t": 0.5, "eps": 1e-8, "t_warmup_steps": 500,
+        "_target_": "seqrec.training.losses.gBCE", "neg_per_positive": 16, "gbce_t": 0.5, "eps": 1e-8, "t_warmup_steps": 500,
         "neg_warmup_steps": 500}
     model = SASRec(50, **args)
     assert model.output_embeddings() is not model.embed.item.weight  # reuse_item_embeddings=False
@@ -355,7 +355,7 @@ def test_bert4rec_accepts_its_hyper_parameters():
     check_train_config(cfg)
     args = apply_model_aliases(cfg)
     assert set(cfg.model_params) == set(BERT4REC_KEYS) | {"layer_norm"}  # RecBole's names + our block layout option
-    assert dict(cfg.seqrec_module.loss) == {"_target_": "seqrec.losses.BPR", "num_negatives": 2}
+    assert dict(cfg.seqrec_module.loss) == {"_target_": "seqrec.training.losses.BPR", "num_negatives": 2}
     assert cfg.train_dataset.mask_rate == 0.3 and cfg.patience == 5 and cfg.dataset.max_length == 48
     assert cfg.trainer_params.check_val_every_n_epoch == 2 and cfg.dataloader.batch_size == 32
     model = BERT4Rec(50, **args)
@@ -401,8 +401,8 @@ def test_bad_hyper_parameters(config, override, match, tmp_path):
     if match is None:  # a bad network argument fails when the model is built, as a UserError
         with pytest.raises(UserError, match="hidden_act|activation"):
             apply_model_aliases(cfg)
-            from seqrec.pipeline import build
-            from seqrec.config import model_class
+            from seqrec.core.instantiate import build
+            from seqrec.config.checks import model_class
 
             build(model_class(cfg), "model_params", n_items=10, **apply_model_aliases(cfg))
         return
@@ -422,7 +422,7 @@ def test_every_alias_targets_an_existing_setting(label):
     """Each seed name a model declares points at a key its own training config has."""
     from omegaconf import OmegaConf
 
-    from seqrec import registry
+    from seqrec.core import registry
 
     model = registry.model_by_label(label)
     cfg = compose(model.train_config)
@@ -438,7 +438,7 @@ def test_declared_network_settings_are_the_constructor_arguments(label):
 
     from hydra.utils import get_class
 
-    from seqrec import registry
+    from seqrec.core import registry
 
     model = registry.model_by_label(label)
     params = inspect.signature(get_class(model.target).__init__).parameters

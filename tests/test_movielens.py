@@ -17,7 +17,7 @@ import pytest
 
 from seqrec.data import movielens
 from seqrec.data.movielens import DATASETS, load_movielens, prepare_movielens
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SEQREC_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqrec.ops import linear_cross_entropy
+from seqrec.models.ops import linear_cross_entropy
 
 
 def reference(h, w, t):
@@ -54,7 +54,7 @@ def test_padding_column_gets_no_gradient_and_empty_input():
 def test_auto_precision_is_decided_for_the_device_the_run_uses(monkeypatch):
     """precision=auto asks the device the run trains on: a CPU run on a GPU host asks the CPU (issue: bf16 was
     chosen from the GPU for a trainer=cpu run, on a CPU that may emulate it)."""
-    from seqrec import losses, training as pipeline  # train-time precision is decided in seqrec.training
+    from seqrec.training import losses, train as pipeline  # train-time precision is decided in seqrec.training.train
 
     asked = []
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import ROOT, compose
-from seqrec.optim import WarmupSchedule
-from seqrec.pipeline import predict, train
+from seqrec.training.optim import WarmupSchedule
+from seqrec import predict, train
 
 FIXTURE = ROOT / "tests" / "fixtures" / "default_optimizer"
 
@@ -20,7 +20,7 @@ def test_default_optimizer_gives_the_results_of_the_code_before_the_groups(tmp_p
     the Top-K predictions equal those stored by the code before the optimizer/scheduler groups existed (same
     settings, one thread, fp32; bit-exact on the fixture's hardware, to float tolerance elsewhere)."""
     from seqrec.data.synthetic import write_synthetic
-    from seqrec.pipeline import hardware
+    from seqrec.core.hardware import hardware
 
     meta = json.loads((FIXTURE / "hardware.json").read_text())
     csv = write_synthetic(tmp_path / "syn.csv", n_users=300, n_items=80, min_len=20, max_len=50, seed=0)

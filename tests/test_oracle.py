@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqrec.baselines import markov_recs
+from seqrec.evaluation.baselines import markov_recs
 from seqrec.data.oracle import Oracle, make_oracle_log, make_taste_chain, sample_paths
 from seqrec.data.split import Sequences, split_interactions
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 
 TINY = dict(n_items=13, n_tastes=2, window=3, decay=0.6, appeal_exponent=1.5, seed=3)
 

@@ -52,12 +52,12 @@ import pandas as pd
 import pytest
 
 from conftest import compose
-from seqrec.baselines import markov_recs, popularity_recs
+from seqrec.evaluation.baselines import markov_recs, popularity_recs
 from seqrec.data.oracle import Oracle, write_oracle_log
 from seqrec.data.split import load_interactions, split_interactions
-from seqrec.metrics import per_user_metrics
-from seqrec.pipeline import predict, train
-from seqrec.stats import paired_bootstrap_ci
+from seqrec.evaluation.metrics import per_user_metrics
+from seqrec import predict, train
+from seqrec.evaluation.stats import paired_bootstrap_ci
 
 SMALL = [
     "dataset.max_length=32", "dataloader.batch_size=32", "dataloader.validation_size=500",

@@ -43,8 +43,8 @@ class Skip(Strategy):
 '''
 
 STRATEGY_DECLARATION = '''
-from seqrec.registry import Strategy, StrategySpec, register
-from seqrec.settings import Int
+from seqrec.core.registry import Strategy, StrategySpec, register
+from seqrec.core.settings import Int
 
 register(Strategy(
     "skip", "tinyplug.skip.Skip", order=50,
@@ -82,8 +82,8 @@ class MeanPool(SequentialModel):
 '''
 
 MODEL_DECLARATION = '''
-from seqrec.registry import Model, register
-from seqrec.settings import Int
+from seqrec.core.registry import Model, register
+from seqrec.core.settings import Int
 
 register(Model(
     name="meanpool", label="MeanPool", target="tinyplug.meanpool.MeanPool", train_config="MeanPool_train",

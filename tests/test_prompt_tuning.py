@@ -11,11 +11,11 @@ import torch
 
 from conftest import compose
 from seqrec.data.sequences import Sequences
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 from seqrec.generation import build_strategy, generate
 from seqrec.models.gpt2 import GPT2
 from seqrec.models.sasrec import SASRec
-from seqrec.prompt_tuning import PromptAugmenter
+from seqrec.training.prompt_tuning import PromptAugmenter
 
 NEG = float("-inf")
 
@@ -211,7 +211,7 @@ TINY = ["trainer_params.enable_progress_bar=false", "trainer_params.enable_model
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, tiny_csv):
     """A GPT-2 run trained to its early stop on the tiny log, and a BERT4Rec run (not causal)."""
-    from seqrec.pipeline import train
+    from seqrec import train
 
     runs = tmp_path_factory.mktemp("prompt_tune") / "runs"
     small = ["dataset.max_length=24", "model_params.n_positions=24", "model_params.n_embd=32", "trainer_params.max_epochs=8"]
@@ -229,7 +229,7 @@ def prompt_cfg(runs, tiny_csv, pretrained_task, *extra):
 
 
 def test_prompt_tune_bad_inputs(pretrained, tiny_csv, tmp_path):
-    from seqrec.config import check_train_config
+    from seqrec.config.checks import check_train_config
 
     runs, gpt, bert = pretrained
     with pytest.raises(UserError, match=r"is a BERT4Rec run; prompt-tuning generates left to right and needs a causal model \(GPT, SASRec, gSASRec\)"):
@@ -243,7 +243,7 @@ def test_prompt_tune_bad_inputs(pretrained, tiny_csv, tmp_path):
     for config in ("GPT_prompt_tune", "SASRec_prompt_tune", "gSASRec_prompt_tune"):  # each composes and checks
         cfg = compose(config, [f"data_path={tiny_csv}", f"run_store={runs}", f"pretrained_task={gpt}", *TINY])
         check_train_config(cfg)
-        assert cfg.seqrec_module.loss._target_ == "seqrec.losses.CrossEntropy" and cfg.seqrec_module.lr == 5e-4
+        assert cfg.seqrec_module.loss._target_ == "seqrec.training.losses.CrossEntropy" and cfg.seqrec_module.lr == 5e-4
     other = tmp_path / "other.csv"
     other.write_bytes(tiny_csv.read_bytes())
     with pytest.raises(UserError, match=r"prompt-tuning continues on its split: pass data_path="):
@@ -261,8 +261,8 @@ def test_prompt_tuning_keeps_or_improves_next_item_quality_and_is_reproducible(p
     paired 95 % bootstrap interval of (tuned - pre-trained) per-user next-item NDCG must be >= 0 (no claim that it is
     ahead: that is what the experiment measures). The pre-trained run is not modified, and a second run with the
     same seed gives the same history and weights."""
-    from seqrec.pipeline import predict, train
-    from seqrec.stats import paired_bootstrap_ci
+    from seqrec import predict, train
+    from seqrec.evaluation.stats import paired_bootstrap_ci
 
     runs, gpt, _ = pretrained
     before = {p.name: (p / "run.json").read_text() for p in runs.iterdir()}
@@ -291,7 +291,7 @@ def test_prompt_tuning_keeps_or_improves_next_item_quality_and_is_reproducible(p
 
 def test_prompt_tuning_resumes_to_the_uninterrupted_result(pretrained, tiny_csv, capsys):
     """A prompt-tuning run that failed after its first epoch, resumed, ends as the same run never interrupted."""
-    from seqrec.pipeline import train
+    from seqrec import train
 
     runs, gpt, _ = pretrained
     train(prompt_cfg(runs, tiny_csv, gpt, "trainer_params.max_epochs=3", "patience=10"))
@@ -347,8 +347,8 @@ def test_reproduce_paper_recgpt_stage(tmp_path):
 def test_freeze_item_embeddings_keeps_the_item_tables():
     """``prompt_tuning.freeze_item_embeddings``: the item tables (input and a separate output one) stay as they were
     through an optimizer step on an augmented batch, while the rest (the segment embedding) trains."""
-    from seqrec.losses import CrossEntropy
-    from seqrec.prompt_tuning import freeze_item_embeddings
+    from seqrec.training.losses import CrossEntropy
+    from seqrec.training.prompt_tuning import freeze_item_embeddings
 
     torch.manual_seed(0)
     model = SASRec(n_items=30, sequence_length=40, embedding_dim=16, num_blocks=1, num_heads=1,

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import ROOT
 from seqrec.data.synthetic import make_synthetic
-from seqrec.experiment import StrategySpec, sample_groups, strategy_grid
-from seqrec.report import (POS_COLUMNS, best_per_strategy, build_summary, claim_check, paired_comparisons,
+from seqrec.experiments.plan import StrategySpec, sample_groups, strategy_grid
+from seqrec.evaluation.report import (POS_COLUMNS, best_per_strategy, build_summary, claim_check, paired_comparisons,
                            summary_row, write_report)
 
 
@@ -217,7 +217,7 @@ def test_quick_run_then_resume(tmp_path):
 
 
 def test_stage_times_by_hand():
-    from seqrec.report import stage_times
+    from seqrec.evaluation.report import stage_times
 
     records = [
         {"model": "GPT", "seed": 1, "stage": "train", "seconds": 100.4},
@@ -258,7 +258,7 @@ def test_the_plan_shares_samples_unless_told_not_to(tmp_path, tiny_csv):
     """Which overrides each multi-sequence step gets, with fake runs (no training): per group the largest N samples
     with every N of its group as prefixes and the others name it in samples_from; ``share_samples=False`` (the
     ``--independent-samples`` flag) gives plain steps; settings alone in their group are plain either way."""
-    from seqrec.experiment import Experiment
+    from seqrec.experiments.plan import Experiment
     from seqrec.tracking.run_store import RunStore
 
     calls = []
@@ -305,7 +305,7 @@ def _fake_step(kind, cfg):
     except that SASRec's training fails."""
     import uuid
 
-    from seqrec.errors import UserError
+    from seqrec.core.errors import UserError
     from seqrec.tracking.run_store import RunStore
 
     if kind == "train" and "_SASRec_" in cfg.task_name:
@@ -324,8 +324,8 @@ def test_chains_in_parallel_keep_plan_order_and_a_failure_keeps_the_others(tmp_p
     whose runs stay in the store for the next invocation to reuse."""
     import functools
 
-    from seqrec.errors import UserError
-    from seqrec.experiment import Experiment, FeaturesPlan, Unit
+    from seqrec.core.errors import UserError
+    from seqrec.experiments.plan import Experiment, FeaturesPlan, Unit
     from seqrec.tracking.run_store import RunStore
 
     grid = [StrategySpec("topk", "predict")]

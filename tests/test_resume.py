@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from conftest import ROOT, compose
-from seqrec.errors import UserError
-from seqrec.pipeline import predict, train
+from seqrec.core.errors import UserError
+from seqrec import predict, train
 from seqrec.tracking.run_store import RunStore, current_process, process_alive
 
 TINY = [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 from seqrec.tracking.run_store import RunStore, file_log_handler, write_json_atomic
 
 
@@ -186,7 +186,7 @@ def test_check_runs_lists_runs_and_names_what_is_broken(tmp_path, tiny_csv):
     import sys
 
     from conftest import ROOT, compose
-    from seqrec.pipeline import train
+    from seqrec import train
 
     runs = tmp_path / "runs"
     train(compose("GPT_train", [f"data_path={tiny_csv}", f"run_store={runs}", "trainer_params.max_epochs=1",

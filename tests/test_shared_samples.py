@@ -10,9 +10,9 @@ from omegaconf import OmegaConf
 
 from conftest import compose
 from seqrec.data.split import load_interactions, split_interactions
-from seqrec.errors import UserError
-from seqrec.pipeline import predict, train
-from seqrec.shared_samples import NESTED_FILE
+from seqrec.core.errors import UserError
+from seqrec import predict, train
+from seqrec.generation.shared_samples import NESTED_FILE
 
 SMALL = ["dataset.max_length=24", "model_params.n_positions=24", "model_params.n_embd=16", "model_params.n_layer=1",
          "dataloader.batch_size=32", "dataloader.validation_size=60", "trainer_params.max_epochs=2",
@@ -134,7 +134,7 @@ def test_a_source_made_for_other_users_is_refused_before_any_folder(trained, sou
 def test_an_option_added_later_and_left_null_does_not_count():
     """A source run made before an option existed matches a run that leaves it at null (its old behaviour), and
     only then: a value set for it, or any other difference, still counts."""
-    from seqrec.config_diff import config_differences
+    from seqrec.core.config_diff import config_differences
 
     stored = {"generation_params": {"temperature": 0.3}}
     same = {"generation_params": {"temperature": 0.3, "generated_events": None}}

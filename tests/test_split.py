@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from seqrec.data.split import Sequences, load_interactions, ragged_index, split_interactions
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 
 
 def make_log(lengths, seed=0, shuffle=True):

@@ -1,4 +1,4 @@
-"""Tests for seqrec.stats: hand-computed cases, exact enumerations, agreement with scipy.
+"""Tests for seqrec.evaluation.stats: hand-computed cases, exact enumerations, agreement with scipy.
 
 Monte-Carlo comparisons use fixed seeds, so each test is deterministic; the tolerances are set
 from the Monte-Carlo standard error so that a correct implementation passes for (almost) any
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from seqrec import stats
-from seqrec.stats import (
+from seqrec.evaluation import stats
+from seqrec.evaluation.stats import (
     TableCI,
     bootstrap_ci,
     bootstrap_table,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from seqrec.data.synthetic import make_synthetic, write_synthetic
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 

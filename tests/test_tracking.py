@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 from seqrec.tracking.base import NoneTracker, Tracker, instantiate_tracker, to_plain_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -420,7 +420,7 @@ def test_open_run_survives_tracker_failures(clearml_sandbox, tmp_path):
     from clearml import Logger, Task
 
     from conftest import compose
-    from seqrec.pipeline import open_run
+    from seqrec.tracking.lifecycle import open_run
 
     def server_gone(*args, **kwargs):
         raise ConnectionError("server went away")
@@ -447,7 +447,7 @@ def test_open_run_survives_tracker_failures(clearml_sandbox, tmp_path):
 def test_open_run_with_fallback_records_offline_session(clearml_sandbox, monkeypatch, tmp_path, capsys):
     """Pipeline level: logger=clearml with a dead server and fallback_offline=true."""
     from conftest import compose
-    from seqrec.pipeline import open_run
+    from seqrec.tracking.lifecycle import open_run
 
     host = _dead_server(monkeypatch)
     runs = tmp_path / "runs"

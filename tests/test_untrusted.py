@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import ROOT, compose
-from seqrec.pipeline import train
+from seqrec import train
 
 TINY = [
     "dataset.max_length=16", "model_params.n_positions=16", "model_params.n_embd=16", "model_params.n_layer=1",

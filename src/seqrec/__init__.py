@@ -1,56 +1,37 @@
-"""seqrec: long-term sequential recommendation by autoregressive generation."""
+"""seqrec: long-term sequential recommendation by autoregressive generation.
 
-from pathlib import Path
+The package is layered; each sub-package says in its docstring what it holds and what it may import
+(``tests/test_import_graph.py`` enforces the order, lowest first):
 
-from omegaconf import OmegaConf
+``core`` -> ``data`` -> ``models`` -> ``generation`` -> ``tracking`` -> ``config`` -> ``evaluation`` ->
+``training`` -> ``api`` -> ``cli`` -> ``experiments``.
 
-__version__ = "0.1.0"
+The root holds only the public names, imported on first use so that ``import seqrec`` stays cheap (the config
+checks run before torch is loaded): :func:`train` and :func:`predict` (what ``src/run_train.py`` and
+``src/run_predict.py`` do with a composed config) and :func:`load_run` (a trained run, ready to recommend).
+"""
 
-#: the repository this package lives in (``src/seqrec/`` -> the folder above ``src/``)
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from __future__ import annotations
 
-# ``${repo:runs}`` in a config is ``<repo>/runs``: defaults that do not depend on the folder a command starts in
-if not OmegaConf.has_resolver("repo"):
-    OmegaConf.register_new_resolver("repo", lambda sub="": str(REPO_ROOT / sub))
+import importlib
 
+from seqrec.core import registry as _registry  # noqa: F401  # registers the ${search_space:} resolver
+from seqrec.core.paths import REPO_ROOT, default_run_store
 
-def default_run_store() -> Path:
-    """Where runs go when no ``run_store=`` is given: ``$SEQREC_RUN_STORE`` or ``<repo>/runs``."""
-    import os
+__version__ = "1.0.0"
 
-    return Path(os.environ.get("SEQREC_RUN_STORE") or REPO_ROOT / "runs").resolve()
+#: public name -> module that defines it
+_PUBLIC = {
+    "train": "seqrec.training.train",
+    "predict": "seqrec.evaluation.predict",
+    "load_run": "seqrec.api",
+    "Recommender": "seqrec.api",
+}
 
-
-def search_space(config_name: str, overrides=()) -> dict:
-    """The Optuna search space the trained model declares: the model of ``model=<name>`` among ``overrides``, else
-    the model whose training config is ``config_name`` (``hparams_search/training.yaml`` reads it through the
-    ``search_space`` resolver, from Hydra's own record of the command line)."""
-    from seqrec import registry
-    from seqrec.errors import UserError
-
-    chosen = [str(o).split("=", 1)[1] for o in overrides if str(o).lstrip("+").startswith("model=")]
-    if chosen:
-        return dict(registry.get("model", chosen[-1], "model").search_space)
-    for model in registry.components("model"):
-        if model.train_config == config_name:
-            return dict(model.search_space)
-    raise UserError(f"+hparams_search=training: no registered model trains with --config-name={config_name}; "
-                    "pass model=<name> or set hydra.sweeper.params on the command line")
+__all__ = ["REPO_ROOT", "__version__", "default_run_store", *_PUBLIC]
 
 
-def _search_space_resolver() -> dict:
-    """``${search_space:}``: Hydra resolves the sweeper's node while it composes, before its own record of the
-    command line exists, so the config name and a ``model=`` override are read from the command line itself."""
-    import sys
-
-    argv, name = sys.argv[1:], "GPT_train"  # run_train.py's default config
-    for i, arg in enumerate(argv):
-        if arg.startswith(("--config-name=", "-cn=")):
-            name = arg.split("=", 1)[1]
-        elif arg in ("--config-name", "-cn") and i + 1 < len(argv):
-            name = argv[i + 1]
-    return search_space(name, [a for a in argv if not a.startswith("-")])
-
-
-if not OmegaConf.has_resolver("search_space"):
-    OmegaConf.register_new_resolver("search_space", _search_space_resolver)
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'seqrec' has no attribute {name!r}")

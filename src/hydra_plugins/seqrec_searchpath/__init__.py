@@ -4,7 +4,7 @@ A plug-in outside ``src/`` (a new model or strategy) brings its own configs (``<
 ``model/<name>.yaml``, a predict config ...). Listing their folder in ``SEQREC_CONFIG_PATH`` (``os.pathsep``
 separated) makes them visible to ``run_train.py`` / ``run_predict.py`` ``--config-name=...``, to config groups
 (``model=<name>``) and to the paper experiment (``scripts/reproduce_paper.py``), which composes through the same
-search path. Hydra finds this class because ``src/`` is on ``sys.path`` (the ``hydra_plugins`` namespace).
+search path. Hydra finds this class because the project is installed (``pip install -e .``, ``scripts/setup.sh``) (the ``hydra_plugins`` namespace).
 """
 
 import os

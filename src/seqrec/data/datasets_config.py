@@ -1,7 +1,7 @@
 """Declarations of the training datasets (:mod:`seqrec.data.datasets`), chosen by ``train_dataset._target_``."""
 
-from seqrec.registry import Component, register
-from seqrec.settings import Num
+from seqrec.core.registry import Component, register
+from seqrec.core.settings import Num
 
 #: what run_train.py passes every training dataset itself
 PASSED = ("train", "max_length", "window", "seed", "n_items", "events")  # events: with event attributes

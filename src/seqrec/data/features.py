@@ -25,7 +25,7 @@ import pandas as pd
 
 from seqrec.data.features_config import AttributeSpec, FeatureSettings
 from seqrec.data.sequences import Sequences
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 
 
 @dataclass

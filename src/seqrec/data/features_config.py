@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 
 KINDS = ("categorical", "multi", "numeric")
 

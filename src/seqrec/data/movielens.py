@@ -41,8 +41,8 @@ from typing import BinaryIO, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from seqrec.data.io import file_md5, write_interaction_log
-from seqrec.errors import UserError
+from seqrec.core.io import file_md5, write_interaction_log
+from seqrec.core.errors import UserError
 
 LOG = logging.getLogger("seqrec.data")
 
@@ -580,7 +580,7 @@ def write_item_table(spec: MovieLensSpec, found: _Found, ratings: pd.DataFrame, 
     missing = int(ratings["item_id"].nunique() - len(used))
     if missing:
         raise UserError(f"{where.label} lacks {missing} item(s) that the ratings use; check --source")
-    from seqrec.data.io import atomic_to_csv
+    from seqrec.core.io import atomic_to_csv
 
     try:
         atomic_to_csv(used, out, index=False)

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqrec.data.io import write_interaction_log
-from seqrec.errors import UserError
+from seqrec.core.io import write_interaction_log
+from seqrec.core.errors import UserError
 
 
 @dataclass(frozen=True)

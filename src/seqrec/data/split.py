@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from seqrec.data.sequences import Sequences, pad_array, ragged_index  # noqa: F401 -- Sequences, ragged_index: re-exported
-from seqrec.errors import UserError, require
+from seqrec.core.errors import UserError, require
 
 log = logging.getLogger("seqrec.data")
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqrec.data.io import write_interaction_log
-from seqrec.errors import UserError
+from seqrec.core.io import write_interaction_log
+from seqrec.core.errors import UserError
 
 
 ZIPF_EXPONENT = 1.0  # popularity of item at popularity rank r is proportional to r ** -ZIPF_EXPONENT

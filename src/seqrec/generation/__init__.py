@@ -1,4 +1,6 @@
-"""Recommendation by generation: one engine (:mod:`.engine`), strategies in :mod:`.strategies`.
+"""Layer 3, generation: one engine (:mod:`.engine`) for every model, strategies in :mod:`.strategies` (one file
+each), Top-K scoring and seen-item masking (:mod:`.ranking`), shared sampling passes (:mod:`.shared_samples`).
+May import :mod:`seqrec.core`, :mod:`seqrec.data` and :mod:`seqrec.models`.
 
 The names below are imported on first use, so importing a declaration module of this package
 (``*_config.py``, read by the config checks) does not import torch.

@@ -1,9 +1,9 @@
 """Strategy interface and the builder that turns checked ``generation_params`` into a strategy.
 
 A strategy is one implementation file in :mod:`seqrec.generation.strategies` (a :class:`Strategy` subclass) plus
-its declaration ``<file>_config.py`` beside it (:class:`seqrec.registry.Strategy`: name, parameters with types,
+its declaration ``<file>_config.py`` beside it (:class:`seqrec.core.registry.Strategy`: name, parameters with types,
 ranges and defaults, rules, experiment grid). :func:`build_strategy` checks ``generation_params`` against the
-declaration (:func:`seqrec.registry.check_strategy`) and hands the checked values to ``from_params``.
+declaration (:func:`seqrec.core.registry.check_strategy`) and hands the checked values to ``from_params``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def build_strategy(params: Mapping[str, Any], given: tuple[str, ...] | set[str] 
     declaration (``given``: keys the command line set; ``context``: e.g. ``{"k": 10}`` for rules)."""
     from hydra.utils import get_class
 
-    from seqrec.registry import check_strategy
+    from seqrec.core.registry import check_strategy
 
     declared, values = check_strategy(dict(params), given, context)
     return get_class(declared.target).from_params(values)

@@ -16,11 +16,11 @@ from tqdm.auto import tqdm
 from seqrec.data.datasets import history_events
 from seqrec.data.padding import pad_sequences
 from seqrec.data.split import Sequences
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 from seqrec.generation.base import Strategy
 from seqrec.generation.state import Context, GenerationState, decoder_class
-from seqrec.ops import fast_bfloat16
-from seqrec.registry import engine_setting
+from seqrec.models.ops import fast_bfloat16
+from seqrec.core.registry import engine_setting
 
 
 

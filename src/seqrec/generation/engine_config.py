@@ -1,7 +1,7 @@
 """The ``generation_params`` the engine reads for every strategy (declared once, here)."""
 
-from seqrec.registry import engine_settings
-from seqrec.settings import Bool, Choice, Int, Str
+from seqrec.core.registry import engine_settings
+from seqrec.core.settings import Bool, Choice, Int, Str
 
 engine_settings(
     Str("strategy", "topk", doc="the strategy's registered name"),

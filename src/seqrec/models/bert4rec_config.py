@@ -2,8 +2,8 @@
 
 from seqrec.models import shared
 from seqrec.models.shared import divisible
-from seqrec.registry import Model, Reference, register
-from seqrec.settings import Choice, Int, Num
+from seqrec.core.registry import Model, Reference, register
+from seqrec.core.settings import Choice, Int, Num
 
 BERT4REC = register(Model(
     name="bert4rec", label="BERT4Rec", order=3, target="seqrec.models.bert4rec.BERT4Rec",

@@ -1,8 +1,8 @@
 """Declaration of GPT-2 (:class:`seqrec.models.gpt2.GPT2`): its settings, references and search space."""
 
 from seqrec.models.shared import divisible, window_fits
-from seqrec.registry import Model, Reference, register
-from seqrec.settings import Bool, Int, Num
+from seqrec.core.registry import Model, Reference, register
+from seqrec.core.settings import Bool, Int, Num
 
 NAN = float("nan")
 PAPER = "paper 2023 (timestamped ML-1M)"

@@ -3,7 +3,7 @@ hyper-parameter names of the gSASRec code (``neg_per_positive``, ``gbce_t``, ``r
 
 from seqrec.models import shared
 from seqrec.models.sasrec_config import SASREC
-from seqrec.registry import register, replace
+from seqrec.core.registry import register, replace
 
 GSASREC = register(replace(
     SASREC, name="gsasrec", label="gSASRec", order=2, train_config="gSASRec_train", references=(),

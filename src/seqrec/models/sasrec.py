@@ -6,7 +6,7 @@ queries (only) are layer-normalised, a point-wise feed-forward network (ReLU) wi
 residual, and a final LayerNorm. Scores are dot products with the item embeddings
 (``reuse_item_embeddings=True``) or with a separate output embedding table (gSASRec's
 option). gSASRec (Petrov & Macdonald, 2023) differs only in training -- many sampled
-negatives and the gBCE loss (:class:`seqrec.losses.gBCE`) -- so it is this class with
+negatives and the gBCE loss (:class:`seqrec.training.losses.gBCE`) -- so it is this class with
 another config (``src/configs/model/gsasrec.yaml``).
 
 Positions come from the attention mask, so left- and right-padded batches agree, and

@@ -1,8 +1,8 @@
 """Declaration of SASRec (:class:`seqrec.models.sasrec.SASRec`): the network's settings, references, search space."""
 
 from seqrec.models.shared import divisible
-from seqrec.registry import Model, Reference, register
-from seqrec.settings import Bool, Choice, Int, Num
+from seqrec.core.registry import Model, Reference, register
+from seqrec.core.settings import Bool, Choice, Int, Num
 
 NETWORK = (
     Int("sequence_length", "128", ge=2, doc="learned positions; also the window (dataset.max_length)"),

@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 
 #: names the seed code bases give to training-loop settings -> the setting they mean here
 TRAINING_LOOP = {
@@ -46,8 +46,8 @@ def window_fits(positions: str):
 
 
 # ------------------------------------------------------------------ seed names with logic
-LOSS_TYPES = {"CE": "seqrec.losses.CrossEntropy", "BCE": "seqrec.losses.BCE", "BPR": "seqrec.losses.BPR"}
-SAMPLED_SOFTMAX = "seqrec.losses.SampledSoftmax"
+LOSS_TYPES = {"CE": "seqrec.training.losses.CrossEntropy", "BCE": "seqrec.training.losses.BCE", "BPR": "seqrec.training.losses.BPR"}
+SAMPLED_SOFTMAX = "seqrec.training.losses.SampledSoftmax"
 
 
 def loss_settings(cfg: DictConfig, params: dict) -> None:

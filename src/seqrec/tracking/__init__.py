@@ -1,4 +1,6 @@
-"""Experiment tracking (ClearML or nothing) and the local run store.
+"""Layer 4, tracking: experiment trackers (ClearML or nothing), the local run store, the layout of a run folder
+(:mod:`.run_folder`) and the life of one run (:mod:`.lifecycle`). May import :mod:`seqrec.core` only (the layers
+between are allowed but not needed).
 
 Heavy dependencies are imported lazily: ``import seqrec.tracking`` is cheap,
 ``clearml`` is only imported when a ClearML tracker is used and ``lightning``
@@ -10,7 +12,7 @@ Hydra instantiates trackers from the ``logger`` config group
     tracker = instantiate_tracker(cfg.logger, task_type="training")
 
 which is ``hydra.utils.instantiate(cfg.logger, task_type=...)`` except that a
-tracker's :class:`~seqrec.errors.UserError` is re-raised as is (Hydra would wrap
+tracker's :class:`~seqrec.core.errors.UserError` is re-raised as is (Hydra would wrap
 it in ``InstantiationException``).
 
 Under a ClearML agent (``CLEARML_TASK_ID`` set) importing this package also

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

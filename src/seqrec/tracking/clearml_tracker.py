@@ -93,7 +93,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional
 
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 from seqrec.tracking.base import Tracker
 from seqrec.tracking.clearml_tracker_config import CLEARML, check_queue
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from seqrec.errors import UserError
-from seqrec.registry import Component, register
-from seqrec.settings import Bool, Choice, Num, Setting, Str
+from seqrec.core.errors import UserError
+from seqrec.core.registry import Component, register
+from seqrec.core.settings import Bool, Choice, Num, Setting, Str
 
 
 class Tracker(Component):

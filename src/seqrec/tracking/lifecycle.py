@@ -16,15 +16,14 @@ from typing import Iterator, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from seqrec.data.io import atomic_write_text
-from seqrec.errors import RunInterrupted
+from seqrec.core.io import atomic_write_text
+from seqrec.core.errors import RunInterrupted
 from seqrec.tracking.base import instantiate_tracker
+from seqrec.tracking.run_folder import CONFIG_FILE, LAST_CKPT
 from seqrec.tracking.run_store import RunStore, file_log_handler
 
 log = logging.getLogger("seqrec")
 
-CONFIG_FILE = "config.yaml"
-LAST_CKPT = Path("checkpoints") / "last.ckpt"
 
 
 @dataclass

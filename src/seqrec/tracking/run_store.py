@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def process_alive(process: Any) -> Optional[bool]:
 def existing_store(path: Union[str, os.PathLike, None], flag: str = "--run-store") -> "RunStore":
     """The run store at ``path`` (None: ``$SEQREC_RUN_STORE`` or ``<repo>/runs``) for a script that reads it; a
     one-line :class:`UserError` naming the script's ``flag`` when there is no such folder."""
-    from seqrec import default_run_store
+    from seqrec.core.paths import default_run_store
 
     root = Path(path) if path else default_run_store()
     if not root.is_dir():

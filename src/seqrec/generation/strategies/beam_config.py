@@ -1,7 +1,7 @@
 """Declaration of beam search (:mod:`.beam`): ``num_beams``."""
 
-from seqrec.registry import Strategy, StrategySpec, register
-from seqrec.settings import Int
+from seqrec.core.registry import Strategy, StrategySpec, register
+from seqrec.core.settings import Int
 
 register(Strategy(
     "beam", "seqrec.generation.strategies.beam.Beam", order=2,

@@ -1,6 +1,6 @@
 """Declaration of greedy decoding (:mod:`.greedy`): no parameters."""
 
-from seqrec.registry import Strategy, StrategySpec, register
+from seqrec.core.registry import Strategy, StrategySpec, register
 
 register(Strategy("greedy", "seqrec.generation.strategies.greedy.Greedy", order=1,
                   grid=lambda options: [StrategySpec("greedy", "greedy")]))

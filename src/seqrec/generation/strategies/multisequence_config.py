@@ -2,7 +2,7 @@
 RRA and RA grids over temperatures x sequences, plus the paper's best ML-20M settings."""
 
 from seqrec.generation.strategies.sampling_config import SAMPLING, prefixes_fit
-from seqrec.registry import Strategy, StrategySpec, register
+from seqrec.core.registry import Strategy, StrategySpec, register
 
 
 def _spec(aggregation, t, n, top_k):

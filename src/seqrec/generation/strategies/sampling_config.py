@@ -1,8 +1,8 @@
 """Declaration of temperature sampling (:mod:`.sampling`); with ``num_return_sequences > 1`` it is multi-sequence
 aggregation (:mod:`.multisequence_config`), so both read the same declared parameters."""
 
-from seqrec.registry import Strategy, StrategySpec, register
-from seqrec.settings import Choice, Int, Num, Setting
+from seqrec.core.registry import Strategy, StrategySpec, register
+from seqrec.core.settings import Choice, Int, Num, Setting
 
 
 def _prefix_list(value) -> bool:

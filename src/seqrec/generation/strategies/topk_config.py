@@ -1,6 +1,6 @@
 """Declaration of Top-K (:mod:`.topk`): one forward pass, no parameters."""
 
-from seqrec.registry import Strategy, StrategySpec, register
+from seqrec.core.registry import Strategy, StrategySpec, register
 
 register(Strategy("topk", "seqrec.generation.strategies.topk.TopK", order=0,
                   grid=lambda options: [StrategySpec("topk", "predict")]))

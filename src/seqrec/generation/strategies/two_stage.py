@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from seqrec.errors import UserError
+from seqrec.core.errors import UserError
 from seqrec.generation.base import Strategy
 from seqrec.generation.strategies.two_stage_config import first_stage_leaves_room
 

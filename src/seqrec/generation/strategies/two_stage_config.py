@@ -1,8 +1,8 @@
 """Declaration of two-stage recall (:mod:`.two_stage`): ``first_stage`` items from the history, the rest after
 appending the best one."""
 
-from seqrec.registry import Strategy, StrategySpec, register
-from seqrec.settings import Int
+from seqrec.core.registry import Strategy, StrategySpec, register
+from seqrec.core.settings import Int
 
 
 def first_stage_leaves_room(values, context) -> str | None:

@@ -1,0 +1,57 @@
+"""Non-neural baselines on the same split: the floors a trained model must clear."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from seqrec.data.padding import pad_sequences
+from seqrec.data.split import Sequences
+from seqrec.generation.ranking import mask_seen
+
+
+def popularity_recs(
+    item_counts: np.ndarray, train: Sequences, users: np.ndarray, k: int = 10, chunk: int = 4096
+) -> np.ndarray:
+    """The ``k`` most popular items each user has not seen, ``[len(users), k]`` item ids."""
+    pop = torch.as_tensor(item_counts, dtype=torch.float64)
+    out = []
+    for start in range(0, len(users), chunk):
+        rows = np.asarray(users[start : start + chunk])
+        scores = pop.expand(len(rows), -1).clone()
+        mask_seen(scores, pad_sequences(train.select(rows), side="right"))
+        out.append(torch.topk(scores, k, dim=1).indices)
+    return torch.cat(out).numpy() if out else np.zeros((0, k), dtype=np.int64)
+
+
+def markov_recs(
+    item_counts: np.ndarray, train: Sequences, users: np.ndarray, k: int = 10, chunk: int = 4096
+) -> np.ndarray:
+    """First-order Markov baseline: the ``k`` items that most often followed the user's last train item in
+    anyone's train part, ties (and users whose last item was never followed) by popularity; seen items
+    excluded. ``[len(users), k]`` item ids. It sees only the last item, so it is the floor for what a
+    sequence model gains from the rest of the history."""
+    from seqrec.data.split import ragged_index
+
+    n = len(item_counts)
+    first = np.zeros(len(train.items), dtype=bool)
+    first[train.offsets[:-1][train.lengths > 0]] = True
+    prev, nxt = np.roll(train.items, 1)[~first], train.items[~first]
+    order = np.argsort(prev, kind="stable")
+    prev, nxt = prev[order], nxt[order]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(prev, minlength=n))])
+    pop = np.asarray(item_counts, dtype=np.float64)
+    tie_break = torch.as_tensor(pop / (pop.max() + 1.0))  # < 1: never outweighs one observed transition
+    out = []
+    for start in range(0, len(users), chunk):
+        rows = np.asarray(users[start : start + chunk])
+        seqs = train.select(rows)
+        last = np.where(seqs.lengths > 0, seqs.items[np.maximum(seqs.offsets[1:] - 1, 0)], 0)
+        counts = indptr[last + 1] - indptr[last]
+        flat = ragged_index(indptr[last], counts)
+        scores = np.zeros((len(rows), n))
+        np.add.at(scores, (np.repeat(np.arange(len(rows)), counts), nxt[flat]), 1.0)
+        scores = torch.as_tensor(scores) + tie_break
+        mask_seen(scores, pad_sequences(seqs, side="right"))
+        out.append(torch.topk(scores, k, dim=1).indices)
+    return torch.cat(out).numpy() if out else np.zeros((0, k), dtype=np.int64)

@@ -1,0 +1,76 @@
+"""Two predict runs (or two sets of runs, one per training seed) compared on the same users: the paired difference
+of each per-user metric with its bootstrap CI and sign-flip p -- what the experiment reports do, for any pair of
+runs in a run store (``scripts/compare_runs.py``)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from seqrec.core.errors import UserError
+from seqrec.evaluation.report import N_RESAMPLES, pooled_difference
+from seqrec.tracking.run_store import RunStore
+
+PER_USER = "per_user.parquet"
+
+
+def per_user_values(store: RunStore, run_id: str, part: str) -> pd.DataFrame:
+    """The ``part`` users' per-user metrics of completed predict run ``run_id`` (an ID or a unique prefix), by user
+    id; one-line :class:`UserError` for a run that is unknown, not a predict run, not completed, or without them."""
+    run_id = store.resolve_id(run_id)
+    run_dir = store.path(run_id, kind="predict")
+    status = store.info(run_id).status
+    if status != "completed":
+        raise UserError(f"run {run_id} is {status}, not completed; compare completed predict runs "
+                        "(python scripts/check_runs.py --kind predict lists them)")
+    path = run_dir / PER_USER
+    if not path.is_file():
+        raise UserError(f"run {run_id} has no {PER_USER} (it was made before per-user metrics were kept, or its "
+                        "folder is damaged); predict again with run_predict.py")
+    frame = pd.read_parquet(path)
+    frame = frame[frame["part"] == part]
+    if not len(frame):
+        raise UserError(f"run {run_id} scored no {part} users; use --part test or --part val")
+    return frame.drop(columns="part").set_index("user_id").sort_index().astype(np.float64)
+
+
+def compare_runs(store: RunStore, runs_a: Sequence[str], runs_b: Sequence[str], part: str = "test",
+                 metrics: Sequence[str] = ("ndcg@10", "recall@10"), n_resamples: int = N_RESAMPLES,
+                 seed: int = 0) -> pd.DataFrame:
+    """One row per metric: both means, ``diff`` = mean of A - B over the same users (with several runs per side,
+    one per training seed, paired by position: each user's difference averaged over the seeds first), its 95 %
+    bootstrap CI ``low``/``high`` and the sign-flip ``p``."""
+    if not runs_a or len(runs_a) != len(runs_b):
+        raise UserError(f"give as many A runs as B runs, one per seed (got {len(runs_a)} and {len(runs_b)})")
+    runs_a, runs_b = [store.resolve_id(r) for r in runs_a], [store.resolve_id(r) for r in runs_b]
+    pairs = [(per_user_values(store, a, part), per_user_values(store, b, part)) for a, b in zip(runs_a, runs_b)]
+    users = pairs[0][0].index
+    for (a, b), run_a, run_b in zip(pairs, runs_a, runs_b):
+        if not (a.index.equals(users) and b.index.equals(users)):
+            raise UserError(f"runs {run_a} and {run_b} did not score the same {part} users as {runs_a[0]} "
+                            f"({len(a)} and {len(b)} against {len(users)}); compare runs made on the same data and "
+                            "split")
+    rows = []
+    for metric in metrics:
+        missing = [run for (a, b), run in zip(pairs, runs_a) if metric not in a or metric not in b]
+        if missing:
+            known = ", ".join(c for c in pairs[0][0].columns if "_pos" not in c and "_tpos" not in c)
+            raise UserError(f"metric {metric!r} is not among the per-user metrics of run {missing[0]} or its pair "
+                            f"({known}, and their _pos<i> columns)")
+        diffs = [a[metric].to_numpy() - b[metric].to_numpy() for a, b in pairs]
+        rows.append({"metric": metric, "users": len(users), "seeds": len(pairs),
+                     "a": float(np.mean([a[metric].mean() for a, _ in pairs])),
+                     "b": float(np.mean([b[metric].mean() for _, b in pairs])),
+                     **pooled_difference(diffs, n_resamples=n_resamples, seed=seed)})
+    return pd.DataFrame(rows)
+
+
+def format_comparison(table: pd.DataFrame, part: str) -> str:
+    """The table as text: one line per metric."""
+    lines = []
+    for r in table.itertuples():
+        lines.append(f"{r.metric:>14s}  A {r.a:.4f}  B {r.b:.4f}  A - B {r.diff:+.4f} [{r.low:+.4f}, {r.high:+.4f}]  "
+                     f"p = {r.p:.3g}  ({r.users} {part} users, {r.seeds} seed{'s' if r.seeds > 1 else ''})")
+    return "\n".join(lines)

@@ -1,0 +1,187 @@
+"""Training losses, chosen by config (``seqrec_module.loss._target_``).
+
+A loss takes the model, the hidden states of the positions that have a target and
+those targets, so sampled-negative losses can score just the items they need.
+Named losses (config group ``loss``): ``CE`` (:class:`CrossEntropy`), ``BCE``, ``gBCE``,
+``BPR``, ``sampled_softmax`` (:class:`SampledSoftmax`). Sampled losses accept fixed
+``negatives`` (``[N, k]``) for tests; otherwise they draw them with torch's generator.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqrec.models.ops import fast_bfloat16, linear_cross_entropy
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class CrossEntropy(nn.Module):
+    """Full softmax over the whole catalogue at every position (GPT-2, SASRec+).
+
+    Computed by the fused, chunked :func:`~seqrec.models.ops.linear_cross_entropy`, never
+    materialising all logits at once. ``matmul_dtype: bfloat16`` runs the output-layer
+    products in bfloat16 (softmax and accumulation stay fp32).
+    """
+
+    def __init__(self, chunk: int = 256, matmul_dtype: str = "auto"):
+        super().__init__()
+        if matmul_dtype not in (*_DTYPES, "auto"):
+            raise ValueError(f"matmul_dtype must be one of auto, {', '.join(_DTYPES)}; got {matmul_dtype!r}")
+        # auto: bf16 where the device the loss runs on does it natively, decided there (a CPU run on a GPU host
+        # asks the CPU)
+        self.chunk, self.matmul_dtype = chunk, None if matmul_dtype == "auto" else _DTYPES[matmul_dtype]
+
+    def forward(self, model, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        dtype = self.matmul_dtype or (torch.bfloat16 if fast_bfloat16(hidden.device) else torch.float32)
+        return linear_cross_entropy(hidden, model.output_embeddings(), targets, self.chunk, dtype)
+
+
+# --------------------------------------------------------------------------- sampled negatives
+def sample_negatives(targets: torch.Tensor, n_items: int, k: int) -> torch.Tensor:
+    """``[N, k]`` items drawn uniformly from ``1..n_items`` minus each row's target.
+
+    Uses torch's global generator (seeded by Lightning's ``seed_everything``).
+    """
+    if n_items < 2:
+        raise ValueError("sampling negatives needs at least 2 items")
+    draws = torch.randint(1, n_items, (targets.shape[0], k), device=targets.device)  # n_items - 1 values
+    return draws + (draws >= targets[:, None]).long()  # skip the target: uniform over the others
+
+
+def score_items(hidden: torch.Tensor, weight: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """``scores[n, j] = hidden[n] . weight[items[n, j]]`` without needless memory.
+
+    Gathering ``[N, k, C]`` embeddings costs more than all ``[N, V]`` logits when
+    ``k * C >= V``; then the full product is gathered instead (same values).
+    """
+    if items.shape[1] * weight.shape[1] >= weight.shape[0]:
+        return (hidden @ weight.T).gather(1, items)
+    return torch.einsum("nc,nkc->nk", hidden, weight[items])
+
+
+class _Sampled(nn.Module):
+    """Base of the sampled-negative losses: scores the positive and ``num_negatives`` uniform
+    negatives of every row, then ``loss(pos [N], neg [N, k], n_items)`` combines them."""
+
+    num_negatives: int
+
+    def forward(self, model, hidden, targets, negatives=None):
+        if hidden.shape[0] == 0:
+            return hidden.sum() * 0.0
+        weight = model.output_embeddings()
+        n_items = weight.shape[0] - 1
+        if negatives is None:
+            negatives = sample_negatives(targets, n_items, self.num_negatives)
+        pos = (hidden * weight[targets]).sum(-1)
+        return self.loss(pos, score_items(hidden, weight, negatives), n_items)
+
+    def loss(self, pos: torch.Tensor, neg: torch.Tensor, n_items: int) -> torch.Tensor:
+        raise TypeError(f"{type(self).__name__} does not define loss()")
+
+
+def _check_count(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+class BCE(_Sampled):
+    """Binary cross-entropy with ``num_negatives`` uniform negatives per positive (SASRec: 1).
+
+    ``loss = mean over positives of [-log s(s+) - sum_j log(1 - s(s-_j))]``.
+    """
+
+    def __init__(self, num_negatives: int = 1):
+        super().__init__()
+        self.num_negatives = _check_count("num_negatives", num_negatives)
+
+    def loss(self, pos, neg, n_items):
+        return (-F.logsigmoid(pos) - F.logsigmoid(-neg).sum(-1)).mean()
+
+
+def gbce_beta(neg_per_positive: int, n_items: int, t: float) -> float:
+    """gSASRec's calibration power: ``beta = alpha (t (1 - 1/alpha) + 1/alpha)``, ``alpha = k / (|I| - 1)``."""
+    alpha = neg_per_positive / (n_items - 1)
+    return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+
+
+class gBCE(_Sampled):  # noqa: N801 -- the paper's name
+    """Generalised BCE of gSASRec (Petrov & Macdonald, RecSys 2023).
+
+    ``k = neg_per_positive`` uniform negatives per positive; the positive's probability
+    is raised to ``beta`` (:func:`gbce_beta`, ``t = gbce_t``):
+    ``loss = mean over positives of [-log(s(s+)^beta) - sum_j log(1 - s(s-_j))]``.
+    Every log-probability is clamped at ``log(eps)`` (the reference code clamps the
+    probabilities to ``[eps, 1 - eps]``).
+
+    Two start-up schedules, in optimizer steps (the training module sets :attr:`step`, its global step, before
+    every training step, so a resumed run continues a ramp where it stopped): ``t_warmup_steps`` ramps ``t``
+    linearly from 0 (plain BCE, ``beta = 1``) to ``gbce_t``; ``neg_warmup_steps`` ramps the number of negatives
+    linearly from 1 to ``neg_per_positive`` (``beta`` follows the number in use).
+    """
+
+    uses_step = True  # SeqRecModule sets self.step = global step before each training step
+
+    def __init__(self, neg_per_positive: int = 256, gbce_t: float = 0.75, eps: float = 1e-10, t_warmup_steps: int = 0,
+                 neg_warmup_steps: int = 0):
+        super().__init__()
+        self.neg_per_positive = _check_count("neg_per_positive", neg_per_positive)
+        if not 0.0 <= gbce_t <= 1.0:
+            raise ValueError(f"gbce_t must be in [0, 1], got {gbce_t}")
+        if not 0.0 < eps < 0.5:
+            raise ValueError(f"eps must be in (0, 0.5), got {eps}")
+        for name, value in (("t_warmup_steps", t_warmup_steps), ("neg_warmup_steps", neg_warmup_steps)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        self.t, self.eps, self.t_warmup_steps = float(gbce_t), float(eps), t_warmup_steps
+        self.neg_warmup_steps = neg_warmup_steps
+        self.step = 0
+
+    @property
+    def num_negatives(self) -> int:
+        """``neg_per_positive``, or during the negatives' warm-up ``max(1, ceil(k * step / neg_warmup_steps))``."""
+        if self.neg_warmup_steps and self.step < self.neg_warmup_steps:
+            return max(1, math.ceil(self.neg_per_positive * self.step / self.neg_warmup_steps))
+        return self.neg_per_positive
+
+    @property
+    def current_t(self) -> float:
+        """``gbce_t``, or its share ``step / t_warmup_steps`` during the warm-up."""
+        if self.t_warmup_steps and self.step < self.t_warmup_steps:
+            return self.t * self.step / self.t_warmup_steps
+        return self.t
+
+    def loss(self, pos, neg, n_items):
+        beta = gbce_beta(neg.shape[1], n_items, self.current_t)  # the negatives in use (see neg_warmup_steps)
+        floor = math.log(self.eps)
+        log_pos = F.logsigmoid(pos.double()).clamp_min(floor)
+        log_not_neg = F.logsigmoid(-neg.double()).clamp_min(floor)
+        return (-beta * log_pos - log_not_neg.sum(-1)).mean().to(pos.dtype)
+
+
+class BPR(_Sampled):
+    """Bayesian personalised ranking: ``-log s(s+ - s-)``, averaged over ``num_negatives`` negatives."""
+
+    def __init__(self, num_negatives: int = 1):
+        super().__init__()
+        self.num_negatives = _check_count("num_negatives", num_negatives)
+
+    def loss(self, pos, neg, n_items):
+        return -F.logsigmoid(pos[:, None] - neg).mean()
+
+
+class SampledSoftmax(_Sampled):
+    """Softmax cross-entropy over the positive and ``num_negatives`` uniform negatives."""
+
+    def __init__(self, num_negatives: int = 256):
+        super().__init__()
+        self.num_negatives = _check_count("num_negatives", num_negatives)
+
+    def loss(self, pos, neg, n_items):
+        logits = torch.cat([pos[:, None], neg], 1)
+        return F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=pos.device))
