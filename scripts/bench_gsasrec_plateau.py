@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from bench_common import steps_to as kick_off  (the kick-off step: the first validation at a level)
+from bench_common import steps_to as kick_off  # (the kick-off step: the first validation at a level)
 from seqrec.cli.entry import quiet_third_party
 
 #: every variant but ``default`` starts from gSASRec without any warm-up, the config before its plateau fix

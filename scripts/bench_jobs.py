@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from seqrec.experiments.plan import threads_per_chain  (the thread split --jobs uses)
+from seqrec.experiments.plan import threads_per_chain  # (the thread split --jobs uses)
 
 
 def command(config: str, data: str, steps: int, store: str) -> list[str]:
