@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shlex
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
@@ -483,6 +485,61 @@ def grid_table(summary: pd.DataFrame) -> str:
                            "pos 0", "pos 9", "late (5-9)", "coverage", "val NDCG@10", "ms/user"], {"ms": 2})
 
 
+#: the placeholder a recorded command gets for a path outside the repository, by the flag (or key) it follows
+PATH_PLACEHOLDERS = {"--run-store": "<run-store>", "run_store": "<run-store>", "--source": "<data>",
+                     "--results": "<results>", "data_path": "<data>", "--data": "<data>"}
+_ABSOLUTE = re.compile(r"(?<![\w.<>/-])(/[\w.+-]+(?:/[\w.+-]*)*)")
+
+
+def portable_path(path: str, flag: str = "") -> str:
+    """``path`` as a page records it: relative to the repository root when inside it (``.`` for the root itself),
+    else the placeholder of the ``flag`` it follows (``<run-store>``, ``<data>``, ``<results>``; ``<path>``
+    otherwise). Relative paths are kept."""
+    from seqrec.core.paths import REPO_ROOT
+
+    if not path.startswith("/"):
+        return path
+    try:
+        rel = Path(path).resolve().relative_to(REPO_ROOT)
+    except ValueError:
+        return PATH_PLACEHOLDERS.get(flag, "<path>")
+    return str(rel) if str(rel) != "." else "."
+
+
+def portable_command(command: str) -> str:
+    """A command line as a page records it, without the maker's machine paths: each absolute path inside the
+    repository made relative, every other one a named placeholder (:func:`portable_path`); e.g.
+    ``--run-store /work/runstores/x`` -> ``--run-store <run-store>``. Comments (``# ...``) are kept."""
+    if command.lstrip().startswith("#"):
+        return command
+    match = re.search(r"\s+#.*$", command)
+    code, comment = (command[:match.start()], match.group(0)) if match else (command, "")
+    if not code.strip():
+        return command
+    indent = code[:len(code) - len(code.lstrip())]
+    tokens, out, flag = shlex.split(code), [], ""
+    for token in tokens:
+        if "=" in token and not token.startswith("-") and token.split("=", 1)[1].startswith("/"):
+            key, _, value = token.partition("=")
+            token = f"{key}={portable_path(value, key)}"
+        elif token.startswith("/"):
+            token = portable_path(token, flag)
+        out.append(token)
+        flag = token if token.startswith("--") else ""
+    text = indent + " ".join(t if re.fullmatch(r"[\w@%+=:,./<>\[\]-]+", t) else shlex.quote(t) for t in out)
+    return text + comment
+
+
+def portable_text(text: str) -> str:
+    """Prose with every absolute path made portable as :func:`portable_path` does (no flag: ``<path>``, or the
+    run store's placeholder for a path under a folder named ``runstores``)."""
+    def one(match: re.Match) -> str:
+        path = match.group(1)
+        return portable_path(path, "--run-store" if "/runstores/" in path or path.endswith("/runs") else "")
+
+    return _ABSOLUTE.sub(one, text)
+
+
 def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, command: str = "",
                  training: Optional[pd.DataFrame] = None, elapsed_seconds: Optional[float] = None,
                  seconds_by_hardware: Optional[dict[str, float]] = None, quick: bool = False,
@@ -520,7 +577,7 @@ def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, comma
         text += ["A smoke test of the pipeline, not a result: with a few users and barely trained models the intervals "
                  "are wide and the verdicts say so.", ""]
     if command:
-        text += ["Produced by", "", "```", command, "```", ""]
+        text += ["Produced by", "", "```", *(portable_command(line) for line in command.split("\n")), "```", ""]
     if elapsed_seconds is not None:
         line = f"Compute time of all runs (sum of each run's duration): {elapsed_seconds / 60:.1f} min"
         if seconds_by_hardware:
