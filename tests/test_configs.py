@@ -13,8 +13,12 @@ def test_configs_found():
     assert {"GPT_train", "GPT_predict"} <= set(TOP_LEVEL)
 
 
-#: what each predict config generates (its name without a GPT_ prefix -> generation_params.strategy)
-STRATEGY_OF = {"predict": "topk", "greedy": "greedy", "beam": "beam", "temperature": "sampling", "two_stage": "two_stage"}
+#: what each predict config generates (its name without a GPT_ prefix -> generation_params.strategy): the documented,
+#: model-neutral names, and temperature (the paper's name of sampling, kept with the GPT_ ones as its contract)
+STRATEGY_OF = {"predict": "topk", "greedy": "greedy", "beam": "beam", "sampling": "sampling",
+               "multisequence": "multisequence", "two_stage": "two_stage", "temperature": "sampling"}
+#: the paper's config names (GPT_<name>), kept working as they are
+PAPER_NAMES = ("predict", "greedy", "beam", "temperature", "two_stage")
 
 
 @pytest.mark.parametrize("name", TOP_LEVEL)
@@ -37,7 +41,7 @@ def test_every_config_is_checked_as_what_it_is():
     train = [n for n in TOP_LEVEL if n not in predict]
     assert sorted(train) == ["BERT4Rec_train", "GPT_prompt_tune", "GPT_train", "SASRec_prompt_tune", "SASRec_train",
                              "gSASRec_prompt_tune", "gSASRec_train"]
-    assert len(predict) == 2 * len(STRATEGY_OF)  # GPT_<name> and its model-neutral alias <name>
+    assert sorted(predict) == sorted([*STRATEGY_OF, *(f"GPT_{n}" for n in PAPER_NAMES)])
 
 
 @pytest.mark.parametrize("logger", ["clearml_offline", "clearml", "none"])
@@ -141,7 +145,9 @@ def test_schema_rejects_before_any_data(override, match):
         ("GPT_predict", "generation_params.strategy=foo", r"strategy='foo' is unknown; allowed: .*two_stage"),
         ("GPT_predict", "generation_params.precision=half", r"generation_params\.precision must be one of float32, bfloat16, auto"),
         ("GPT_greedy", "generation_params.do_sample=true", r"contradicts strategy greedy"),
-        ("GPT_predict", "top_k=0", r"top_k must be an integer >= 1 \(or null\)"),
+        ("GPT_predict", "k=0", r"^k must be an integer >= 1 \(or null\) \(got 0\); pass e\.g\. k=10"),
+        ("GPT_predict", "+top_k=0", r"^k must be an integer >= 1 \(or null\) \(got 0\)"),  # the old name, applied as k
+        ("GPT_predict", "+list_length=5", r"unknown key list_length .*; did you mean k\?"),
         ("GPT_predict", "device=tpu", r"device must be auto, cpu, mps, cuda or cuda:<N>"),
         ("GPT_predict", "progress=maybe", r"progress must be true or false"),
     ],

@@ -191,12 +191,14 @@ def test_generation_configs_on_a_trained_run(tmp_path, capsys, caplog, synthetic
         out = capsys.readouterr().out
         assert re.search(r"^test_recall@10_pos9 +0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]$", out, re.M), out
     assert len([p for p in runs.iterdir() if p.is_dir()]) == 1 + len(results)
-    # top-level top_k (the list length) is not the sampling cutoff: a K other than the run's is said out loud
+    # the list length is k; its old name top_k (easily taken for the sampling cutoff generation_params.top_k) is
+    # applied as k with a warning saying how to migrate (tests/test_predict_names.py)
     from seqrec.config.checks import check_predict_config
 
     with caplog.at_level(logging.WARNING, logger="seqrec"):
-        check_predict_config(compose("GPT_predict", [f"train_task={train_id}", f"run_store={runs}", "top_k=20"]))
-    assert "top_k=20 sets the length K of each list: every metric will be @20" in caplog.text
+        old = compose("GPT_predict", [f"train_task={train_id}", f"run_store={runs}", "+top_k=20"])
+        check_predict_config(old)
+    assert "top_k is deprecated, use k=20 (top_k is removed in 2.0)" in caplog.text and old.k == 20
     # what predict returns is each run's own validation NDCG@10, and each run's files agree with each other:
     # the per-user values average to metrics.json, whose intervals hold the value
     stored = []

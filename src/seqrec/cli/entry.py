@@ -206,8 +206,12 @@ def hydra_entry(main: Callable[[], object], config_name: str) -> None:
     global _SHOW_TRACEBACKS
     import seqrec.tracking  # noqa: F401  # under a ClearML agent: restores the command line before Hydra reads it
 
+    from seqrec.config.upgrade import old_overrides
+
     _SHOW_TRACEBACKS = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing a multi-line report
+    kind = "train" if "train" in config_name.lower() else "predict"
+    sys.argv[1:] = old_overrides(sys.argv[1:], kind)  # an old key name composes; the checks say how to migrate
     try:
         main()
     except Exception as exc:
@@ -217,7 +221,6 @@ def hydra_entry(main: Callable[[], object], config_name: str) -> None:
         module = sys.modules.get(getattr(task, "__module__", ""))
         config_dir = Path(getattr(module, "__file__", None) or sys.argv[0]).resolve().parent / "configs"
         args = sys.argv[1:]
-        kind = "train" if "train" in config_name.lower() else "predict"
         fail(hydra_error_message(exc, config_dir, _config_name(args, config_name), _overrides(args), kind))
 
 
@@ -281,7 +284,9 @@ def hydra_error_message(
     text = str(exc)
     m = re.search(r"Cannot find primary config '([^']*)'", text)
     if m:
-        names = [n for n in _configs(config_dir) if (kind == "train") == ("train" in n.lower())] or _configs(config_dir)
+        training = ("train", "prompt_tune")  # prompt-tuning configs train too
+        names = ([n for n in _configs(config_dir) if (kind == "train") == any(w in n.lower() for w in training)]
+                 or _configs(config_dir))
         near = difflib.get_close_matches(m.group(1), names, n=1, cutoff=0.5)
         return (
             f"--config-name={m.group(1)}: no such config in {config_dir}"

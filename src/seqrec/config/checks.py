@@ -13,13 +13,13 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
-import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from seqrec.config.upgrade import rename_deprecated
 from seqrec.core import registry
 from seqrec.core.errors import UserError
 from seqrec.core.hydra_context import command_line, command_line_keys  # noqa: F401 -- re-exported
@@ -114,7 +114,8 @@ PREDICT = COMMON + (
     Str("train_task", "<ID>", want="a run ID printed by run_train.py"),
     Setting("device", "str", "cpu", test=lambda v: isinstance(v, str) and bool(_DEVICE.match(v)),
             want="auto, cpu, mps, cuda or cuda:<N>", null=True),
-    Int("top_k", "10", ge=1, null=True, hint="pass e.g. top_k=10, or top_k=null for the training run's k"),
+    Int("k", "10", ge=1, null=True, hint="pass e.g. k=10 (the length of each list), or k=null for the training run's "
+        "seqrec_module.predict_top_k"),
     Bool("filter_seen", null=True),
     Int("test_batch_size", "256", ge=1, null=True),
     Bool("progress", required=False),
@@ -127,7 +128,7 @@ PREDICT = COMMON + (
 
 PREDICT_SECTIONS = {
     "": {c.key for c in COMMON} | {
-        "train_task", "device", "top_k", "filter_seen", "test_batch_size", "progress", "generation_params", "logger",
+        "train_task", "device", "k", "filter_seen", "test_batch_size", "progress", "generation_params", "logger",
         "samples_from",
         "bootstrap", "hydra",  # hydra: present when composed with return_hydra_config=True
     },
@@ -340,7 +341,8 @@ def _given_keys(section: str) -> set[str]:
 def check_predict_config(cfg: DictConfig, check_run: bool = True) -> None:
     """Check a composed prediction config; with ``check_run``, also the training run it names.
 
-    The generation strategy is built once here (its own checks, e.g. ``do_sample`` against the
+    A key under its old name (the list length's ``top_k``, now ``k``) is applied under the current one, in place,
+    with one warning line (:func:`seqrec.config.upgrade.rename_deprecated`). The generation strategy is built once here (its own checks, e.g. ``do_sample`` against the
     strategy), so a bad parameter fails before the run store or any data is touched.
     """
     try:
@@ -348,6 +350,7 @@ def check_predict_config(cfg: DictConfig, check_run: bool = True) -> None:
             raise UserError("train_task is missing")
     except UserError:
         raise UserError("train_task is required; pass train_task=<ID> printed by run_train.py") from None
+    rename_deprecated(cfg, "predict")  # top_k=5 (the list length's old name): applied as k=5, with a warning
     _check_sections(cfg, PREDICT_SECTIONS, "prediction")
     for setting in PREDICT:
         setting.check(cfg)
@@ -363,13 +366,7 @@ def check_predict_config(cfg: DictConfig, check_run: bool = True) -> None:
     if not check_run:
         return
     train_cfg = check_train_run(cfg.run_store, cfg.train_task)
-    train_k = OmegaConf.select(train_cfg, "seqrec_module.predict_top_k") or 10
-    k = cfg.get("top_k") or train_k
-    if k != train_k:  # top_k (list length) is easily taken for generation_params.top_k (sampling cutoff)
-        logging.getLogger("seqrec").warning(
-            "top_k=%d sets the length K of each list: every metric will be @%d (the training run used %d); the "
-            "sampling cutoff is generation_params.top_k", k, k, train_k,
-        )
+    k = cfg.get("k") or OmegaConf.select(train_cfg, "seqrec_module.predict_top_k") or 10
     registry.check_strategy(params, (), {"k": k})  # rules that need the list length (two_stage's first_stage)
 
 

@@ -182,7 +182,7 @@ def flat_keys(cfg: DictConfig | dict, prefix: str = "") -> list[str]:
 SYNONYMS = {
     "learning_rate": "lr", "lr_rate": "lr", "epochs": "max_epochs", "num_epochs": "max_epochs",
     "n_epochs": "max_epochs", "bs": "batch_size", "batch": "batch_size", "early_stopping_patience": "patience",
-    "list_length": "top_k", "k": "top_k", "beams": "num_beams", "n_beams": "num_beams",
+    "list_length": "k", "k": "predict_top_k", "beams": "num_beams", "n_beams": "num_beams",
     "num_sequences": "num_return_sequences", "n_sequences": "num_return_sequences", "temp": "temperature",
 }
 

@@ -58,7 +58,7 @@ def predict(cfg: DictConfig) -> float:
                 f"{train_cfg.data_path} now has {split.n_items} items but run {cfg.train_task} was trained on "
                 f"{meta['n_items']}; re-prepare the same data or train again"
             )
-    k = int(cfg.get("top_k") or train_cfg.seqrec_module.predict_top_k)
+    k = int(cfg.get("k") or train_cfg.seqrec_module.predict_top_k)
     filter_seen = bool(train_cfg.seqrec_module.filter_seen if cfg.get("filter_seen") is None else cfg.filter_seen)
     batch_size = int(cfg.get("test_batch_size") or train_cfg.dataloader.test_batch_size)
     rows = int(params.get("max_rows") or 16 * batch_size)

@@ -44,7 +44,7 @@ def check_capacity(strategy: Strategy, train: Sequences, users: np.ndarray, n_it
     allowed = n_items - longest
     if k > allowed:
         raise UserError(
-            f"a user has only {allowed} unseen items but {k} recommendations were asked; lower predict top_k"
+            f"a user has only {allowed} unseen items but {k} recommendations were asked; pass a smaller k"
         )
     if strategy.width > allowed:
         raise UserError(
