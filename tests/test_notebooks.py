@@ -1,6 +1,7 @@
 """Notebooks in src/notebooks run top to bottom on small data (executed, outputs checked)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,10 @@ def test_notebook_runs(path, tmp_path):
     for cell in nb.cells:  # committed notebooks carry no stale outputs or errors
         assert not cell.get("outputs"), f"{path.name} has committed outputs; clear them"
     params = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
-    params.source = params.source.replace('"../../data/ml-1m.csv"', repr(str(tmp_path / "absent.csv")))
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    default = re.search(r'^DATA_PATH = ("[^"]*")', params.source, flags=re.M)
+    assert default and not default.group(1).startswith('"..'), "DATA_PATH must not depend on the working folder"
+    params.source = params.source.replace(default.group(1), repr(str(tmp_path / "absent.csv")), 1)
+    # run from a folder of its own, not the notebook's: no path may be relative to the working folder
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     text = json.dumps([o for c in nb.cells for o in c.get("outputs", [])])
     assert "test_ndcg@10" in text and "synthetic log" in text and '"error"' not in text
