@@ -16,7 +16,9 @@ A placeholder is ``{{name arg ... key=value ...}}`` (one line); ``name`` is one 
 * ``{{sd FILE where=... col=COLUMN}}``: the sample sd of a column over the rows matching (e.g. seeds).
 * ``{{ci FILE where=... col=test_ndcg@10}}``: ``.1968 [.1901, .2035]`` from ``col``, ``col_low``, ``col_high``.
 * ``{{table NAME arg ...}}``: a table built by one of :data:`TABLES`.
-* ``{{codemap}}``: the layers of the package, from the first docstring line of each ``src/seqrec/<layer>``.
+* ``{{codemap}}``: the layers of the package, from the first docstring paragraph of each ``src/seqrec/<layer>``.
+* ``{{include FRAGMENT if=FILE else=OTHER}}``: a fragment of ``docs/templates/`` (rendered), or ``OTHER`` while
+  ``FILE`` does not exist (the main job's section before its first summary is committed).
 
 Generated pages also get their recorded commands made portable (:func:`seqrec.evaluation.report.portable_command`):
 paths inside the repository relative, others a named placeholder (``<run-store>``, ``<data>``, ``<results>``).
@@ -177,6 +179,8 @@ def _num(value: float, spec: str = ".4f") -> str:
         return f"{100 * value:.1f} %"
     if spec == "int":
         return f"{int(round(value)):,}"
+    if spec == "min":
+        return f"{value / 60:.1f} min"
     text = format(value, spec)
     return re.sub(r"^([+-]?)0\.", r"\1.", text)
 
@@ -372,7 +376,7 @@ def table_main(src: Sources, args: list[str], kw: dict[str, str]) -> str:
     for key, label in (("topk", "Top-K (`GPT_predict`)"), ("multi", "RRA, T = 0.3, N = 20 (`GPT_temperature`)")):
         r = s[key]
         rows.append([label] + [_interval(r[m]["mean"], r[m]["low"], r[m]["high"]) for m in metrics]
-                    + [_num(r["ms_per_user"], ".2f")])
+                    + [f"{r['ms_per_user']:.2f}"])
     d = s["difference"]
     rows.append(["**RRA minus Top-K** (paired)"]
                 + [f"{_interval(d[m]['diff'], d[m]['low'], d[m]['high'], signed=True)} **{d[m]['verdict']}**"
@@ -547,6 +551,14 @@ def render(template: str, src: Sources, name: str = "") -> str:
                 return TABLES[args[0]](src, args[1:], kw)
             if kind == "codemap":
                 return code_map(src.root)
+            if kind == "include":
+                # {{include FRAGMENT if=FILE else=OTHER}}: a template fragment, rendered; the other one while FILE
+                # (e.g. the main job's summary) is not committed yet
+                chosen = args[0] if "if" not in kw or (src.root / kw["if"]).is_file() else kw.get("else")
+                if not chosen:
+                    return ""
+                text = (src.root / TEMPLATES / chosen).read_text(encoding="utf-8").rstrip("\n")
+                return render(text, src, chosen)
         except (KeyError, IndexError, ValueError) as err:
             raise UserError(f"{name}: placeholder {match.group(0)!r} failed: {err!r}") from err
         raise UserError(f"{name}: unknown placeholder {kind!r} in {match.group(0)!r}")
@@ -610,13 +622,15 @@ def check_pages(root: Path = REPO_ROOT) -> list[str]:
 
 
 def count_numbers(root: Path = REPO_ROOT) -> int:
-    """How many numbers the templates generate (one per ``value`` placeholder, three per ``diff``/``ci``, every
-    numeric cell of a generated table)."""
+    """How many measured numbers the templates generate: the decimals and thousands-separated counts their
+    placeholders write (a CI is three), not the settings named in tables (T=0.3, N=100)."""
     total = 0
     src = Sources(Path(root))
     for template in PAGES:
         text = (Path(root) / TEMPLATES / template).read_text(encoding="utf-8")
         for match in PLACEHOLDER.finditer(text):
             rendered = render(match.group(0), src, template)
-            total += len(re.findall(r"(?<![\w.])[+-]?\d*\.\d+|(?<![\w.])\d[\d,]*(?![\w])", rendered))
+            # measured values: decimals (.1968, 11.3) and counts with a thousands separator (3,020), not settings
+            # such as T=0.3 or N=100 inside a table's setting column
+            total += len(re.findall(r"(?<![\w.=])[+-]?\d*\.\d+(?![\w.])|(?<![\w.=])\d{1,3}(?:,\d{3})+(?!\d)", rendered))
     return total
