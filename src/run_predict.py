@@ -1,21 +1,16 @@
 """Recommend with a trained run: ``python src/run_predict.py --config-name=GPT_predict train_task=<ID>``."""
 
-import sys
-from pathlib import Path
-
-
 import hydra
 
 from seqrec.cli.entry import hydra_entry, run_main
-from seqrec.config.checks import check_predict_config
 
 CONFIG_NAME = "GPT_predict"
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name=CONFIG_NAME)
 def main(cfg):
-    # the config is checked before the pipeline (torch, Lightning) is imported: a wrong value fails at once
-    return run_main("seqrec.evaluation.predict:predict", cfg, check=check_predict_config)
+    # the config is resolved and checked once, before torch is imported: a wrong value fails at once
+    return run_main("seqrec.evaluation.predict:recommend_and_score", cfg, resolve="seqrec.config.spec:resolve_predict")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def test_padding_column_gets_no_gradient_and_empty_input():
 def test_auto_precision_is_decided_for_the_device_the_run_uses(monkeypatch):
     """precision=auto asks the device the run trains on: a CPU run on a GPU host asks the CPU (issue: bf16 was
     chosen from the GPU for a trainer=cpu run, on a CPU that may emulate it)."""
-    from seqrec.training import losses, train as pipeline  # train-time precision is decided in seqrec.training.train
+    from seqrec.training import components as pipeline, losses  # train-time precision: seqrec.training.components
 
     asked = []
 
@@ -65,9 +65,9 @@ def test_auto_precision_is_decided_for_the_device_the_run_uses(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(pipeline, "fast_bfloat16", fake)
     monkeypatch.setattr(losses, "fast_bfloat16", fake)
-    assert pipeline._train_device({"accelerator": "cpu"}) == "cpu"
-    assert pipeline._train_device({"accelerator": "gpu"}) == "cuda"
-    assert pipeline._train_device({"accelerator": "auto"}) == "cuda"
+    assert pipeline.train_device({"accelerator": "cpu"}) == "cpu"
+    assert pipeline.train_device({"accelerator": "gpu"}) == "cuda"
+    assert pipeline.train_device({"accelerator": "auto"}) == "cuda"
     # the loss decides at the device its inputs are on: fp32 products on this CPU, identical to matmul_dtype=float32
     torch.manual_seed(0)
     hidden, targets = torch.randn(6, 8), torch.tensor([1, 2, 3, 4, 5, 0])

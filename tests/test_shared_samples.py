@@ -12,7 +12,7 @@ from conftest import compose
 from seqrec.data.split import load_interactions, split_interactions
 from seqrec.core.errors import UserError
 from seqrec import predict, train
-from seqrec.generation.shared_samples import NESTED_FILE
+from seqrec.tracking.run_folder import NESTED_FILE
 
 SMALL = ["dataset.max_length=24", "model_params.n_positions=24", "model_params.n_embd=16", "model_params.n_layer=1",
          "dataloader.batch_size=32", "dataloader.validation_size=60", "trainer_params.max_epochs=2",
@@ -131,18 +131,20 @@ def test_a_source_made_for_other_users_is_refused_before_any_folder(trained, sou
     shutil.rmtree(other)
 
 
-def test_an_option_added_later_and_left_null_does_not_count():
-    """A source run made before an option existed matches a run that leaves it at null (its old behaviour), and
-    only then: a value set for it, or any other difference, still counts."""
+def test_an_option_added_later_is_null_in_an_upgraded_source():
+    """A source run made before an option existed (format 1) is compared in the current format: the option is
+    there at null (its old behaviour), so a run that leaves it at null matches, and only then: a value set for it,
+    or any other difference, still counts."""
+    from seqrec.config.upgrade import upgrade_config
     from seqrec.core.config_diff import config_differences
 
-    stored = {"generation_params": {"temperature": 0.3}}
-    same = {"generation_params": {"temperature": 0.3, "generated_events": None}}
-    assert config_differences(stored, same, (), absent_is_null=True) == []
-    assert config_differences(stored, same, ()) == ["generation_params.generated_events=None (the run has '<absent>')"]
-    set_now = {"generation_params": {"temperature": 0.3, "generated_events": "unknown"}}
-    assert config_differences(stored, set_now, (), absent_is_null=True) == [
-        "generation_params.generated_events='unknown' (the run has '<absent>')"]
-    other = {"generation_params": {"temperature": 0.6, "generated_events": None}}
-    assert config_differences(stored, other, (), absent_is_null=True) == [
-        "generation_params.temperature=0.6 (the run has 0.3)"]
+    stored = upgrade_config({"generation_params": {"temperature": 0.3}}, "predict", 1)
+    assert stored["generation_params"]["generated_events"] is None
+    same = {**stored, "generation_params": {**stored["generation_params"]}}
+    assert config_differences(stored, same, ()) == []
+    assert config_differences({"generation_params": {"temperature": 0.3}}, same, ())  # without the upgrade it differs
+    set_now = {**stored, "generation_params": {**stored["generation_params"], "generated_events": "unknown"}}
+    assert config_differences(stored, set_now, ()) == [
+        "generation_params.generated_events='unknown' (the run has None)"]
+    other = {**stored, "generation_params": {**stored["generation_params"], "temperature": 0.6}}
+    assert config_differences(stored, other, ()) == ["generation_params.temperature=0.6 (the run has 0.3)"]

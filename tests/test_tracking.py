@@ -343,7 +343,7 @@ def test_dead_server_fallback_offline(clearml_sandbox, monkeypatch, capsys, capl
     logged = [message for message in logged if "fallback_offline" in message]
     assert len(logged) == 1 and host in logged[0] and zip_path in logged[0]
 
-    # the run's log file is attached after the tracker exists (pipeline.open_run): it gets the warning too
+    # the run's log file is attached after the tracker exists (seqrec.tracking.lifecycle.run_context): it gets the warning too
     run_log = tmp_path / "run.log"
     handler = logging.FileHandler(run_log)
     logging.getLogger().addHandler(handler)
@@ -415,12 +415,13 @@ def test_backend_failures_mid_run_degrade_without_raising(clearml_sandbox, caplo
         NoneTracker("seqrec", "x").report_scalar("loss", "train", "high", 0)
 
 
-def test_open_run_survives_tracker_failures(clearml_sandbox, tmp_path):
+def test_run_context_survives_tracker_failures(clearml_sandbox, tmp_path):
     """Pipeline level: every backend call raises, the run folder is still complete."""
     from clearml import Logger, Task
 
     from conftest import compose
-    from seqrec.tracking.lifecycle import open_run
+    from seqrec.config.spec import run_spec
+    from seqrec.tracking.lifecycle import run_context
 
     def server_gone(*args, **kwargs):
         raise ConnectionError("server went away")
@@ -433,7 +434,7 @@ def test_open_run_survives_tracker_failures(clearml_sandbox, tmp_path):
             mp.setattr(Task, name, server_gone)
         for name in ("report_scalar", "report_single_value", "report_table"):
             mp.setattr(Logger, name, server_gone)
-        with open_run(cfg, "predict") as run:
+        with run_context(run_spec(cfg, "predict")) as run:
             run.tracker.report_single_value("test_ndcg@10", 0.5)
             run.tracker.upload_artifact("a", tmp_path / "a.txt")
             (run.dir / "metrics.json").write_text("{}")
@@ -444,16 +445,17 @@ def test_open_run_survives_tracker_failures(clearml_sandbox, tmp_path):
     assert Task.current_task() is None  # closed: the next run of a --multirun gets a task of its own
 
 
-def test_open_run_with_fallback_records_offline_session(clearml_sandbox, monkeypatch, tmp_path, capsys):
+def test_run_context_with_fallback_records_offline_session(clearml_sandbox, monkeypatch, tmp_path, capsys):
     """Pipeline level: logger=clearml with a dead server and fallback_offline=true."""
     from conftest import compose
-    from seqrec.tracking.lifecycle import open_run
+    from seqrec.config.spec import run_spec
+    from seqrec.tracking.lifecycle import run_context
 
     host = _dead_server(monkeypatch)
     runs = tmp_path / "runs"
     cfg = compose("GPT_predict", [f"run_store={runs}", "train_task=dummy", "logger=clearml",
                                   "logger.fallback_offline=true", "logger.detect_repository=false"])
-    with open_run(cfg, "predict") as run:
+    with run_context(run_spec(cfg, "predict")) as run:
         run.tracker.report_single_value("test_ndcg@10", 0.5)
     info = json.loads((runs / run.id / "run.json").read_text())
     assert run.id.startswith("offline-") and info["status"] == "completed"

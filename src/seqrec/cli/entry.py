@@ -129,19 +129,23 @@ def _resolve(fn: Union[str, Callable]) -> Callable:
 
 
 def run_main(
-    fn: Union[str, Callable[[DictConfig], float]],
+    fn: Union[str, Callable[[object], float]],
     cfg: DictConfig,
     check: Callable[[DictConfig], None] | None = None,
+    resolve: Union[str, Callable[[DictConfig], object], None] = None,
 ) -> float:
-    """Run ``fn(cfg)``; any failure becomes ``error: <message>`` and exit status 1.
+    """Run ``fn`` on the composed ``cfg`` (or on ``resolve(cfg)``, the run's resolved spec); any failure becomes
+    ``error: <message>`` and exit status 1.
 
-    ``fn`` may be ``"module:function"``, imported only after ``check(cfg)`` passed: a wrong
+    ``fn`` may be ``"module:function"``, imported only after ``check(cfg)`` / ``resolve(cfg)`` passed: a wrong
     value then fails within a second or two, before torch/Lightning and any data are loaded.
     """
     quiet_third_party()
     hide_tracebacks_on_screen()
     root, before = _run_folders(cfg)
     try:
+        if resolve is not None:
+            return _resolve(fn)(_resolve(resolve)(cfg))
         _full_run_ids(cfg)
         if check is not None:
             check(cfg)

@@ -307,12 +307,19 @@ def one_line_text(exc: BaseException, limit: int = 100) -> str:
 
 
 def check_train_config(cfg: DictConfig) -> None:
-    """Check a composed training config (its ``model_params`` aliases applied to a copy)."""
-    cfg = copy.deepcopy(cfg)
+    """Check a composed training config, on a copy (:func:`settle_train_config`)."""
+    settle_train_config(copy.deepcopy(cfg))
+
+
+def settle_train_config(cfg: DictConfig) -> tuple[DictConfig | None, dict[str, Any]]:
+    """Settle and check a composed training config in place: the pre-trained run inherited (prompt-tuning), the
+    model's aliases applied, every rule checked. Returns the pre-trained run's config (or None) and the model's
+    constructor arguments. :func:`seqrec.config.spec.resolve_train` calls it once, on its own copy."""
     _check_sections(cfg, TRAIN_SECTIONS, "training")
     Str("pretrained_task", "<TRAIN_ID>", null=True, required=False).check(cfg)
-    inherit_pretrained(cfg)  # a prompt-tuning run: the pre-trained run's network and split (checked)
-    apply_model_aliases(cfg)
+    pretrained = inherit_pretrained(cfg)
+    model_args = apply_model_aliases(cfg)
+    _check_sections(cfg, TRAIN_SECTIONS, "training")
     for setting in TRAIN:
         setting.check(cfg)
     _check_trainer_params(cfg)
@@ -330,6 +337,7 @@ def check_train_config(cfg: DictConfig) -> None:
                 f"trainer_params.accelerator={accelerator} (trainer=gpu) but no CUDA GPU is available here; "
                 "use trainer=cpu, or trainer_params.accelerator=auto to take a GPU when there is one"
             )
+    return pretrained, model_args
 
 
 def _given_keys(section: str) -> set[str]:
@@ -339,7 +347,13 @@ def _given_keys(section: str) -> set[str]:
 
 
 def check_predict_config(cfg: DictConfig, check_run: bool = True) -> None:
-    """Check a composed prediction config; with ``check_run``, also the training run it names.
+    """Check a composed prediction config, on a copy; with ``check_run``, also the training run it names."""
+    settle_predict_config(copy.deepcopy(cfg), check_run)
+
+
+def settle_predict_config(cfg: DictConfig, check_run: bool = True) -> DictConfig | None:
+    """Settle and check a composed prediction config in place; with ``check_run``, also the training run it names,
+    whose config (in the current format) it returns. :func:`seqrec.config.spec.resolve_predict` calls it once.
 
     A key under its old name (the list length's ``top_k``, now ``k``) is applied under the current one, in place,
     with one warning line (:func:`seqrec.config.upgrade.rename_deprecated`). The generation strategy is built once here (its own checks, e.g. ``do_sample`` against the
@@ -364,72 +378,46 @@ def check_predict_config(cfg: DictConfig, check_run: bool = True) -> None:
     params = OmegaConf.to_container(cfg.generation_params, resolve=True)
     registry.check_strategy(params, _given_keys("generation_params"))
     if not check_run:
-        return
+        return None
     train_cfg = check_train_run(cfg.run_store, cfg.train_task)
     k = cfg.get("k") or OmegaConf.select(train_cfg, "seqrec_module.predict_top_k") or 10
     registry.check_strategy(params, (), {"k": k})  # rules that need the list length (two_stage's first_stage)
+    return train_cfg
 
 
 def check_train_run(run_store: str, train_task: str, key: str = "train_task") -> DictConfig:
-    """The config of training run ``train_task``, after checking that its folder is usable.
-
-    One-line :class:`UserError` for an unknown or damaged run: a ``run.json`` that does not
-    parse, a missing or unreadable ``config.yaml``, a missing or damaged ``model.pt``, or a
-    training data file that is gone.
-    """
-    import json
-    import zipfile
-
-    from seqrec.tracking.run_store import RUN_FILE, RunStore
+    """The config of training run ``train_task`` (brought to the current format), after checking that its folder
+    is usable: one-line :class:`UserError` for an unknown run, a run of the other kind, or any problem of
+    :meth:`RunFolder.health <seqrec.tracking.run_folder.RunFolder.health>` (the one health check), a training that
+    has no model yet, or a training data file that is gone."""
+    from seqrec.config.upgrade import load_run_config
+    from seqrec.tracking.run_folder import RUN_FILE, RunFolder
+    from seqrec.tracking.run_store import RunStore
 
     store = RunStore(run_store)
     again = f"train again with run_train.py or pass another {key}"
     hint = f"pass {key}=<ID> printed by run_train.py"
-    run_dir = Path(run_store) / train_task
-    if store.exists(train_task):  # a valid ID with a run.json: it must parse and be a training run
-        try:
-            record = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
-            if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as exc:
-            detail = "not valid JSON" if isinstance(exc, json.JSONDecodeError) else " ".join(str(exc).split())[:80]
-            raise UserError(f"run {train_task}: {run_dir / RUN_FILE} is damaged ({detail}); {again}") from None
-        if record.get("kind") != "train":
-            raise UserError(
-                f"run {train_task} is a {record.get('kind')} run, not a train run; {hint} ({store.known_hint('train', train_task)})"
-            )
-        status = record.get("status")
-    else:
-        try:
-            store.path(train_task, kind=None)
-        except UserError as exc:
-            if "invalid run ID" in str(exc):  # e.g. ../x: the run store's own message
-                raise
-        if run_dir.is_dir():
-            raise UserError(f"run folder {run_dir} has no {RUN_FILE}: not a complete run; {again}")
+    if not store.exists(train_task):
+        store._run_dir(train_task)  # an invalid ID (e.g. ../x): the run store's own message
+        if (Path(run_store) / train_task).is_dir():
+            raise UserError(f"run folder {Path(run_store) / train_task} has no {RUN_FILE}: not a complete run; {again}")
         raise UserError(f"unknown run ID {train_task!r} in {run_store}; {hint} ({store.known_hint('train', train_task)})")
-    run_dir = store.path(train_task)
-    config = run_dir / "config.yaml"
-    try:
-        train_cfg = OmegaConf.load(config)
-        if not isinstance(train_cfg, DictConfig) or "data_path" not in train_cfg:
-            raise ValueError("not a training config")
-    except FileNotFoundError:
-        raise UserError(f"run {train_task} has no config.yaml in {run_dir} (status: {status}); {again}") from None
-    except Exception as exc:  # yaml errors, a list instead of a mapping, ...
-        raise UserError(f"run {train_task}: {config} is damaged ({type(exc).__name__}); {again}") from None
-    model = run_dir / "model.pt"
-    if not model.is_file():
+    folder = RunFolder(store.path(train_task, kind=None))
+    record, problems = folder.health()
+    if record and record.get("kind") != "train":
         raise UserError(
-            f"run {train_task} has no model.pt (status: {status}; did its training finish?); {again}"
+            f"run {train_task} is a {record.get('kind')} run, not a train run; {hint} ({store.known_hint('train', train_task)})"
         )
-    try:
-        with zipfile.ZipFile(model) as archive:  # torch.save's format; a truncated copy fails here
-            bad = archive.testzip()
-        if bad is not None:
-            raise zipfile.BadZipFile(f"bad CRC in {bad}")
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise UserError(f"run {train_task}: model.pt is damaged ({' '.join(str(exc).split())[:60]}); {again}") from None
+    status = record.get("status")
+    if problems:
+        raise UserError(f"run {train_task}: {problems[0]} in {folder.path} (status: {status}); {again}")
+    model = folder.model_problem()  # a run that is not completed (killed, interrupted) may still lack its model
+    if model is not None:
+        finish = "; did its training finish?" if model.startswith("has no") else ""
+        raise UserError(f"run {train_task} {model} (status: {status}{finish}); {again}")
+    train_cfg = OmegaConf.create(load_run_config(folder))
+    if "data_path" not in train_cfg:
+        raise UserError(f"run {train_task}: {folder.config} is not a training config; {again}")
     data_path = train_cfg.get("data_path")
     if isinstance(data_path, str) and not Path(data_path).is_file():
         raise UserError(

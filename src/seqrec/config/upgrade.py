@@ -1,13 +1,16 @@
 """Old runs and configs brought to the current format, in one place, step by step by format version.
 
-A stored ``config.yaml`` is format 1 unless its run records another; a step is a function ``dict -> dict`` from
-version N to N + 1 for one kind of run (train or predict). An old name a user still gives on the command line
-(``top_k=5``) is applied under its current name with one warning line saying how to migrate, until
-:data:`REMOVED_IN` (:func:`rename_deprecated`).
+A run folder records its format in ``run.json`` (``"format": N``, :data:`seqrec.tracking.run_folder.FORMAT`); a run
+without one is version 1. Every reader of a stored ``config.yaml`` (predict, resume, prompt-tuning, the
+experiment's reuse check, ``samples_from``) goes through :func:`load_run_config`, so the code below the entry
+points only ever sees the current format. A step is a function ``dict -> dict`` from version N to N + 1 for one
+kind of run (train or predict); each is tested on a stored fixture of its version (``tests/fixtures/runs/``).
 
-Version 1 -> 2 (package 1.0.0): a prediction's list length is ``k`` (it was the top-level ``top_k``, easily taken
-for the sampling cutoff ``generation_params.top_k``, which keeps its name, as in HF and the paper). Training's
-``seqrec_module.predict_top_k`` keeps its name.
+Version 1 -> 2 (package 1.0.0): the modules moved into layer sub-packages, so class paths in ``_target_`` keys
+changed (:data:`MOVED`); and the defaults of settings added over time, which older configs lack: ``seed`` (runs
+trained with ``random_state``), ``seqrec_module.optimizer`` (Adam) and ``scheduler`` (none), ``callbacks`` (none),
+``features`` (none), ``model.name`` (found from the network class and its settings), and for predict runs the
+generation options added since (left null: the old behaviour).
 """
 
 from __future__ import annotations
@@ -15,8 +18,86 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable
 
-#: the format this version writes
-FORMAT = 2
+from seqrec.tracking.run_folder import FORMAT, RunFolder
+
+#: class-path prefixes of format 1 -> where those classes live now
+MOVED = {
+    "seqrec.losses.": "seqrec.training.losses.",
+    "seqrec.optim.": "seqrec.training.optim.",
+    "seqrec.prompt_tuning.": "seqrec.training.prompt_tuning.",
+    "seqrec.sweep.": "seqrec.experiments.sweep.",
+    "seqrec.module.": "seqrec.training.lightning_module.",
+}
+
+#: the optimizer of runs trained before seqrec_module.optimizer existed
+OLD_OPTIMIZER = {"_target_": "torch.optim.Adam", "betas": [0.9, 0.999], "eps": 1e-08}
+
+#: generation options added after the first predict runs; null is the old behaviour
+LATER_GENERATION_OPTIONS = ("prefix_sequences", "generated_events", "first_stage", "precision", "max_rows")
+
+
+def moved_path(target: str) -> str:
+    """The current class path of a format-1 ``_target_``."""
+    for old, new in MOVED.items():
+        if target.startswith(old):
+            return new + target[len(old):]
+    return target
+
+
+def _move_targets(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: moved_path(v) if k == "_target_" and isinstance(v, str) else _move_targets(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_move_targets(v) for v in node]
+    return node
+
+
+def _train_1_to_2(cfg: dict) -> dict:
+    cfg = _move_targets(cfg)
+    cfg.setdefault("seed", cfg.get("random_state"))
+    module = cfg.setdefault("seqrec_module", {})
+    module.setdefault("optimizer", dict(OLD_OPTIMIZER))
+    module.setdefault("scheduler", None)
+    cfg.setdefault("callbacks", {})
+    cfg.setdefault("features", None)
+    model = cfg.get("model")
+    if isinstance(model, dict) and not model.get("name"):
+        name = _model_name(cfg)
+        if name is not None:
+            model["name"] = name
+    return cfg
+
+
+def _model_name(cfg: dict) -> str | None:
+    """``model.name`` of a config stored before it existed: the first declaration of its network class whose
+    settings cover its ``model_params`` (SASRec and gSASRec share a class; gSASRec's own names tell them apart), as
+    :func:`seqrec.config.checks.model_declaration` finds it (this module may not import that one: it imports this)."""
+    from seqrec.core import registry
+
+    model = cfg.get("model")
+    target = model.get("_target_") if isinstance(model, dict) else None
+    if not isinstance(target, str) or not target:
+        return None
+    params = set(cfg.get("model_params") or {})
+    candidates = [m for m in registry.components("model") if m.target == target]
+    for candidate in candidates:
+        if params <= set(candidate.keys()) | set(candidate.aliases) | set(candidate.special):
+            return candidate.name
+    return candidates[0].name if candidates else None
+
+
+def _predict_1_to_2(cfg: dict) -> dict:
+    cfg = _move_targets(cfg)
+    params = cfg.setdefault("generation_params", {})
+    if isinstance(params, dict):
+        for key in LATER_GENERATION_OPTIONS:
+            params.setdefault(key, None)
+    cfg.setdefault("samples_from", None)
+    for old, new in RENAMED[("predict", 1)].items():  # the list length: top_k -> k
+        _rename(cfg, old, new)
+    return cfg
+
 
 #: (kind, step version) -> the step's renamed keys, old dotted key -> new dotted key; an old name a user still
 #: gives is applied under the new one with a warning (:func:`rename_deprecated`) until :data:`REMOVED_IN`
@@ -45,18 +126,6 @@ def _rename(cfg: dict, old: str, new: str) -> None:
         node[leaf] = value
 
 
-def _train_1_to_2(cfg: dict) -> dict:
-    for old, new in RENAMED[("train", 1)].items():
-        _rename(cfg, old, new)
-    return cfg
-
-
-def _predict_1_to_2(cfg: dict) -> dict:
-    for old, new in RENAMED[("predict", 1)].items():  # the list length: top_k -> k
-        _rename(cfg, old, new)
-    return cfg
-
-
 #: (kind, version) -> the step from that version to the next
 STEPS: dict[tuple[str, int], Callable[[dict], dict]] = {
     ("train", 1): _train_1_to_2,
@@ -74,6 +143,22 @@ def upgrade_config(cfg: dict, kind: str, version: int = 1) -> dict:
     for step in range(version, FORMAT):
         cfg = STEPS[(kind, step)](cfg)
     return cfg
+
+
+def run_format(record: dict) -> int:
+    """The format version a run's ``run.json`` records (1 when it records none)."""
+    value = record.get("format", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
+def load_run_config(folder: RunFolder | str, kind: str | None = None) -> dict:
+    """A run's stored ``config.yaml`` in the current format (plain data). ``kind`` defaults to the run's own.
+
+    Raises what :meth:`RunFolder.read_config` / :meth:`RunFolder.read_record` raise for a missing or damaged file.
+    """
+    folder = folder if isinstance(folder, RunFolder) else RunFolder(folder)
+    record = folder.read_record()
+    return upgrade_config(folder.read_config(), kind or str(record.get("kind")), run_format(record))
 
 
 # --------------------------------------------------------------------------- old names given by a user

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 
 def config_differences(
-    stored: dict, new: dict, may_change: tuple[str, ...], new_keys_ok: bool = False, absent_is_null: bool = False
+    stored: dict, new: dict, may_change: tuple[str, ...], new_keys_ok: bool = False
 ) -> list[str]:
     """``key=new (the run has old)`` for each flattened key whose value differs, except ``may_change``
-    (a key or a ``prefix.``); ``new_keys_ok``: keys the stored config lacks (added later) don't count;
-    ``absent_is_null``: only those of them left at null (an option added later whose null means the old behaviour)."""
+    (a key or a ``prefix.``); ``new_keys_ok``: keys the stored config lacks don't count. A stored config is compared
+    in the current format (:func:`seqrec.config.upgrade.load_run_config`)."""
     flat_old, flat_new = _flatten(stored), _flatten(new)
     out = []
     for key in sorted(set(flat_old) | set(flat_new)):
         if key in may_change or any(p.endswith(".") and key.startswith(p) for p in may_change):
             continue
-        if key not in flat_old and (new_keys_ok or (absent_is_null and flat_new.get(key) is None)):
+        if key not in flat_old and new_keys_ok:
             continue
         old, now = flat_old.get(key, "<absent>"), flat_new.get(key, "<absent>")
         if old != now:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+from typing import Mapping
 
 from seqrec.core.errors import UserError
+from seqrec.core.frozen import thawed
 
 
 def build(cls, where: str, **kwargs):
@@ -15,19 +16,19 @@ def build(cls, where: str, **kwargs):
         raise UserError(f"{where}: {exc}") from exc
 
 
-def build_node(node: DictConfig, where: str, **kwargs):
+def build_node(node: Mapping, where: str, **kwargs):
     """Instantiate a config node with ``_target_`` plus ``kwargs`` (one-line errors, see :func:`partial_node`)."""
     return partial_node(node, where)(**kwargs)
 
 
-def partial_node(node: DictConfig | None, where: str):
+def partial_node(node: Mapping | None, where: str):
     """A factory calling a config node's ``_target_`` with its other keys plus the caller's arguments (None for a
     null node); a bad value becomes a one-line UserError when it is called."""
     if node is None:
         return None
     from hydra.utils import get_class
 
-    params = OmegaConf.to_container(node, resolve=True)
+    params = thawed(node)
     target = params.pop("_target_", None)
     try:
         cls = get_class(target)

@@ -1,36 +1,57 @@
-"""The split and the attributes a training config asks for, read from its data file."""
+"""The split and the attributes a run's data settings ask for, read from its data file."""
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from dataclasses import dataclass
 
 from seqrec.core.errors import UserError
+from seqrec.data.features_config import FeatureSettings
 from seqrec.data.split import SplitData, load_interactions, split_interactions
 
 
-def prepare_split(cfg: DictConfig) -> SplitData:
-    """The split of ``cfg.data_path``; the columns that ``features.event_attributes`` names ride along."""
-    from seqrec.data.features_config import feature_settings
+@dataclass(frozen=True)
+class DataSpec:
+    """What a run reads: the interaction file, the split (PROTOCOL.md) and the attributes."""
 
-    df = load_interactions(cfg.data_path)
-    events = [s.name for s in feature_settings(cfg).events]
+    path: str
+    last_n_items: int
+    validation_size: int
+    random_state: int
+    features: FeatureSettings
+
+    @classmethod
+    def of(cls, config) -> "DataSpec":
+        """The data settings of a training config (a run's stored config, or a composed one)."""
+        from omegaconf import DictConfig, OmegaConf
+
+        from seqrec.data.features_config import feature_settings
+
+        config = config if isinstance(config, DictConfig) else OmegaConf.create(dict(config))
+        return cls(path=str(config.data_path), last_n_items=int(config.last_n_items),
+                   validation_size=int(OmegaConf.select(config, "dataloader.validation_size")),
+                   random_state=int(config.random_state), features=feature_settings(config))
+
+
+def prepare_split(data: DataSpec) -> SplitData:
+    """The split of ``data.path``; the columns that ``features.event_attributes`` names ride along."""
+    df = load_interactions(data.path)
+    events = [s.name for s in data.features.events]
     missing = [c for c in events if c not in df.columns]
     if missing:
-        raise UserError(f"features.event_attributes.{missing[0]}: {cfg.data_path} has no column {missing[0]!r} (its "
+        raise UserError(f"features.event_attributes.{missing[0]}: {data.path} has no column {missing[0]!r} (its "
                         f"columns: {list(df.columns)}); name a column of the interaction CSV, or use features=items")
     return split_interactions(
         df,
-        last_n_items=cfg.last_n_items,
-        validation_size=cfg.dataloader.validation_size,
-        random_state=cfg.random_state,
+        last_n_items=data.last_n_items,
+        validation_size=data.validation_size,
+        random_state=data.random_state,
         extra_columns=events,
     )
 
 
-def prepare_features(cfg: DictConfig, split: SplitData, with_items: bool = True):
-    """The attributes of a training config's ``features`` on ``split`` (:class:`seqrec.data.features.Features`),
-    or None. ``with_items=False``: the event codes only (a trained model holds its item codes itself)."""
+def prepare_features(data: DataSpec, split: SplitData, with_items: bool = True):
+    """The attributes ``data.features`` asks for on ``split`` (:class:`seqrec.data.features.Features`), or None.
+    ``with_items=False``: the event codes only (a trained model holds its item codes itself)."""
     from seqrec.data.features import load_features
-    from seqrec.data.features_config import feature_settings
 
-    return load_features(feature_settings(cfg), cfg.data_path, split, with_items)
+    return load_features(data.features, data.path, split, with_items)

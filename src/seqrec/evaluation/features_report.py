@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from seqrec.tracking.run_folder import RunFolder
 from seqrec.evaluation.metrics import least_popular_items, tail_recall
 from seqrec.evaluation.report import K, LATE, N_RESAMPLES, POS_COLUMNS, _user_values, plot_position_panels, pooled_difference, \
     write_stage_report
@@ -53,17 +54,16 @@ class TailRecall:
         self._values: dict = {}
 
     def _setup(self, train_dir: Path):
-        from omegaconf import OmegaConf
+        from seqrec.config.upgrade import load_run_config
+        from seqrec.data.prepare import DataSpec, prepare_split
 
-        from seqrec.data.prepare import prepare_split
-
-        cfg = OmegaConf.load(train_dir / "config.yaml")
-        key = (str(cfg.data_path), int(cfg.random_state), int(cfg.last_n_items))
+        cfg = load_run_config(train_dir, "train")
+        key = (str(cfg["data_path"]), int(cfg["random_state"]), int(cfg["last_n_items"]))
         if key not in self._splits:
-            cfg.features = None  # the split is the same with or without attribute columns
-            split = prepare_split(cfg)
+            # the split is the same with or without attribute columns
+            split = prepare_split(DataSpec.of({**cfg, "features": None}))
             users = split.test_users
-            targets = split.targets(users, int(cfg.last_n_items))
+            targets = split.targets(users, int(cfg["last_n_items"]))
             self._splits[key] = (split.user_ids[users], pd.Index(split.item_ids), targets,
                                  least_popular_items(targets, split.item_counts, self.share))
         return self._splits[key]
@@ -71,7 +71,7 @@ class TailRecall:
     def of(self, run_dir: str, train_task: str) -> Optional[pd.Series]:
         """The run's per-user tail recall by user id (None without predictions)."""
         if run_dir not in self._values:
-            path = Path(run_dir) / "predictions.parquet"
+            path = RunFolder(run_dir).predictions("test")
             if not path.is_file():
                 self._values[run_dir] = None
             else:

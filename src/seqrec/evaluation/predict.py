@@ -7,67 +7,55 @@ import time
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from seqrec.config.checks import (
-    check_predict_config,
-)
-from seqrec.core.io import (
-    atomic_to_csv, atomic_to_parquet, atomic_write_json,
-)
-from seqrec.data.split import SplitData
+from seqrec.config.spec import PredictSpec, resolve_predict, thawed
 from seqrec.core.errors import UserError
-from seqrec.evaluation.metrics import compute_metrics, format_metrics, per_position_table, plot_per_position
-from seqrec.evaluation.stats import bootstrap_table
-from seqrec.generation import ban_generated, build_strategy, generate
-from seqrec.generation.engine import resolve_precision
-from seqrec.generation import shared_samples
-from seqrec.tracking.run_store import RunStore
-from seqrec.tracking.lifecycle import open_run
-from seqrec.tracking.run_folder import CONFIG_FILE
 from seqrec.core.hardware import device as _device, hardware
 from seqrec.core.hydra_context import record_trial
+from seqrec.core.io import atomic_to_csv, atomic_to_parquet, atomic_write_json
 from seqrec.data.prepare import prepare_features, prepare_split
+from seqrec.data.split import SplitData
+from seqrec.evaluation.metrics import compute_metrics, format_metrics, per_position_table, plot_per_position
+from seqrec.evaluation.stats import bootstrap_table
+from seqrec.generation import ban_generated, build_strategy, generate, shared_samples
+from seqrec.generation.engine import resolve_precision
 from seqrec.models.loading import load_trained
-from seqrec.tracking.run_folder import INTERVALS_FILE, METRICS_FILE, MODEL_FILE, PER_USER_FILE
+from seqrec.tracking.lifecycle import run_context
+from seqrec.tracking.run_folder import RunFolder
 
 log = logging.getLogger("seqrec")
 
 
-def predict(cfg: DictConfig) -> float:
-    """Recommend for validation and test users of a trained run; return validation NDCG@k."""
-    check_predict_config(cfg)
-    params = OmegaConf.to_container(cfg.generation_params, resolve=True)
-    strategy = build_strategy(params)  # a bad strategy or parameter fails before any loading
-    store = RunStore(cfg.run_store)
-    source = shared_samples.resolve(cfg, params, store) if cfg.get("samples_from") else None
-    train_dir = store.path(cfg.train_task)
-    train_cfg = OmegaConf.load(train_dir / CONFIG_FILE)
-    split = prepare_split(train_cfg)
+def predict(cfg: DictConfig | PredictSpec) -> float:
+    """Recommend for the validation and test users of a trained run (a composed config, resolved and checked here
+    once, or a resolved :class:`PredictSpec`); return validation NDCG@k."""
+    return recommend_and_score(cfg if isinstance(cfg, PredictSpec) else resolve_predict(cfg))
+
+
+def recommend_and_score(spec: PredictSpec) -> float:
+    """Generate (or take from ``samples_from``) the lists of ``spec``, score them and write the run's files."""
+    params = thawed(spec.generation)
+    strategy = build_strategy(params)
+    split = prepare_split(spec.data)
     # event attributes of the histories (features=items_events); the model holds its item codes itself
-    features = prepare_features(train_cfg, split, with_items=False)
+    features = prepare_features(spec.data, split, with_items=False)
     events = features.event_sequences() if features is not None else None
-    device = _device(cfg.get("device"))
-    model = None  # lists taken from a source need no network; its users are checked before any folder is made
+    device = _device(spec.device)
+    source, model = spec.samples_from, None  # lists taken from a source need no network
     if source is not None:
-        source.check(split)
+        source.check(split)  # its users, before any folder is made
     else:
-        model, meta = load_trained(train_dir / MODEL_FILE, device)
+        model, meta = load_trained(RunFolder(spec.train_folder).model, device)
         if meta["n_items"] != split.n_items:
             raise UserError(
-                f"{train_cfg.data_path} now has {split.n_items} items but run {cfg.train_task} was trained on "
+                f"{spec.data.path} now has {split.n_items} items but run {spec.train_task} was trained on "
                 f"{meta['n_items']}; re-prepare the same data or train again"
             )
-    k = int(cfg.get("k") or train_cfg.seqrec_module.predict_top_k)
-    filter_seen = bool(train_cfg.seqrec_module.filter_seen if cfg.get("filter_seen") is None else cfg.filter_seen)
-    batch_size = int(cfg.get("test_batch_size") or train_cfg.dataloader.test_batch_size)
-    rows = int(params.get("max_rows") or 16 * batch_size)
-    n_targets = train_cfg.last_n_items
-
-    boot = {"n_resamples": 10_000, "confidence": 0.95, "seed": 0,
-            **OmegaConf.to_container(cfg.get("bootstrap") or OmegaConf.create({}), resolve=True)}
-    with open_run(cfg, "predict") as run:
-        run.store.update(run.id, hardware=hardware(device, resolve_precision(params.get("precision") or "float32", device)))
+    k, boot = spec.k, spec.bootstrap
+    with run_context(spec.run) as run:
+        folder = run.folder
+        run.record(hardware=hardware(device, resolve_precision(params.get("precision") or "float32", device)))
         log.info("strategy: %s", strategy.describe())
         metrics: dict[str, float] = {}
         intervals: dict[str, list[float]] = {}
@@ -77,20 +65,20 @@ def predict(cfg: DictConfig) -> float:
         nested = {}  # part -> (users, the prefix lists), with prefix_sequences
         if source is not None:
             log.info("lists taken from the sequences sampled by run %s (%s)", source.run_id, source.name)
-            run.store.update(run.id, samples_from=source.run_id)
+            run.record(samples_from=source.run_id)
         for part, users in (("val", split.val_users), ("test", split.test_users)):
-            targets = split.targets(users, n_targets)
-            groups = split.target_groups(users, n_targets)
+            targets = split.targets(users, spec.n_targets)
+            groups = split.target_groups(users, spec.n_targets)
             started = time.perf_counter()
             variants: dict = {}
             if source is not None:
                 recs, scores = source.lists(part, users)
             else:
                 recs, scores = generate(
-                    model, strategy, split.train, users, k=k, max_length=train_cfg.dataset.max_length,
-                    filter_seen=filter_seen, rows=rows, seed=cfg.random_state, device=device,
+                    model, strategy, split.train, users, k=k, max_length=spec.max_length,
+                    filter_seen=spec.filter_seen, rows=spec.rows, seed=spec.seed, device=device,
                     no_repeat=ban_generated(params), precision=params.get("precision") or "float32",
-                    desc=f"{part}: {strategy.describe()}", progress=bool(cfg.get("progress", True)), events=events,
+                    desc=f"{part}: {strategy.describe()}", progress=spec.progress, events=events,
                     variants=variants, generated_events=params.get("generated_events"),
                 )
             seconds = time.perf_counter() - started
@@ -110,23 +98,22 @@ def predict(cfg: DictConfig) -> float:
                                  confidence=float(boot["confidence"]), seed=int(boot["seed"]))
             intervals.update({f"{part}_{n}": [float(lo), float(hi)] for n, lo, hi in zip(names, ci.low, ci.high)})
             tables[part] = per_position_table(part_metrics)
-            name = "predictions.parquet" if part == "test" else f"{part}_predictions.parquet"
-            atomic_to_parquet(_predictions_frame(split, users, recs, scores), run.dir / name)
+            atomic_to_parquet(_predictions_frame(split, users, recs, scores), folder.predictions(part))
 
-        atomic_to_parquet(pd.concat(per_user_frames, ignore_index=True), run.dir / PER_USER_FILE)
+        atomic_to_parquet(pd.concat(per_user_frames, ignore_index=True), folder.per_user)
         if nested:
-            shared_samples.save(run.dir, nested)
-        atomic_write_json(run.dir / METRICS_FILE, metrics)
-        atomic_write_json(run.dir / INTERVALS_FILE, {**boot, "intervals": intervals})
+            shared_samples.save(folder.nested, nested)
+        atomic_write_json(folder.metrics, metrics)
+        atomic_write_json(folder.intervals, {**boot, "intervals": intervals})
         table = tables["test"].rename(columns=lambda c: c if c == "position" else f"test_{c}").merge(
             tables["val"].rename(columns=lambda c: c if c == "position" else f"val_{c}"), on="position"
         )
         for part in ("test", "val"):  # the per-position bands
             for end, index in (("low", 0), ("high", 1)):
                 table[f"{part}_recall@{k}_{end}"] = [intervals[f"{part}_recall@{k}_pos{p}"][index] for p in table["position"]]
-        atomic_to_csv(table, run.dir / "per_position.csv")
-        plot_path = run.dir / "per_position.png"
-        plot_per_position({f"test: {strategy.describe()}": tables["test"], "validation": tables["val"]}, plot_path,
+        atomic_to_csv(table, folder.per_position_table)
+        plot_per_position({f"test: {strategy.describe()}": tables["test"], "validation": tables["val"]},
+                          folder.per_position_plot,
                           bands={f"test: {strategy.describe()}": _band(intervals, "test", k, tables["test"]),
                                  "validation": _band(intervals, "val", k, tables["val"])})
 
@@ -136,12 +123,10 @@ def predict(cfg: DictConfig) -> float:
             run.tracker.report_single_value(f"{name}_ci_low", low)
             run.tracker.report_single_value(f"{name}_ci_high", high)
         run.tracker.report_table("per-position recall", table)
-        run.tracker.report_figure("per-position recall", plot_path)
-        for name, file in (("predictions", "predictions.parquet"), ("metrics", METRICS_FILE), ("config", CONFIG_FILE),
-                           ("per-user metrics", PER_USER_FILE), ("intervals", INTERVALS_FILE),
-                           ("prefix lists", shared_samples.NESTED_FILE)):
-            if (run.dir / file).is_file():
-                run.tracker.upload_artifact(name, run.dir / file)
+        run.tracker.report_figure("per-position recall", folder.per_position_plot)
+        for name, path in folder.predict_artifacts().items():
+            if path.is_file():
+                run.tracker.upload_artifact(name, path)
         for part, part_metrics in by_part.items():
             print(format_metrics(part_metrics, part, intervals={n[len(part) + 1:]: v for n, v in intervals.items()
                                                                  if n.startswith(f"{part}_")}))

@@ -18,12 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 from seqrec.core.errors import UserError
 from seqrec.generation.strategies.multisequence import variant_key
 
-NESTED_FILE = "nested.npz"
 # settings that may differ between the source run and the runs that take its samples (where a run is stored and
 # logged, how it reports: these do not change the sampled sequences)
 MAY_DIFFER = ("task_name", "run_store", "logger.", "progress", "samples_from", "bootstrap.", "hydra.",
@@ -31,8 +29,8 @@ MAY_DIFFER = ("task_name", "run_store", "logger.", "progress", "samples_from", "
               "generation_params.prefix_sequences")
 
 
-def save(run_dir: Path, parts: dict[str, tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]]) -> Path:
-    """Write ``{part: (users, {variant: (items, scores)})}`` to the run's ``nested.npz``; returns its path."""
+def save(path: Path, parts: dict[str, tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]]) -> Path:
+    """Write ``{part: (users, {variant: (items, scores)})}`` to ``path`` (the run's ``nested.npz``); returns it."""
     from seqrec.core.io import atomic_write
 
     arrays = {}
@@ -41,7 +39,7 @@ def save(run_dir: Path, parts: dict[str, tuple[np.ndarray, dict[str, tuple[np.nd
         for name, (items, scores) in variants.items():
             arrays[f"{part}/{name}/items"] = np.asarray(items, dtype=np.int32)
             arrays[f"{part}/{name}/scores"] = np.asarray(scores, dtype=np.float32)
-    path = Path(run_dir) / NESTED_FILE
+    path = Path(path)
     with atomic_write(path) as tmp, open(tmp, "wb") as handle:  # a file object: savez adds no ".npz" to the name
         np.savez_compressed(handle, **arrays)
     return path
@@ -68,27 +66,26 @@ class SampleSource:
                 self.arrays[f"{part}/{self.name}/scores"].astype(np.float32))
 
 
-def resolve(cfg: DictConfig, params: dict, store) -> SampleSource:
-    """The source that ``cfg.samples_from`` names, after checking every rule of the pair (one-line errors)."""
+def resolve(run_id: str, kind: str, status: str, nested: Path, stored: dict, asked: dict,
+            params: dict) -> SampleSource:
+    """The source that ``samples_from=<run_id>`` names (a ``kind`` run with ``status``, its stored config in the
+    current format, its ``nested`` file), after checking every rule of the pair against the ``asked`` config and
+    its generation ``params`` (one-line errors)."""
     from seqrec.core.config_diff import config_differences
 
-    run_id = str(cfg.samples_from)
-    record = store.info(run_id)
-    if record.kind != "predict" or record.status != "completed":
-        raise UserError(f"samples_from={run_id} is a {record.status} {record.kind} run; pass a completed predict run "
+    if kind != "predict" or status != "completed":
+        raise UserError(f"samples_from={run_id} is a {status} {kind} run; pass a completed predict run "
                         "made with generation_params.prefix_sequences")
-    stored = OmegaConf.to_container(OmegaConf.load(record.path / "config.yaml"), resolve=True)
-    asked = OmegaConf.to_container(cfg, resolve=True)
-    changed = config_differences(stored, asked, MAY_DIFFER, absent_is_null=True)  # options added since, left null
+    changed = config_differences(stored, asked, MAY_DIFFER)
     if changed:
         raise UserError(f"samples_from={run_id} sampled with other settings than this run asks for: "
                         f"{changed[0]}; use the same settings or drop samples_from")
     n, how = int(params["num_return_sequences"]), params["aggregation"]
     if n < 2:
         raise UserError("samples_from takes multi-sequence lists; pass generation_params.num_return_sequences >= 2")
-    path = record.path / NESTED_FILE
+    path = Path(nested)
     if not path.is_file():
-        raise UserError(f"samples_from={run_id} kept no prefix lists ({NESTED_FILE} is missing); sample with "
+        raise UserError(f"samples_from={run_id} kept no prefix lists ({path.name} is missing); sample with "
                         f"generation_params.prefix_sequences=[{n}] there, or drop samples_from")
     with np.load(path) as data:
         arrays = {key: data[key] for key in data.files}

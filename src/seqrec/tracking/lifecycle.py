@@ -1,29 +1,43 @@
 """The life of one run, new or resumed: tracker + run-store folder + log file + final status (torch-free).
 
-:func:`run_lifecycle` is the one place that opens a run: it creates the ClearML task (or none), the run's
-folder (or reopens a killed run's folder for ``resume=<ID>``), writes the resolved ``config.yaml``, attaches the
-run's ``run.log``, and on exit records ``completed``, ``interrupted`` (a signal) or ``failed`` in ``run.json``
-and closes the tracker, noting where an offline ClearML session lives.
+:func:`run_context` is the one place that opens a run: it creates the ClearML task (or none), the run's folder (or
+reopens a killed run's folder for ``resume=<ID>``), writes the resolved ``config.yaml``, attaches the run's
+``run.log``, and on exit records ``completed``, ``interrupted`` (a signal) or ``failed`` in ``run.json`` and closes
+the tracker, noting where an offline ClearML session lives. It is also where the faults a user can act on become
+one line, for training and prediction alike: a full disk marks the run failed and says what to do (for a training
+run, the exact command that continues it); a signal marks it interrupted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
-from omegaconf import DictConfig, OmegaConf
-
-from seqrec.core.io import atomic_write_text
-from seqrec.core.errors import RunInterrupted
-from seqrec.tracking.base import instantiate_tracker
-from seqrec.tracking.run_folder import CONFIG_FILE, LAST_CKPT
+from seqrec.core.frozen import thawed
+from seqrec.core.errors import ResumableRunError, RunInterrupted, UserError
+from seqrec.core.io import atomic_write_text, disk_full_message, is_disk_full
+from seqrec.tracking.base import NoneTracker, instantiate_tracker
+from seqrec.tracking.run_folder import LAST_CKPT, RunFolder
 from seqrec.tracking.run_store import RunStore, file_log_handler
 
 log = logging.getLogger("seqrec")
 
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Who a run is and where it is recorded: what every run (train or predict) has, resolved once."""
+
+    kind: str  # train | predict
+    project_name: str
+    task_name: str
+    run_store: str
+    logger: Optional[Mapping[str, Any]]  # the tracker's config node (``_target_`` + arguments), None: no tracker
+    config: Mapping[str, Any]  # the resolved config: written to config.yaml and given to the tracker
+    command: Optional[tuple]  # (config name, overrides) of the Hydra command line; None when composed in code
 
 
 @dataclass
@@ -40,6 +54,15 @@ class Run:
     def id(self) -> str:
         return self.run_id or self.tracker.task_id
 
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.dir)
+
+    def record(self, **fields: Any) -> None:
+        """Add ``fields`` to the run's ``run.json`` (nothing for a DDP worker, which has no record)."""
+        if self.store is not None:
+            self.store.update(self.id, **fields)
+
 
 def _record_status(store: RunStore, run_id: str, status: str) -> None:
     """``store.finish``, never raising: on a full disk the error that stopped the run is the one to report."""
@@ -50,15 +73,25 @@ def _record_status(store: RunStore, run_id: str, status: str) -> None:
 
 
 @contextlib.contextmanager
-def run_lifecycle(cfg: DictConfig, kind: str, resume: Optional[str] = None, from_epoch: int = 0) -> Iterator[Run]:
-    """A tracked run of ``kind`` (train | predict); with ``resume=<ID>`` the existing folder of that killed training
-    run, reopened (``run.json`` back to ``running`` with a ``resumed`` entry, ``config.yaml`` replaced by ``cfg``,
-    ``run.log`` appended to) under a new tracker task that records ``resumed_from_task``."""
-    tracker = instantiate_tracker(cfg.logger, task_type="training" if kind == "train" else "inference")
-    store = RunStore(cfg.run_store)
+def run_context(spec: RunSpec, resume: Optional[str] = None, from_epoch: int = 0,
+                continue_command: Optional[Callable[[str], str]] = None, replica: bool = False) -> Iterator[Run]:
+    """A tracked run of ``spec.kind``; with ``resume=<ID>`` the existing folder of that killed training run, reopened
+    (``run.json`` back to ``running`` with a ``resumed`` entry, ``config.yaml`` replaced, ``run.log`` appended to)
+    under a new tracker task that records ``resumed_from_task``.
+
+    ``continue_command(run_id)``: the command that continues this run after a fault (training); a full disk then
+    ends with it. ``replica``: a DDP worker's stand-in: no tracker, no run-store folder (rank 0 keeps the record).
+    """
+    if replica:
+        with tempfile.TemporaryDirectory(prefix="seqrec-replica-") as tmp:
+            yield Run(NoneTracker(spec.project_name, spec.task_name), None, Path(tmp))
+        return
+    kind = spec.kind
+    tracker = instantiate_tracker(thawed(spec.logger), task_type="training" if kind == "train" else "inference")
+    store = RunStore(spec.run_store)
     try:
         if resume is None:
-            run_dir = store.create(tracker.task_id, kind=kind, task_name=cfg.task_name)
+            run_dir = store.create(tracker.task_id, kind=kind, task_name=spec.task_name)
         else:
             run_dir = store.path(resume)
             store.resume(resume, tracker_task_id=tracker.task_id, from_checkpoint=str(LAST_CKPT),
@@ -72,8 +105,9 @@ def run_lifecycle(cfg: DictConfig, kind: str, resume: Optional[str] = None, from
     logging.getLogger().addHandler(handler)
     status = "failed"
     try:
-        atomic_write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
-        tracker.connect_config(OmegaConf.to_container(cfg, resolve=True))
+        config = thawed(spec.config)
+        atomic_write_text(run.folder.config, _yaml(config))
+        tracker.connect_config(config)
         if resume is None:
             log.info("%s run %s -> %s", kind, run.id, run_dir)
         else:
@@ -92,6 +126,18 @@ def run_lifecycle(cfg: DictConfig, kind: str, resume: Optional[str] = None, from
         status = "interrupted"
         log.warning("%s interrupted", label)
         raise
+    except OSError as exc:
+        log.exception("%s failed", label)
+        if not is_disk_full(exc):
+            raise
+        if continue_command is not None:
+            raise ResumableRunError(
+                f"{disk_full_message(exc)}; run {run.id} is marked failed and keeps its last good checkpoint "
+                f"(checkpoints are written atomically): free space, then continue it with: {continue_command(run.id)}"
+            ) from exc
+        raise UserError(f"{disk_full_message(exc)}; run {run.id} is marked failed, earlier files are intact (every "
+                        "write is atomic): free space or pass run_store=<a folder with room>, and run the command "
+                        "again") from exc
     except BaseException:
         log.exception("%s failed", label)
         raise
@@ -110,6 +156,7 @@ def run_lifecycle(cfg: DictConfig, kind: str, resume: Optional[str] = None, from
         handler.close()
 
 
-def open_run(cfg: DictConfig, kind: str):
-    """A new tracked run of ``kind``: :func:`run_lifecycle` without ``resume``."""
-    return run_lifecycle(cfg, kind)
+def _yaml(config: dict) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(config))

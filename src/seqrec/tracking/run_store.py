@@ -33,17 +33,14 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from seqrec.core.errors import UserError
+from seqrec.tracking.run_folder import FORMAT, KINDS, LOG_FILE, RUN_FILE, STATUSES, RunFolder
 
 log = logging.getLogger(__name__)
 
-RUN_FILE = "run.json"
-LOG_FILE = "run.log"
-KINDS = ("train", "predict")
 #: where reproduce_paper.py --jobs writes one log per chain, inside the run store
 JOB_LOGS = "logs"
 #: folders a run store holds besides runs: Hydra's multirun records, --quick experiment reports, the --jobs logs
 SIDE_FOLDERS = ("multirun", "reports", JOB_LOGS)
-STATUSES = ("running", "completed", "failed", "interrupted")
 _PROTECTED_FIELDS = ("task_id", "kind", "created")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _HINTS = {
@@ -117,6 +114,15 @@ def _process_started(pid: int) -> Optional[float]:
         return round(float(psutil.Process(pid).create_time()), 2)
     except Exception:  # psutil missing, or no such process
         return None
+
+
+def distributed_rank() -> int:
+    """This process's global rank in a distributed run (Lightning's DDP launcher, torchrun, SLURM); 0 if none."""
+    for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        value = os.environ.get(name)
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return 0
 
 
 def slurm_job() -> Optional[str]:
@@ -217,6 +223,7 @@ class RunStore:
             "task_name": str(task_name),
             "created": _now(),
             "status": "running",
+            "format": FORMAT,  # of its config.yaml and files (seqrec.config.upgrade reads older formats)
         }
         for key, value in extra.items():
             if key not in data:
@@ -312,6 +319,7 @@ class RunStore:
             task_ids = [*task_ids, tracker_task_id]
         data["tracker_task_ids"] = task_ids
         data["status"] = "running"
+        data["format"] = FORMAT  # the resumed run rewrites its config.yaml in the current format
         data["process"] = current_process()  # with the status: a second resume now sees it alive
         data.pop("finished", None)
         write_json_atomic(self._run_dir(task_id) / RUN_FILE, data)
@@ -389,14 +397,12 @@ class RunStore:
         near = difflib.get_close_matches(task_id, ids, n=2, cutoff=0.8) if task_id else []
         if near:
             return f"did you mean {' or '.join(near)}?"
-        return f"{len(ids)} {label} there; list them with python scripts/check_runs.py --store {self.root}"
+        return f"{len(ids)} {label} there; list them with python scripts/check_runs.py --run-store {self.root}"
 
     def _parent_hint(self, predict_dir: Path) -> str:
         """For a predict run given where a training run is wanted: the training run it was made from."""
         try:
-            import yaml
-
-            parent = (yaml.safe_load((predict_dir / "config.yaml").read_text(encoding="utf-8")) or {}).get("train_task")
+            parent = RunFolder(predict_dir).read_config().get("train_task")
         except Exception:  # noqa: BLE001 -- no or damaged config: fall back to the generic hint
             parent = None
         if isinstance(parent, str) and self.exists(parent):
@@ -437,11 +443,7 @@ class RunStore:
 
     @staticmethod
     def _read(run_dir: Path) -> dict:
-        with open(run_dir / RUN_FILE, encoding="utf-8") as handle:
-            data = json.load(handle)
-        if not isinstance(data, dict):
-            raise ValueError(f"{run_dir / RUN_FILE} does not hold a JSON object")
-        return data
+        return RunFolder(run_dir).read_record()
 
     @staticmethod
     def _record(run_dir: Path, data: dict) -> RunRecord:
@@ -466,57 +468,5 @@ __all__ = [
 
 # ------------------------------------------------------------------------ health
 def diagnose(run_dir: Path) -> tuple[dict, list[str]]:
-    """``(run.json or {}, problems)`` of one run folder; an empty list means nothing is wrong.
-
-    Checked: ``run.json`` parses and names this folder; ``config.yaml`` parses; a completed training run has a
-    ``model.pt`` whose zip checksums hold and a readable ``metrics.json``; a completed predict run has
-    ``metrics.json`` and ``predictions.parquet``. A run marked running whose process is gone is reported as
-    killed (resumable), not as damage.
-    """
-    import zipfile
-
-    import yaml  # PyYAML comes with omegaconf
-
-    problems: list[str] = []
-    try:
-        data = RunStore._read(run_dir)
-    except FileNotFoundError:
-        return {}, [f"no {RUN_FILE} (not a run folder, or its run.json was deleted)"]
-    except (OSError, ValueError) as exc:
-        return {}, [f"{RUN_FILE} is damaged ({' '.join(str(exc).split())[:80]})"]
-    if data.get("task_id") != run_dir.name:
-        problems.append(f"{RUN_FILE} names run {data.get('task_id')!r}, not its folder {run_dir.name!r}")
-    if data.get("kind") not in KINDS:
-        problems.append(f"{RUN_FILE} has kind {data.get('kind')!r} (expected {' or '.join(KINDS)})")
-    if data.get("status") not in STATUSES:
-        problems.append(f"{RUN_FILE} has status {data.get('status')!r} (expected one of {', '.join(STATUSES)})")
-    config = run_dir / "config.yaml"
-    if not config.is_file():
-        problems.append("no config.yaml")
-    else:
-        try:
-            if not isinstance(yaml.safe_load(config.read_text(encoding="utf-8")), dict):
-                problems.append("config.yaml does not hold a mapping")
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            problems.append(f"config.yaml is damaged ({type(exc).__name__})")
-    if data.get("status") == "completed":
-        needed = ["metrics.json"] + (["model.pt"] if data.get("kind") == "train" else ["predictions.parquet"])
-        for name in needed:
-            path = run_dir / name
-            if not path.is_file():
-                problems.append(f"completed but has no {name}")
-            elif name == "model.pt":
-                try:
-                    with zipfile.ZipFile(path) as archive:
-                        bad = archive.testzip()
-                    if bad is not None:
-                        problems.append(f"model.pt is damaged (checksum of {bad})")
-                except (OSError, zipfile.BadZipFile) as exc:
-                    problems.append(f"model.pt is damaged ({' '.join(str(exc).split())[:60]})")
-            elif name == "metrics.json":
-                try:
-                    if not isinstance(json.loads(path.read_text(encoding="utf-8")), dict):
-                        problems.append("metrics.json does not hold a JSON object")
-                except (OSError, ValueError) as exc:
-                    problems.append(f"metrics.json is damaged ({type(exc).__name__})")
-    return data, problems
+    """``(run.json or {}, problems)`` of one run folder: :meth:`RunFolder.health`."""
+    return RunFolder(run_dir).health()
