@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional, Sequence
@@ -22,11 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 from seqrec.core import registry
 from seqrec.core.errors import UserError
 from seqrec.core.registry import GridOptions, StrategySpec
+from seqrec.tracking.run_folder import RunFolder
 from seqrec.tracking.run_store import JOB_LOGS, RunRecord, RunStore
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"  # src/configs
+#: plug-ins' config folders (os.pathsep-separated), searched after CONFIG_DIR (src/hydra_plugins/seqrec_searchpath)
+PLUGIN_CONFIG_PATH = "SEQREC_CONFIG_PATH"
 STEP_FIELD = "experiment_step"
 # keys that may differ between a stored run and the step composed now without making the run stale
 # (where it is stored and logged, progress output); a trailing "." covers a whole group
@@ -36,6 +40,12 @@ REUSE_MAY_DIFFER = ("run_store", "logger.", "progress", "trainer_params.enable_p
 def model_configs() -> dict[str, str]:
     """Model label -> training config, for every registered model (:mod:`seqrec.core.registry`), in table order."""
     return {m.label: m.train_config for m in registry.components("model") if m.label and m.train_config}
+
+
+def config_exists(name: str) -> bool:
+    """Whether ``--config-name=<name>`` composes: ``src/configs/<name>.yaml`` or one in a plug-in's config folder."""
+    folders = [CONFIG_DIR, *map(Path, filter(None, os.environ.get(PLUGIN_CONFIG_PATH, "").split(os.pathsep)))]
+    return any((folder / f"{name}.yaml").is_file() for folder in folders)
 
 
 def strategy_grid(
@@ -108,12 +118,14 @@ class FeaturesPlan:
 
 @dataclasses.dataclass(frozen=True)
 class RecGPTPlan:
-    """RecGPT's stage of the experiment (``reproduce_paper.py --recgpt``): each causal model's training run is
-    prompt-tuned (``<Model>_prompt_tune``) in the ``main`` variant on every seed and in the ``ablation`` variants on
-    the first seed; the pre-trained and tuned runs generate with Top-K, two-stage recall (N = ``first_stages``) and
-    multi-sequence RRA. The ``none`` variant is the control: the same fine-tuning without prompts."""
+    """RecGPT's stage of the experiment (``reproduce_paper.py --recgpt``): each of ``models``' training runs is
+    prompt-tuned (with the config its declaration names, ``prompt_tune_config``) in the ``main`` variant on every seed
+    and in the ``ablation`` variants on the first seed; the pre-trained and tuned runs generate with Top-K, two-stage
+    recall (N = ``first_stages``) and multi-sequence RRA. The ``none`` variant is the control: the same fine-tuning
+    without prompts. ``models`` defaults to the registered models that declare a prompt-tuning config and
+    ``recgpt_by_default`` (GPT, SASRec and any such plug-in)."""
 
-    models: tuple[str, ...] = ("GPT", "SASRec")
+    models: tuple[str, ...] = dataclasses.field(default_factory=lambda: tuple(registry.recgpt_models()))
     main: tuple[tuple[str, int], ...] = (("replace_last", 1), ("none", 1))
     ablation: tuple[tuple[str, int], ...] = (("replace_last", 2), ("replace_last", 3), ("insert", 1), ("insert", 2),
                                              ("insert", 3))
@@ -167,7 +179,7 @@ class Outcome:
     seed: int = 42
 
     def metrics(self) -> dict:
-        return json.loads((self.run.path / "metrics.json").read_text(encoding="utf-8"))
+        return RunFolder(self.run.path).read_metrics()
 
 
 def compose(config_name: str, overrides: Iterable[str]) -> DictConfig:
@@ -258,9 +270,17 @@ class Experiment:
                 raise UserError(f"--features {' '.join(features.variants)}: give one or more attribute variants from "
                                 f"{', '.join(known)} (ids only, features=none, is the reference every model has)")
         if recgpt is not None:
+            tunable = registry.prompt_tunable()
             for model in recgpt.models:
-                if model not in self.model_configs or not (CONFIG_DIR / f"{self.model_configs[model].replace('_train', '_prompt_tune')}.yaml").is_file():
-                    raise UserError(f"--recgpt: {model} has no prompt-tuning config; choose among GPT SASRec gSASRec")
+                if model not in tunable:
+                    what = "declares no prompt-tuning config (prompt_tune_config)" if model in self.model_configs \
+                        else "is not a registered model"
+                    raise UserError(f"--recgpt: {model} {what}; choose among {' '.join(tunable) or 'none registered'}")
+                if not config_exists(tunable[model]):
+                    raise UserError(f"--recgpt: {model}'s prompt-tuning config {tunable[model]}.yaml is neither in "
+                                    f"{CONFIG_DIR} nor in ${PLUGIN_CONFIG_PATH}; add it there or fix the declaration")
+                if model not in self.models:
+                    raise UserError(f"--recgpt {model}: the experiment does not train {model}; add it to --models")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise UserError(f"--seeds {' '.join(map(str, seeds))}: give one or more distinct training seeds")
         if self.reuse and len(self.seeds) > 1:
@@ -299,7 +319,7 @@ class Experiment:
 
     def _folders(self) -> set[str]:
         root = Path(self.run_store)
-        return {p.name for p in root.iterdir() if (p / "run.json").is_file()} if root.is_dir() else set()
+        return {p.name for p in root.iterdir() if RunFolder(p).record_file.is_file()} if root.is_dir() else set()
 
     def _run(self, kind: str, config: str, overrides: list[str], done: dict[str, RunRecord]):
         """``(record, reused, seconds)`` of the step; ``done`` (step -> finished run) is updated."""
@@ -363,7 +383,7 @@ class Experiment:
         :func:`threads_per_chain` threads, writing its output to a log file in ``log_dir`` (default
         ``<run store>/logs``):
         small networks use two threads poorly, so two one-thread chains finish sooner than one after the other
-        (``scripts/bench_jobs.py``). Outcomes come back in plan order either way.
+        (``scripts/bench/bench_jobs.py``). Outcomes come back in plan order either way.
         """
         if jobs < 1:
             raise UserError(f"--jobs {jobs}: give 1 or more chains to run at once")
@@ -510,8 +530,8 @@ class Experiment:
             self._collect(outcomes, model, spec, *done, seed)
 
     def prompt_step(self, model: str, pretrained_id: str, mode: str, length: int, seed: int) -> tuple[str, list[str]]:
-        """RecGPT prompt-tuning of ``model``'s training run ``pretrained_id`` (config ``<Model>_prompt_tune``)."""
-        config = self.model_configs[model].replace("_train", "_prompt_tune")
+        """RecGPT prompt-tuning of ``model``'s training run ``pretrained_id`` (the config its declaration names)."""
+        config = registry.prompt_tunable()[model]
         label = self.recgpt.label(model, mode, length)
         overrides = [f"data_path={self.data_path}", f"task_name={self.dataset}_{label}_s{seed}_train", f"seed={seed}",
                      f"pretrained_task={pretrained_id}", f"prompt_tuning.mode={mode}",
@@ -599,10 +619,11 @@ def stale(record: RunRecord, cfg: DictConfig) -> list[str]:
     Keys the stored config lacks (options added since) and :data:`REUSE_MAY_DIFFER` don't count;
     an unreadable ``config.yaml`` makes the run stale.
     """
+    from seqrec.config.upgrade import load_run_config
     from seqrec.core.config_diff import config_differences
 
     try:
-        stored = OmegaConf.to_container(OmegaConf.load(record.path / "config.yaml"), resolve=True)
+        stored = load_run_config(record.path, record.kind)  # in the current format: an old run is still recognised
     except Exception as exc:  # missing or damaged: run the step again
         return [f"config.yaml unreadable ({type(exc).__name__})"]
     return config_differences(stored, OmegaConf.to_container(cfg, resolve=True), REUSE_MAY_DIFFER, new_keys_ok=True)
