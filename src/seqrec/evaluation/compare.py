@@ -9,11 +9,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from seqrec.tracking.run_folder import RunFolder
 from seqrec.core.errors import UserError
 from seqrec.evaluation.report import N_RESAMPLES, pooled_difference
 from seqrec.tracking.run_store import RunStore
 
-PER_USER = "per_user.parquet"
 
 
 def per_user_values(store: RunStore, run_id: str, part: str) -> pd.DataFrame:
@@ -25,9 +25,9 @@ def per_user_values(store: RunStore, run_id: str, part: str) -> pd.DataFrame:
     if status != "completed":
         raise UserError(f"run {run_id} is {status}, not completed; compare completed predict runs "
                         "(python scripts/check_runs.py --kind predict lists them)")
-    path = run_dir / PER_USER
+    path = RunFolder(run_dir).per_user
     if not path.is_file():
-        raise UserError(f"run {run_id} has no {PER_USER} (it was made before per-user metrics were kept, or its "
+        raise UserError(f"run {run_id} has no {path.name} (it was made before per-user metrics were kept, or its "
                         "folder is damaged); predict again with run_predict.py")
     frame = pd.read_parquet(path)
     frame = frame[frame["part"] == part]

@@ -32,6 +32,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from seqrec.tracking.run_folder import RunFolder
 from seqrec.core import registry
 from seqrec.core.io import atomic_to_csv, atomic_write_text
 from seqrec.core.errors import require
@@ -100,7 +101,7 @@ def summary_row(model: str, strategy: str, params: str, metrics: Mapping[str, fl
 def _intervals(run_dir) -> dict:
     if not run_dir:
         return {}
-    path = Path(run_dir) / "intervals.json"
+    path = RunFolder(run_dir).intervals
     if not path.is_file():
         return {}
     return json.loads(path.read_text(encoding="utf-8")).get("intervals", {})
@@ -150,7 +151,7 @@ def _user_values(run_dir: str, cache: dict) -> Optional[pd.DataFrame]:
     if not run_dir:
         return None
     if run_dir not in cache:
-        path = Path(run_dir) / "per_user.parquet"
+        path = RunFolder(run_dir).per_user
         if not path.is_file():
             cache[run_dir] = None
         else:
