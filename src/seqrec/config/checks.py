@@ -411,7 +411,8 @@ def check_train_run(run_store: str, train_task: str, key: str = "train_task") ->
     status = record.get("status")
     if problems:
         raise UserError(f"run {train_task}: {problems[0]} in {folder.path} (status: {status}); {again}")
-    model = folder.model_problem()  # a run that is not completed (killed, interrupted) may still lack its model
+    # health() checked a completed run's model.pt; one that is not completed (killed, interrupted) may lack it
+    model = folder.model_problem() if status != "completed" else None
     if model is not None:
         finish = "; did its training finish?" if model.startswith("has no") else ""
         raise UserError(f"run {train_task} {model} (status: {status}{finish}); {again}")
