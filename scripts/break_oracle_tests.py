@@ -10,7 +10,7 @@ For each model, train it on the oracle log exactly as ``tests/test_oracle_learni
 and print each bar with its paired CI. A bar that a broken variant still passes does not test what it claims.
 
     python scripts/break_oracle_tests.py --models GPT SASRec --breaks none attention loss
-    python scripts/break_oracle_tests.py --models SASRec --breaks none --override loss=BCE   # SASRec's own loss
+    python scripts/break_oracle_tests.py --models SASRec --breaks none --train-override loss=BCE   # SASRec's own loss
 """
 
 from __future__ import annotations
@@ -51,11 +51,15 @@ def broken(kind: str):
 
 
 def main() -> None:
+    from seqrec.cli.flags import renamed_flag
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["GPT", "SASRec", "gSASRec", "BERT4Rec"])
     ap.add_argument("--breaks", nargs="+", default=["none", "attention", "loss"])
-    ap.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="extra training overrides after the test's own (e.g. loss=BCE: SASRec with its own loss)")
+    ap.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra training override after the test's own, repeatable (e.g. loss=BCE: SASRec with its own "
+                    "loss)")
+    renamed_flag(ap, "--override", "--train-override", nargs="*")  # the old flag took several values at once
     args = ap.parse_args()
 
     from seqrec.core.paths import load_file_module
@@ -74,7 +78,8 @@ def main() -> None:
             config, extra, claims = t.MODELS[model]
             for kind in args.breaks:
                 with broken(kind):
-                    got = t.train_on_oracle(tmp / f"{model}_{kind}", case, config, [*extra, *args.override], t.TOPK)
+                    got = t.train_on_oracle(tmp / f"{model}_{kind}", case, config, [*extra, *args.train_override],
+                                            t.TOPK)
                 bars = t.topk_bars(got["Top-K"], case.base, claims)
                 passed = sum(b.ok for b in bars)
                 print(f"\n{model}, broken: {kind} -- {passed}/{len(bars)} bars pass", flush=True)

@@ -1,13 +1,16 @@
 """List the runs of a run store with their status, and what is wrong with the broken ones.
 
 One line per run: ID, kind, status, date, task name, key metric (a training run's best validation
-next-item NDCG@10, a predict run's test NDCG@10), its parent (the training run a predict run used), and
-the problems found (see ``seqrec.tracking.run_store.diagnose``). Exits 1 if any run is broken, 0 otherwise;
-a run killed while training (marked running, process gone) is listed as ``killed``, resumable, not broken.
+next-item NDCG@10, a predict run's test NDCG@10), a predict run's strategy and parameters (from its config.yaml
+``generation_params``, named as the experiment's report names them: ``rra T=0.3 top_k=50 N=20``), its parent (the
+training run a predict run used), and the problems found (see ``seqrec.tracking.run_store.diagnose``). Exits 1 if
+any run is broken, 0 otherwise; a run killed while training (marked running, process gone) is listed as ``killed``,
+resumable, not broken.
 
     python scripts/check_runs.py                              # <repo>/runs (or $SEQREC_RUN_STORE)
     python scripts/check_runs.py --kind train --status failed interrupted killed
     python scripts/check_runs.py --task ml-1m_GPT --broken     # task names containing ml-1m_GPT, broken only
+    python scripts/check_runs.py --run-store /data/runs --kind predict
 """
 
 from __future__ import annotations
@@ -17,6 +20,17 @@ import json
 import sys
 from pathlib import Path
 
+
+
+def generation_setting(params) -> str:
+    """``rra T=0.3 top_k=50 N=20`` for a predict run's ``generation_params``: the strategy's report family and its
+    label parameters, by the registry's label builder (the same text as the report's ``strategy`` and ``params``)."""
+    from seqrec.core import registry
+
+    if not isinstance(params, dict) or not params.get("strategy"):
+        return ""
+    family, label = registry.describe_generation(params)
+    return f"{family} {label}".strip()
 
 
 def describe(run_dir: Path) -> dict:
@@ -36,34 +50,39 @@ def describe(run_dir: Path) -> dict:
                 metric = f"{key}={metrics[key]:.4f}"
         except (OSError, ValueError):
             pass
-    parent = ""
+    parent, setting = "", ""
     if data.get("kind") == "predict":
         try:
             import yaml
 
-            parent = str((yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}).get("train_task", ""))
+            config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
         except Exception:  # noqa: BLE001 -- reported by diagnose already
-            parent = ""
+            config = {}
+        if isinstance(config, dict):
+            parent = str(config.get("train_task", "") or "")
+            setting = generation_setting(config.get("generation_params"))
     return {
         "id": run_dir.name, "kind": str(data.get("kind", "?")), "status": status,
         "date": str(data.get("created", ""))[:16].replace("T", " "), "task": str(data.get("task_name", "")),
-        "metric": metric, "parent": parent, "problems": problems,
+        "metric": metric, "setting": setting, "parent": parent, "problems": problems,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
+    from seqrec.cli.flags import renamed_flag
     from seqrec.core.errors import UserError
     from seqrec.tracking.run_store import SIDE_FOLDERS, existing_store
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", default=None, help="the run store (default: <repo>/runs or $SEQREC_RUN_STORE)")
+    ap.add_argument("--run-store", default=None, help="the run store (default: <repo>/runs or $SEQREC_RUN_STORE)")
     ap.add_argument("--kind", choices=["train", "predict"], help="only runs of this kind")
     ap.add_argument("--status", nargs="+", help="only these statuses (running, completed, failed, interrupted, killed)")
     ap.add_argument("--task", help="only task names containing this text")
     ap.add_argument("--broken", action="store_true", help="only broken runs")
+    renamed_flag(ap, "--store", "--run-store")
     args = ap.parse_args(argv)
     try:
-        root = existing_store(args.store, "--store").root
+        root = existing_store(args.run_store, "--run-store").root
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -75,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
              and (not args.task or args.task in r["task"]) and (not args.broken or r["problems"])]
     for r in shown:
         line = (f"{r['id']:42s} {r['kind']:7s} {r['status']:11s} {r['date']:16s} {r['task'][:40]:40s} "
-                f"{r['metric']:28s} {('<- ' + r['parent']) if r['parent'] else ''}")
+                f"{r['metric']:28s} {r['setting']:28s} {('<- ' + r['parent']) if r['parent'] else ''}")
         print(line.rstrip())
         for problem in r["problems"]:
             print(f"    BROKEN: {problem}")

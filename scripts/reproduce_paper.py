@@ -66,9 +66,11 @@ def parse_args(argv):
                         "(e.g. BERT4Rec, which has no KV cache and recomputes every step); 'auto': every model whose "
                         "declaration says it has no KV cache")
     parser.add_argument("--recgpt", nargs="*", default=None, metavar="MODEL",
-                        help="RecGPT's stage: prompt-tune these models' runs (default GPT SASRec; replace_last P=1 on every "
-                        "seed, P=2,3 and insert on the first), then Top-K, two-stage N=8,9 and RRA for pre-trained and "
-                        "tuned runs; adds recgpt.csv/.md/.png to the report")
+                        help="RecGPT's stage: prompt-tune these models' runs (default: the models of --models whose "
+                        "declaration has a prompt-tuning config and recgpt_by_default: GPT SASRec and any such plug-in; "
+                        "gSASRec when named; replace_last P=1 on every seed, P=2,3 and insert on the first), then "
+                        "Top-K, two-stage N=8,9 and RRA for pre-trained and tuned runs; adds recgpt.csv/.md/.png to "
+                        "the report")
     parser.add_argument("--recgpt-no-ablation", action="store_true",
                         help="with --recgpt: only the main variant (replace_last P=1), on every seed")
     parser.add_argument("--features", nargs="*", default=None, metavar="VARIANT",
@@ -84,7 +86,7 @@ def parse_args(argv):
     parser.add_argument("--jobs", type=int, default=1, metavar="J",
                         help="run up to J independent chains (a model's training and its generation runs; a training "
                              "with attributes) at once, each with 1/J of the threads and its output in <run store>/logs/ "
-                             "(on this 2-core CPU --jobs 2 is ~1.4x faster; scripts/bench_jobs.py)")
+                             "(on this 2-core CPU --jobs 2 is ~1.4x faster; scripts/bench/bench_jobs.py)")
     parser.add_argument("--run-store", default=str(ROOT / "runs"))
     parser.add_argument("--results", default=None, help="parent folder of the report folder <dataset> "
                         "(default: results/, or <run store>/reports/ with --quick)")
@@ -141,7 +143,11 @@ def main(argv=None) -> int:
 
         recgpt = None
         if args.recgpt is not None:
-            chosen = tuple(args.recgpt) or tuple(m for m in ("GPT", "SASRec") if m in (args.models or ("GPT", "SASRec")))
+            chosen = tuple(args.recgpt) or tuple(registry.recgpt_models(args.models))
+            if not chosen:
+                raise UserError(f"--recgpt: none of --models {' '.join(args.models or model_configs())} is prompt-tuned "
+                                "by default; name the models (--recgpt MODEL ...) among "
+                                f"{' '.join(registry.prompt_tunable()) or 'none registered'}")
             recgpt = RecGPTPlan(models=chosen, ablation=() if args.quick or args.recgpt_no_ablation else RecGPTPlan.ablation,
                                 rra=(0.5, 4, 50) if args.quick else RecGPTPlan.rra)
         features = None

@@ -1,4 +1,4 @@
-"""scripts/bench_convergence.py and bench_gsasrec_plateau.py: their step arithmetic by hand, and both end to end."""
+"""scripts/bench/bench_convergence.py and bench_gsasrec_plateau.py: their step arithmetic by hand, and both end to end."""
 
 import subprocess
 import sys
@@ -10,10 +10,10 @@ from conftest import ROOT
 
 from seqrec.core.paths import load_file_module
 
-load_file_module(ROOT / "scripts" / "bench_common.py")  # the benchmarks import it by name
-at_step, steps_to, variant_names = (getattr(load_file_module(ROOT / "scripts" / "bench_convergence.py"), name)
+load_file_module(ROOT / "scripts" / "bench" / "bench_common.py")  # the benchmarks import it by name
+at_step, steps_to, variant_names = (getattr(load_file_module(ROOT / "scripts" / "bench" / "bench_convergence.py"), name)
                                     for name in ("at_step", "steps_to", "variant_names"))
-kick_off = load_file_module(ROOT / "scripts" / "bench_gsasrec_plateau.py").kick_off
+kick_off = load_file_module(ROOT / "scripts" / "bench" / "bench_gsasrec_plateau.py").kick_off
 
 # validations after optimizer steps 10, 20, 30, 40 ("step" is Lightning's 0-based global step of the validation)
 # (a budget that ends mid-epoch leaves a last row without a validation)
@@ -33,7 +33,7 @@ def test_step_arithmetic_by_hand():
 
 
 def _run(script, args):
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], cwd=ROOT, capture_output=True,
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / script), *args], cwd=ROOT, capture_output=True,
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     return res.stdout
@@ -43,7 +43,7 @@ def test_bench_convergence_end_to_end(tiny_csv, tmp_path):
     out = tmp_path / "histories.csv"
     text = _run("bench_convergence.py", [
         "--data", str(tiny_csv), "--steps", "40", "--variants", "default", "pre_ln+lr2x", "--out", str(out),
-        *[a for o in SMALL for a in ("--override", o)], "--override", "trainer_params.limit_train_batches=5"])
+        *[a for o in SMALL for a in ("--train-override", o)], "--train-override", "trainer_params.limit_train_batches=5"])
     histories = pd.read_csv(out)
     # 5 batches per epoch -> a validation every 5 steps, 8 in 40 steps, for each variant
     assert histories.groupby("variant").size().to_dict() == {"default": 8, "pre_ln+lr2x": 8}
@@ -57,13 +57,13 @@ def test_bench_convergence_end_to_end(tiny_csv, tmp_path):
 def test_bench_gsasrec_plateau_end_to_end(tiny_csv):
     text = _run("bench_gsasrec_plateau.py", [
         "--data", str(tiny_csv), "--steps", "10", "--variants", "default", "baseline",
-        *[a for o in SMALL for a in ("--override", o)], "--override", "model_params.embedding_dim=16",
+        *[a for o in SMALL for a in ("--train-override", o)], "--train-override", "model_params.embedding_dim=16",
         "--override", "seqrec_module.loss.neg_per_positive=8"])
     assert "popularity val NDCG@10" in text and "kick_off_step" in text and "baseline" in text
 
 
 def test_bench_convergence_bad_variant_is_one_line(tiny_csv):
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_convergence.py"), "--data", str(tiny_csv),
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / "bench_convergence.py"), "--data", str(tiny_csv),
                           "--variants", "default", "warp"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and res.stderr.strip().splitlines() == [
         "error: unknown variant 'warp'; choose from default, lr_warmup, lr2x, betas98, pre_ln, mask04 (join with '+')"]

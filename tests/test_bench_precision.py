@@ -1,4 +1,4 @@
-"""scripts/bench_precision.py runs end to end and its numbers are consistent with what it compares."""
+"""scripts/bench/bench_precision.py runs end to end and its numbers are consistent with what it compares."""
 
 import re
 import subprocess
@@ -8,7 +8,7 @@ from conftest import ROOT
 
 
 def test_bench_precision_quick():
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_precision.py"), "--quick"], cwd=ROOT,
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench" / "bench_precision.py"), "--quick"], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     if "nothing to compare" in res.stdout:  # a CPU without native bf16: auto is float32 there

@@ -1,4 +1,4 @@
-"""scripts/bench_scale.py runs end to end at a small fraction of ML-20M's users and reports every stage."""
+"""scripts/bench/bench_scale.py runs end to end at a small fraction of ML-20M's users and reports every stage."""
 
 import re
 import subprocess
@@ -9,7 +9,7 @@ from conftest import ROOT
 
 def test_bench_scale_small(tmp_path):
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench_scale.py"), "--fractions", "0.008", "0.016",
+        [sys.executable, str(ROOT / "scripts" / "bench" / "bench_scale.py"), "--fractions", "0.008", "0.016",
          "--gen-users", "40", "--batches", "2", "--sequences", "2", "--workdir", str(tmp_path)],
         capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
                                                           "HOME": str(tmp_path)},

@@ -175,7 +175,7 @@ MODELS = {
     "GPT": ("GPT_train", ["model_params.n_positions=32", "seqrec_module.lr=3e-3", "trainer_params.max_epochs=40"],
             "full softmax"),
     # SASRec's own loss (BCE with 1 negative) lands below Markov-1 here (next-item NDCG .585 vs .637 with these
-    # settings, scripts/break_oracle_tests.py --override loss=BCE): the architecture is tested with a full softmax
+    # settings, scripts/break_oracle_tests.py --train-override loss=BCE): the architecture is tested with a full softmax
     # (SASRec+, .737), gSASRec covers the sampled losses
     "SASRec": ("SASRec_train", ["loss=CE", "model_params.embedding_dim=64", "seqrec_module.lr=3e-3",
                                 "trainer_params.max_epochs=40"], "full softmax"),

@@ -1,11 +1,12 @@
 """A new strategy and a new model, written outside ``src/`` without touching any file of the repo, run end to end.
 
 This is the proof of the README's "add a strategy / add a model" recipe: a temporary package ``tinyplug`` holds
-(a) a strategy ``skip`` with a new parameter ``offset`` (the items at ranks ``offset + 1 .. offset + k``), and
-(b) a model ``MeanPool`` (a causal running mean of item embeddings), each as an implementation module plus a
-torch-free declaration module, and its own config folder (``MeanPool_train.yaml``, ``model/meanpool.yaml``,
-``skip.yaml``). Three environment variables make them visible: ``PYTHONPATH`` (importable), ``SEQREC_PLUGINS``
-(the declarations) and ``SEQREC_CONFIG_PATH`` (the configs).
+(a) a strategy ``skip`` with a new parameter ``offset`` (the items at ranks ``offset + 1 .. offset + k``), labelled
+``off`` in the report, and (b) a model ``MeanPool`` (a causal running mean of item embeddings, with RecGPT's segment
+embedding), each as an implementation module plus a torch-free declaration module, and its own config folder
+(``MeanPool_train.yaml``, ``MeanPool_prompt_tune.yaml``, ``model/meanpool.yaml``, ``skip.yaml``). Three environment
+variables make them visible: ``PYTHONPATH`` (importable), ``SEQREC_PLUGINS`` (the declarations) and
+``SEQREC_CONFIG_PATH`` (the configs).
 """
 
 import os
@@ -49,6 +50,7 @@ from seqrec.core.settings import Int
 register(Strategy(
     "skip", "tinyplug.skip.Skip", order=50,
     settings=(Int("offset", "2", ge=0, default=0, doc="ranks skipped before the k items"),),
+    label_params=(("offset", "off"),),  # "off=2" in the report's params column
     grid=lambda options: [StrategySpec("skip", "skip", (("offset", 2),))],
 ))
 '''
@@ -61,17 +63,20 @@ from seqrec.models.base import SequentialModel
 
 
 class MeanPool(SequentialModel):
-    """Causal running mean of the item embeddings, through one linear layer."""
+    """Causal running mean of the item embeddings (plus RecGPT's segment embedding), through one linear layer."""
 
-    def __init__(self, n_items: int, dim: int = 16):
+    def __init__(self, n_items: int, dim: int = 16, segment_embedding: bool = False):
         super().__init__()
         self.n_items = n_items
         self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
         self.proj = nn.Linear(dim, dim)
+        if segment_embedding:  # set by prompt-tuning
+            self.add_segment_embedding(dim)
 
-    def encode(self, input_ids, attention_mask=None, cache=None):
+    def encode(self, input_ids, attention_mask=None, cache=None, segments=None):
         mask = (input_ids != 0 if attention_mask is None else attention_mask).float().unsqueeze(-1)
-        mean = (self.item(input_ids) * mask).cumsum(1) / mask.cumsum(1).clamp_min(1.0)
+        inputs = self.item(input_ids) + self.segment_embeddings(input_ids, segments)
+        mean = (inputs * mask).cumsum(1) / mask.cumsum(1).clamp_min(1.0)
         return torch.tanh(self.proj(mean))
 
     def output_embeddings(self):
@@ -83,11 +88,13 @@ class MeanPool(SequentialModel):
 
 MODEL_DECLARATION = '''
 from seqrec.core.registry import Model, register
-from seqrec.core.settings import Int
+from seqrec.core.settings import Bool, Int
 
 register(Model(
     name="meanpool", label="MeanPool", target="tinyplug.meanpool.MeanPool", train_config="MeanPool_train",
-    kv_cache=False, order=10, settings=(Int("dim", "16", ge=1),),
+    kv_cache=True,  # causal (no cache of its own: the engine re-runs the window), so it may be prompt-tuned
+    prompt_tune_config="MeanPool_prompt_tune",  # RecGPT's stage of the experiment takes it
+    order=10, settings=(Int("dim", "16", ge=1), Bool("segment_embedding", "false")),
     search_space={"seqrec_module.lr": "tag(log, interval(1e-3, 1e-2))", "model_params.dim": "choice(8, 16)"},
 ))
 '''
@@ -110,6 +117,17 @@ CONFIGS = {
           - logger: none
           - _self_
         task_name: MeanPool_train
+    """,
+    "MeanPool_prompt_tune.yaml": """
+        defaults:
+          - MeanPool_train
+          - _self_
+        task_name: MeanPool_prompt_tune
+        pretrained_task: ???
+        prompt_tuning:
+          _target_: seqrec.training.prompt_tuning.PromptAugmenter
+          mode: replace_last
+          prompt_length: 1
     """,
     "skip.yaml": """
         defaults:
@@ -234,7 +252,9 @@ def test_plugin_model_settings_are_checked(plugin, tiny_csv, tmp_path):
 
 
 def test_plugin_paper_grid(plugin, tmp_path):
-    """``reproduce_paper.py --quick`` finds the plug-in model and strategy in the registry and reports both."""
+    """``reproduce_paper.py --quick --recgpt`` finds the plug-in model and strategy in the registry and reports both:
+    the strategy's own parameter is in the report's label, and the causal model joins RecGPT's stage (prompt-tuned
+    with the config its declaration names) without being named."""
     from seqrec.data.synthetic import make_synthetic
 
     _, env = plugin
@@ -242,9 +262,35 @@ def test_plugin_paper_grid(plugin, tmp_path):
     make_synthetic(n_users=120, n_items=50, min_len=20, max_len=30, seed=5).to_csv(data, index=False)
     res = cli(env, "scripts/reproduce_paper.py", "--dataset", str(data), "--quick", "--models", "MeanPool",
               "--seeds", "3", "--run-store", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
-              "--logger", "none", "--train-override", "dataloader.validation_size=30", timeout=600)
+              "--logger", "none", "--train-override", "dataloader.validation_size=30", "--recgpt", timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    summary = pd.read_csv(tmp_path / "results" / "syn-quick" / "summary.csv", keep_default_na=False)
-    assert set(summary["model"]) == {"MeanPool"}
+    out = tmp_path / "results" / "syn-quick"
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    tuned = ["MeanPool-PT-replace_last-P1", "MeanPool-PT-none-P1"]  # RecGPT's main variant and its control
+    assert set(summary["model"]) == {"MeanPool", *tuned}
     assert "skip" in set(summary["strategy"]) and "topk" in set(summary["strategy"])
     assert summary["test_ndcg@10"].between(0, 1).all()
+    # the plug-in strategy's parameter, under the short name its declaration gives, is the setting's label
+    assert summary.loc[summary["strategy"] == "skip", "params"].tolist() == ["off=2"]
+    # each prompt-tuned run generated with RecGPT's strategies (Top-K, two-stage N=8, 9, RRA)
+    for model in tuned:
+        rows = summary[summary["model"] == model]
+        assert sorted(rows["strategy"] + " " + rows["params"]) == [
+            "rra T=0.5 top_k=50 N=4", "topk ", "two_stage first=8", "two_stage first=9"]
+    recgpt = pd.read_csv(out / "recgpt.csv", keep_default_na=False)
+    assert set(recgpt["model"]) == {"MeanPool"} and len(recgpt) > 0
+    # the prompt-tuning runs are MeanPool_prompt_tune's: tinyplug's network with the segment embedding, started from
+    # the MeanPool training run
+    import yaml
+
+    configs = {}
+    for run in (tmp_path / "runs").iterdir():
+        if (run / "config.yaml").is_file():
+            configs[run.name] = yaml.safe_load((run / "config.yaml").read_text())
+    trained = [i for i, c in configs.items() if c.get("task_name") == "syn-quick_MeanPool_s3_train"]
+    prompt = [c for c in configs.values() if str(c.get("task_name", "")).startswith("syn-quick_MeanPool-PT-")
+              and str(c.get("task_name", "")).endswith("_train")]
+    assert len(trained) == 1 and len(prompt) == 2
+    for c in prompt:
+        assert c["model"]["_target_"] == "tinyplug.meanpool.MeanPool" and c["model_params"]["segment_embedding"]
+        assert c["pretrained_task"] == trained[0] and c["prompt_tuning"]["mode"] in ("replace_last", "none")

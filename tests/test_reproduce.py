@@ -141,6 +141,49 @@ def test_strategy_grid_and_names():
                                "generation_params.num_return_sequences=20", "generation_params.aggregation=rra"]
 
 
+def test_labels_and_recgpt_models_come_from_the_declarations():
+    """The report's ``params`` label is built from each strategy's declared ``label_params`` (built-ins: today's
+    labels), a predict run's ``generation_params`` get the same names (check_runs), and RecGPT's stage takes the models
+    whose declaration names a prompt-tuning config."""
+    from seqrec.core import registry
+    from seqrec.experiments.plan import RecGPTPlan
+
+    grid = strategy_grid(beams=(2,), temperatures=(0.3,), sequences=(20,), paper_settings=())
+    assert [(s.strategy, s.label) for s in grid] == [
+        ("topk", ""), ("greedy", ""), ("beam", "B=2"), ("sampling", "T=0.3 top_k=50 N=1"),
+        ("rra", "T=0.3 top_k=50 N=20"), ("ra", "T=0.3 top_k=50 N=20"), ("two_stage", "first=9")]
+    run = {"strategy": "sampling", "temperature": 0.3, "top_k": 50, "top_p": 1.0, "num_return_sequences": 20,
+           "aggregation": "ra", "prefix_sequences": None, "do_sample": True}
+    assert registry.describe_generation(run) == ("ra", "T=0.3 top_k=50 N=20")
+    assert registry.describe_generation({**run, "num_return_sequences": 1}) == ("sampling", "T=0.3 top_k=50 N=1")
+    assert registry.describe_generation({"strategy": "two_stage", "first_stage": 8, "prompt_steps": 1}) == (
+        "two_stage", "first=8")
+    assert registry.describe_generation({"strategy": "not_loaded", "x": 1}) == ("not_loaded", "")
+    assert registry.prompt_tunable() == {"GPT": "GPT_prompt_tune", "SASRec": "SASRec_prompt_tune",
+                                         "gSASRec": "gSASRec_prompt_tune"}
+    assert RecGPTPlan().models == ("GPT", "SASRec")  # gSASRec only when named
+    assert registry.recgpt_models(["SASRec", "gSASRec", "BERT4Rec"]) == ["SASRec"]
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--models", "GPT", "BERT4Rec", "--recgpt", "BERT4Rec"],
+     "error: --recgpt: BERT4Rec declares no prompt-tuning config (prompt_tune_config); choose among GPT SASRec gSASRec"),
+    (["--models", "GPT", "--recgpt", "SASRec"],
+     "error: --recgpt SASRec: the experiment does not train SASRec; add it to --models"),
+    (["--models", "BERT4Rec", "--recgpt"],
+     "error: --recgpt: none of --models BERT4Rec is prompt-tuned by default; name the models (--recgpt MODEL ...) "
+     "among GPT SASRec gSASRec"),
+])
+def test_bad_recgpt_models_are_one_line(tmp_path, args, line):
+    data = tmp_path / "syn.csv"
+    make_synthetic(n_users=30, n_items=20, min_len=10, max_len=12, seed=1).to_csv(data, index=False)
+    result = _run(["--dataset", str(data), "--quick", "--run-store", str(tmp_path / "runs"), "--logger", "none",
+                   *args], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [line]
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing was trained
+
+
 def _run(args, cwd):
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce_paper.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=600)

@@ -179,20 +179,55 @@ def test_file_log_handler(store):
 
 
 def test_check_runs_lists_runs_and_names_what_is_broken(tmp_path, tiny_csv):
-    """scripts/check_runs.py: one line per run, every kind of damage named, exit 1 while any run is broken."""
+    """scripts/check_runs.py: one line per run, every kind of damage named, exit 1 while any run is broken; each
+    predict run shows its strategy and parameters as the report names them."""
     import json
     import shutil
     import subprocess
     import sys
 
     from conftest import ROOT, compose
-    from seqrec import train
+    from seqrec import predict, train
+    from seqrec.core.registry import StrategySpec
 
     runs = tmp_path / "runs"
     train(compose("GPT_train", [f"data_path={tiny_csv}", f"run_store={runs}", "trainer_params.max_epochs=1",
                                 "dataset.max_length=16", "model_params.n_positions=16", "model_params.n_embd=16",
                                 "model_params.n_layer=1", "logger=none", "trainer_params.enable_progress_bar=false"]))
     [good] = list(runs.iterdir())
+    # predict runs of four strategies: check_runs names each as the report does (family, then its label parameters)
+    settings = {
+        "GPT_predict": ([], "topk"),
+        "GPT_beam": (["generation_params.num_beams=2"], "beam B=2"),
+        "GPT_temperature": (["generation_params.temperature=0.5", "generation_params.top_k=20",
+                             "generation_params.num_return_sequences=3", "generation_params.aggregation=ra"],
+                            "ra T=0.5 top_k=20 N=3"),
+        "GPT_two_stage": (["generation_params.first_stage=6"], "two_stage first=6"),
+    }
+    predicted = {}
+    for config, (overrides, _) in settings.items():
+        before = set(runs.iterdir())
+        predict(compose(config, [f"train_task={good.name}", f"run_store={runs}", "logger=none", "progress=false",
+                                 *overrides]))
+        [run] = set(runs.iterdir()) - before
+        predicted[run.name] = config
+    # the report's label of the same setting (StrategySpec.label, the summary's params column) is the same text
+    spec = StrategySpec("ra", "temperature", (("temperature", 0.5), ("top_k", 20), ("num_return_sequences", 3),
+                                              ("aggregation", "ra")))
+    assert f"{spec.strategy} {spec.label}" == settings["GPT_temperature"][1]
+    listed = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--run-store", str(runs)],
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    lines = {line.split()[0]: line for line in listed.stdout.splitlines()[:-1]}
+    for run_id, config in predicted.items():
+        setting = settings[config][1]
+        assert f" {setting} " in lines[run_id] and lines[run_id].endswith(f"<- {good.name}"), lines[run_id]
+    assert not any(s in lines[good.name] for s in ("topk", "beam", "first=")), lines[good.name]  # a training run
+    # the old flag name still works, with one line saying which name to use
+    old = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--store", str(runs)],
+                         capture_output=True, text=True, timeout=120)
+    assert old.stdout == listed.stdout and old.stderr.splitlines() == [
+        "warning: --store is deprecated; use --run-store (same meaning)"]
 
     def copy(name, **changes):
         shutil.copytree(good, runs / name)
@@ -211,7 +246,7 @@ def test_check_runs_lists_runs_and_names_what_is_broken(tmp_path, tiny_csv):
         (runs / side).mkdir()
     copy("killed", status="running", process={"pid": 2**22 + 12345, "host": __import__("socket").gethostname(),
                                               "started": 1.0})
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--store", str(runs)],
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--run-store", str(runs)],
                          capture_output=True, text=True, timeout=120)
     out = res.stdout
     assert res.returncode == 1, out + res.stderr
@@ -232,18 +267,18 @@ def test_check_runs_lists_runs_and_names_what_is_broken(tmp_path, tiny_csv):
     assert any(line.startswith("killed ") and " killed " in line for line in out.splitlines()), out
     assert out.strip().splitlines()[-1].endswith(f"{len(expected)} broken")
     # nothing but broken ones, and a healthy store exits 0
-    only = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--store", str(runs), "--broken"],
+    only = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--run-store", str(runs), "--broken"],
                           capture_output=True, text=True, timeout=120).stdout
     assert good.name not in only and "half_model" in only
     for name in expected:
         shutil.rmtree(runs / name)
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--store", str(runs)],
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--run-store", str(runs)],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip().endswith("0 broken"), res.stdout
-    missing = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--store", str(tmp_path / "no")],
+    missing = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_runs.py"), "--run-store", str(tmp_path / "no")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and missing.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'no'} is not a folder; pass --store <the run store that holds the runs>"]
+        f"error: {tmp_path / 'no'} is not a folder; pass --run-store <the run store that holds the runs>"]
 
 
 def test_run_id_prefix_and_similar_id_hint(store):

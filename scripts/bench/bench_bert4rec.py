@@ -6,7 +6,7 @@ head) against the last block and head computed for the ``[MASK]`` query only (``
 default), each in float32 and bfloat16, over several chunk sizes (``--rows``). The items of the float32 variants
 must be identical (same seed): the last-query path is the same computation.
 
-    python scripts/bench_bert4rec.py [--train-task <ID> --run-store runs] [--users 300] [--strategies greedy,rra]
+    python scripts/bench/bench_bert4rec.py [--train-task <ID> --run-store runs] [--users 300] [--strategies greedy rra]
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import torch
 from bench_common import load_model, load_split
 from seqrec.generation import build_strategy, generate
 from seqrec.models.bert4rec import BERT4Rec
+from seqrec.cli.flags import strategy_names
+from seqrec.core.paths import REPO_ROOT, default_run_store
 
 STRATEGIES = {
     "greedy": {"strategy": "greedy"},
@@ -31,21 +33,25 @@ STRATEGIES = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="data/ml-1m.csv", help="prepared CSV (synthetic ML-1M-sized log if absent)")
+    ap.add_argument("--data", default=str(REPO_ROOT / "data" / "ml-1m.csv"),
+                    help="prepared CSV (synthetic ML-1M-sized log if absent)")
     ap.add_argument("--users", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--rows", type=int, nargs="+", default=[1024, 4096])
-    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), help=f"subset of {' '.join(STRATEGIES)} "
+                    "(space- or comma-separated)")
     ap.add_argument("--train-task", default=None)
-    ap.add_argument("--run-store", default="runs")
+    ap.add_argument("--run-store", default=str(default_run_store()),
+                    help="the run store of --train-task (default: <repo>/runs or $SEQREC_RUN_STORE)")
     args = ap.parse_args()
+    args.strategies = strategy_names(args.strategies, STRATEGIES)  # checked before any work
     split, source = load_split(args.data)
     model, weights = load_model(split, args.train_task, args.run_store, BERT4Rec, "BERT4Rec_train")
     source += f", {weights}"
     model.max_generation_rows = None  # this benchmark sets the chunk size itself
     users = split.test_users[: args.users]
     print(f"data: {source}; {len(users)} test users, 10 items each, {torch.get_num_threads()} threads")
-    for name in args.strategies.split(","):
+    for name in args.strategies:
         strategy = build_strategy(STRATEGIES[name])
         variants = {(last, precision, rows): None for last in (False, True) for precision in ("float32", "bfloat16")
                     for rows in args.rows}

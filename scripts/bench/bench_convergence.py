@@ -6,7 +6,7 @@ validation users) at each quarter of the budget, its best and the step of that b
 variant's best**: the first validation at or above the best the first variant (the reference, normally
 ``default``) reached within the budget -- how much sooner a variant gets where the reference ends.
 
-    python scripts/bench_convergence.py --data data/ml-1m.csv --steps 3000 \
+    python scripts/bench/bench_convergence.py --data data/ml-1m.csv --steps 3000 \
         --variants default lr_warmup+lr2x pre_ln+lr2x betas98
 
 Variants (extra training overrides, joined with '+'):
@@ -24,10 +24,12 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # scripts/bench/<this> -> the repository
 
 from bench_common import steps_to
 from seqrec.cli.entry import quiet_third_party
+from seqrec.cli.flags import renamed_flag
+from seqrec.core.paths import REPO_ROOT
 
 VARIANTS = {
     "default": lambda cfg, w: [],
@@ -56,13 +58,16 @@ def at_step(history, step: int) -> float | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="BERT4Rec_train", help="training config (src/configs/<name>.yaml)")
-    ap.add_argument("--data", default="data/ml-1m.csv", help="prepared interaction CSV")
+    ap.add_argument("--data", default=str(REPO_ROOT / "data" / "ml-1m.csv"),
+                    help="prepared interaction CSV")
     ap.add_argument("--steps", type=int, default=3000, help="optimizer steps per variant")
     ap.add_argument("--warmup", type=int, default=500, help="warm-up steps of lr_warmup")
     ap.add_argument("--variants", nargs="+", default=["default", "lr_warmup+lr2x", "pre_ln+lr2x", "betas98"],
                     help="the first is the reference of 'steps to reference best'")
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="extra training override")
+    ap.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra training override (repeatable)")
+    renamed_flag(ap, "--override", "--train-override")
     ap.add_argument("--out", help="write every variant's validation history to this CSV")
     args = ap.parse_args()
     if not Path(args.data).is_file():
@@ -76,7 +81,7 @@ def main() -> int:
     from bench_common import step_budget, train_histories
     from seqrec.experiments.plan import compose
 
-    base = step_budget(args.data, args.seed, args.steps, args.override)
+    base = step_budget(args.data, args.seed, args.steps, args.train_override)
     cfg = compose(args.config, base)
     variants = {name: [o for part in variant_names(name) for o in VARIANTS[part](cfg, args.warmup)]
                 for name in args.variants}

@@ -10,9 +10,9 @@ are what matters on a shared machine. For greedy and beam search the items are a
 with seen-item filtering and repeat bans switched off on both sides (they must be
 identical).
 
-    python scripts/bench_generation.py --quick          # under a minute
-    python scripts/bench_generation.py                  # ML-1M test users (3,020) for our side
-    python scripts/bench_generation.py --train-task <ID> --run-store runs   # trained weights
+    python scripts/bench/bench_generation.py --quick          # under a minute
+    python scripts/bench/bench_generation.py                  # ML-1M test users (3,020) for our side
+    python scripts/bench/bench_generation.py --train-task <ID> --run-store runs   # trained weights
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from seqrec.generation import build_strategy, generate
 from seqrec.generation.engine import history_length
 from seqrec.models.gpt2 import GPT2
 from seqrec.models.hf_compat import to_hf_gpt2
+from seqrec.cli.flags import strategy_names
+from seqrec.core.paths import REPO_ROOT, default_run_store
 
 K = 10
 STRATEGIES = {
@@ -81,19 +83,23 @@ def hf_generate_batched(hf, histories, window, kwargs, ban, batch):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="data/ml-1m.csv", help="prepared CSV (synthetic ML-1M-sized log if absent)")
+    ap.add_argument("--data", default=str(REPO_ROOT / "data" / "ml-1m.csv"),
+                    help="prepared CSV (synthetic ML-1M-sized log if absent)")
     ap.add_argument("--quick", action="store_true", help="fewer users on both sides (under a minute)")
     ap.add_argument("--users", type=int, default=None, help="users for our engine (default: all test users)")
     ap.add_argument("--hf-users", type=int, default=None, help="users for HF generate, one call per user")
     ap.add_argument("--hf-batch", type=int, default=64, help="users per call of batched HF generate")
     ap.add_argument("--hf-batched-users", type=int, default=None,
                     help="users for batched HF generate (default: 4 batches, 2 with --quick)")
-    ap.add_argument("--strategies", default=",".join(STRATEGIES), help=f"subset of {','.join(STRATEGIES)}")
+    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
+                    help=f"subset of {' '.join(STRATEGIES)} (space- or comma-separated)")
     ap.add_argument("--rows", type=int, default=4096, help="rows per chunk for our engine")
     ap.add_argument("--precision", default="auto", help="our engine: float32 | bfloat16 | auto (the predict default)")
     ap.add_argument("--train-task", default=None)
-    ap.add_argument("--run-store", default="runs")
+    ap.add_argument("--run-store", default=str(default_run_store()),
+                    help="the run store of --train-task (default: <repo>/runs or $SEQREC_RUN_STORE)")
     args = ap.parse_args()
+    args.strategies = strategy_names(args.strategies, STRATEGIES)  # checked before any work
     torch.set_grad_enabled(False)
 
     split, model, source = load(args)
@@ -105,7 +111,7 @@ def main() -> None:
     print(f"data: {source}; our engine: {len(users)} users, history {window} items, {K} items each, "
           f"precision {args.precision} (the identity check with HF runs in float32)")
 
-    for name in args.strategies.split(","):
+    for name in args.strategies:
         ours_params, hf_kwargs = STRATEGIES[name]
         strategy = build_strategy(ours_params)
         run = dict(k=K, rows=args.rows, precision=args.precision, progress=False)

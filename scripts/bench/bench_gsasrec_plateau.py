@@ -6,7 +6,7 @@ under each variant for a fixed budget of steps and prints, per variant, the **ki
 validation whose NDCG@10 (next item, validation users) reaches ``--factor`` (default 1.25) times the popularity
 baseline's on the same users -- a level popularity alone cannot reach -- and the best NDCG within the budget.
 
-    python scripts/bench_gsasrec_plateau.py --data data/ml-100k.csv --steps 1500 [--variants baseline t_warmup ...]
+    python scripts/bench/bench_gsasrec_plateau.py --data data/ml-100k.csv --steps 1500 [--variants baseline t_warmup ...]
 
 Variants (extra training overrides, on top of ``gSASRec_train``):
   default      the config as it is (negatives and t warmed up over 500 steps)
@@ -24,10 +24,12 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # scripts/bench/<this> -> the repository
 
 from bench_common import steps_to as kick_off  # (the kick-off step: the first validation at a level)
 from seqrec.cli.entry import quiet_third_party
+from seqrec.cli.flags import renamed_flag
+from seqrec.core.paths import REPO_ROOT
 
 #: every variant but ``default`` starts from gSASRec without any warm-up, the config before its plateau fix
 NO_WARMUP = ["seqrec_module.loss.t_warmup_steps=0", "seqrec_module.loss.neg_warmup_steps=0"]
@@ -68,13 +70,16 @@ def popularity_level(cfg) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="data/ml-100k.csv", help="prepared interaction CSV")
+    ap.add_argument("--data", default=str(REPO_ROOT / "data" / "ml-100k.csv"),
+                    help="prepared interaction CSV")
     ap.add_argument("--steps", type=int, default=1500, help="optimizer steps per variant")
     ap.add_argument("--warmup", type=int, default=500, help="warm-up steps of t_warmup and lr_warmup")
     ap.add_argument("--factor", type=float, default=1.25, help="kick-off: validation NDCG >= factor x popularity's")
     ap.add_argument("--variants", nargs="+", default=["baseline", "neg_warmup+t_warmup"])
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="extra training override")
+    ap.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra training override (repeatable)")
+    renamed_flag(ap, "--override", "--train-override")
     args = ap.parse_args()
     if not Path(args.data).is_file():
         print(f"error: {args.data} does not exist; prepare it with python scripts/prepare_data.py", file=sys.stderr)
@@ -87,7 +92,7 @@ def main() -> int:
     from bench_common import step_budget, train_histories
     from seqrec.experiments.plan import compose
 
-    base = step_budget(args.data, args.seed, args.steps, args.override)
+    base = step_budget(args.data, args.seed, args.steps, args.train_override)
     level = args.factor * popularity_level(compose("gSASRec_train", base))
     print(f"popularity val NDCG@10 {level / args.factor:.4f}; kick-off level {args.factor} x = {level:.4f}", flush=True)
     rows = []

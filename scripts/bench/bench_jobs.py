@@ -6,7 +6,7 @@ The same training runs are made two ways, in alternating rounds so machine noise
 and the wall time of each way is printed with their ratio (the best round of each). The networks here are small:
 their matrix products use several threads poorly, so one-thread processes side by side get more done.
 
-    python scripts/bench_jobs.py [--data data/ml-1m.csv] [--configs GPT_train gSASRec_train] [--steps 190]
+    python scripts/bench/bench_jobs.py [--data data/ml-1m.csv] [--configs GPT_train gSASRec_train] [--steps 190]
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # scripts/bench/<this> -> the repository
 
 from seqrec.experiments.plan import threads_per_chain  # (the thread split --jobs uses)
+from seqrec.core.paths import REPO_ROOT
 
 
 def command(config: str, data: str, steps: int, store: str) -> list[str]:
@@ -43,7 +44,8 @@ def finish(process: subprocess.Popen) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="data/ml-1m.csv", help="prepared interaction CSV")
+    ap.add_argument("--data", default=str(REPO_ROOT / "data" / "ml-1m.csv"),
+                    help="prepared interaction CSV")
     ap.add_argument("--configs", nargs="+", default=["GPT_train", "gSASRec_train"],
                     help="training configs run as the chains (one each; their number is J)")
     ap.add_argument("--steps", type=int, default=190, help="optimizer steps per run (2 epochs of ML-1M at batch 64)")

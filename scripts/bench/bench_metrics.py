@@ -1,6 +1,6 @@
 """Benchmark the vectorised metrics against the per-user reference on ML-1M-sized random input.
 
-Usage: python scripts/bench_metrics.py [--users 3020] [--items 3706] [--repeats 5] [--seed 0]
+Usage: python scripts/bench/bench_metrics.py [--users 3020] [--items 3706] [--repeats 5] [--seed 0]
 
 Builds recommendation lists and held-out targets for ``--users`` users (10 recommendations, up to 10
 targets, Zipf-like item popularity, ~15% of the target slots recommended), times

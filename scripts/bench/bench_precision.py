@@ -5,8 +5,8 @@ per strategy: the share of users whose top-10 *set* differs, the share whose top
 distinct scores, test NDCG@10 of both with the paired difference and its 95 % bootstrap CI, and the time ratio.
 Evaluation defaults to float32 (``generation_params.precision``) because of what this prints.
 
-    python scripts/bench_precision.py --train-task <TRAIN_ID>                 # a trained run of the run store
-    python scripts/bench_precision.py --quick                                 # random GPT-2 weights, synthetic log
+    python scripts/bench/bench_precision.py --train-task <TRAIN_ID>                 # a trained run of the run store
+    python scripts/bench/bench_precision.py --quick                                 # random GPT-2 weights, synthetic log
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from seqrec.generation import build_strategy, generate
 from seqrec.generation.engine import resolve_precision
 from seqrec.evaluation.metrics import per_user_metrics
 from seqrec.evaluation.stats import bootstrap_table
+from seqrec.cli.flags import strategy_names
+from seqrec.core.paths import default_run_store
 
 K = 10
 STRATEGIES = {
@@ -62,10 +64,13 @@ def load(args):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-task", help="a completed training run ID (default: random weights)")
-    parser.add_argument("--run-store", default="runs")
-    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
+    parser.add_argument("--run-store", default=str(default_run_store()),
+                    help="the run store of --train-task (default: <repo>/runs or $SEQREC_RUN_STORE)")
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
+                        help=f"subset of {' '.join(STRATEGIES)} (space- or comma-separated)")
     parser.add_argument("--quick", action="store_true", help="random weights on a small synthetic log")
     args = parser.parse_args(argv)
+    args.strategies = strategy_names(args.strategies, STRATEGIES)  # checked before any work
     model, split, max_length, label = load(args)
     fast = resolve_precision("auto", torch.device("cpu"))
     print(f"{label}; {len(split.test_users)} test users; bf16 side: precision=auto -> {fast}")

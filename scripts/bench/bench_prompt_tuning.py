@@ -5,7 +5,7 @@ step first rebuilds the batch with the model's own arg-max predictions (:class:`
 PromptAugmenter`, through the generation engine, no gradients) and then does the same. Variants are interleaved
 round by round, so machine noise hits all alike; the median round of each is reported, with the ratio.
 
-    python scripts/bench_prompt_tuning.py [--data data/ml-1m.csv] [--model gpt2|sasrec] [--steps 10] [--rounds 3]
+    python scripts/bench/bench_prompt_tuning.py [--data data/ml-1m.csv] [--model gpt2|sasrec] [--steps 10] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ from seqrec.training.losses import CrossEntropy
 from seqrec.models.gpt2 import GPT2
 from seqrec.models.sasrec import SASRec
 from seqrec.training.prompt_tuning import PromptAugmenter
+from seqrec.core.paths import REPO_ROOT
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="data/ml-1m.csv", help="prepared CSV (a synthetic ML-1M-sized log if missing)")
+    ap.add_argument("--data", default=str(REPO_ROOT / "data" / "ml-1m.csv"),
+                    help="prepared CSV (a synthetic ML-1M-sized log if missing)")
     ap.add_argument("--model", choices=("gpt2", "sasrec"), default="gpt2")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-length", type=int, default=128)

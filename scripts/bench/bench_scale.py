@@ -7,8 +7,8 @@ fixed number of test users. Each stage is run at every ``--fractions`` of the fu
 26,744 items, ~20M interactions); a stage scales well when its time grows no faster than the users do.
 Peak memory is the highest resident set size sampled while the stage ran (every 20 ms).
 
-    python scripts/bench_scale.py                      # fractions 0.25 and 1 (about 15-25 min on 2 cores)
-    python scripts/bench_scale.py --fractions 0.05 --gen-users 1000 --batches 5    # a quick look
+    python scripts/bench/bench_scale.py                      # fractions 0.25 and 1 (about 15-25 min on 2 cores)
+    python scripts/bench/bench_scale.py --fractions 0.05 --gen-users 1000 --batches 5    # a quick look
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # scripts/bench/<this> -> the repository
 
 import numpy as np
 import psutil

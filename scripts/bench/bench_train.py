@@ -5,7 +5,7 @@ position of the padded batch, then cross-entropy ignoring padding. Ours computes
 fused, chunked cross-entropy over real positions only. Variants are interleaved round
 by round so machine noise hits all of them alike; the best round of each is reported.
 
-    python scripts/bench_train.py [--data data/ml-1m.csv] [--steps 8] [--rounds 3]
+    python scripts/bench/bench_train.py [--data data/ml-1m.csv] [--steps 8] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from bench_common import load_split
 from seqrec.training.losses import CrossEntropy
 from seqrec.models.gpt2 import GPT2
 from seqrec.models.hf_compat import to_hf_gpt2
+from seqrec.core.paths import REPO_ROOT
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="data/ml-1m.csv", help="prepared CSV (synthetic ML-1M-sized log if absent)")
+    ap.add_argument("--data", default=str(REPO_ROOT / "data" / "ml-1m.csv"),
+                    help="prepared CSV (synthetic ML-1M-sized log if absent)")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=64)

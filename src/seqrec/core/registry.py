@@ -11,8 +11,10 @@ module next to its code, named ``<module>_config.py`` (``seqrec/models/gpt2.py``
 * the constructor arguments the pipeline passes itself (``passed``), which a config may not set;
 * cross-key **rules** (``rule(values, cfg) -> message or None``);
 * for models: the seed code bases' hyper-parameter names (``aliases``, e.g. gSASRec's ``gbce_t``), reference
-  numbers, an Optuna search space, whether the network has a KV cache, its train and predict configs;
-* for strategies: the ``generation_params`` they read, whether they sample, and their experiment grid.
+  numbers, an Optuna search space, whether the network is causal (``kv_cache``), its train and predict configs and
+  the config that prompt-tunes one of its runs (RecGPT's stage of the experiment, ``prompt_tune_config``);
+* for strategies: the ``generation_params`` they read, whether they sample, their experiment grid, and which of
+  their parameters name a setting in the report's tables (``label_params``, with optional short names).
 
 :mod:`seqrec.config.checks` checks a composed config against these declarations only (each rule lives once), before
 torch is imported; the paper experiment, the report and the hyper-parameter search read models and strategies
@@ -134,7 +136,8 @@ class Model(Component):
     label: str = ""  # the name in tables and ``--models`` (GPT, SASRec, ...)
     train_config: str = ""  # src/configs/<train_config>.yaml
     predict_config: str = "predict"
-    kv_cache: bool = True  # generation reuses keys/values; False: the engine re-runs the window every step
+    kv_cache: bool = True  # causal: generation may reuse keys/values (where the class has supports_cache), and a run
+    # may be prompt-tuned; False (bidirectional): the engine re-runs the whole window every step
     features: bool = False  # takes features= (item/event attributes, seqrec.models.features) from the pipeline
     aliases: Mapping[str, str] = field(default_factory=dict)  # seed code-base name -> the setting it means
     special: Mapping[str, Callable[[Any, dict], None]] = field(default_factory=dict)  # seed names with logic
@@ -142,6 +145,10 @@ class Model(Component):
     search_space: Mapping[str, str] = field(default_factory=dict)  # Optuna sweeper expressions, by config key
     passed: tuple[str, ...] = ("n_items",)
     order: int = 100  # position in the experiment and its tables
+    #: src/configs/<prompt_tune_config>.yaml (or a plug-in's config folder) prompt-tunes a training run of this model
+    #: (RecGPT, ``pretrained_task=<ID>``); "": it cannot be prompt-tuned (needs a causal model, ``kv_cache``)
+    prompt_tune_config: str = ""
+    recgpt_by_default: bool = True  # with a prompt_tune_config: in ``reproduce_paper.py --recgpt``'s default models
 
 
 @dataclass(frozen=True)
@@ -154,10 +161,9 @@ class StrategySpec:
 
     @property
     def label(self) -> str:
-        """Human-readable parameters, e.g. ``T=0.3 N=20``."""
-        short = {"num_beams": "B", "temperature": "T", "num_return_sequences": "N", "top_k": "top_k",
-                 "first_stage": "first"}
-        return " ".join(f"{short.get(k, k)}={v}" for k, v in self.params if k in short)
+        """Human-readable parameters, e.g. ``T=0.3 top_k=50 N=20``: the ``label_params`` its strategy declares
+        (:func:`params_label`), the report's ``params`` column."""
+        return params_label(self.strategy, dict(self.params))
 
     @property
     def slug(self) -> str:
@@ -191,9 +197,28 @@ class Strategy(Component):
     families: tuple[str, ...] = ()  # report families it produces (default: its name)
     order: int = 100  # position in the experiment grid and report tables
     grid: Optional[Callable[[GridOptions], list[StrategySpec]]] = None  # experiment settings (None: none)
+    #: the parameters that tell its settings apart in the report's tables, in label order: a key of its settings, or
+    #: ``(key, short name)`` (``("temperature", "T")`` prints ``T=0.3``); None: every declared setting, full names
+    label_params: Optional[tuple[str | tuple[str, str], ...]] = None
+    #: the report family of a run's ``generation_params`` (for strategies that produce several); None: its name
+    family_of: Optional[Callable[[Mapping[str, Any]], str]] = None
 
     def produces(self) -> tuple[str, ...]:
         return self.families or (self.name,)
+
+    def label_names(self) -> dict[str, str]:
+        """Label parameter -> the name printed for it, in label order."""
+        chosen = self.keys() if self.label_params is None else self.label_params
+        pairs = [(p, p) if isinstance(p, str) else tuple(p) for p in chosen]
+        return {key: short for key, short in pairs}
+
+    def label(self, params: Mapping[str, Any]) -> str:
+        """``name=value`` for each of its label parameters that ``params`` holds, e.g. ``T=0.3 top_k=50 N=20``."""
+        return " ".join(f"{short}={params[key]}" for key, short in self.label_names().items() if key in params)
+
+    def family(self, params: Mapping[str, Any]) -> str:
+        """The report family of a run made with ``params`` (e.g. ``rra`` for multi-sequence sampling)."""
+        return self.name if self.family_of is None else self.family_of(params)
 
 
 #: generation_params every strategy reads: the engine's (declared in seqrec/generation/engine_config.py)
@@ -343,6 +368,32 @@ def by_target(kind: str, target: str, name: str | None = None) -> Component | No
     return hit
 
 
+def strategy_of(name: str) -> Optional[Strategy]:
+    """The strategy registered as ``name``, else the one whose report families include ``name`` (``rra`` ->
+    multisequence); None when neither is registered (e.g. a plug-in whose declarations are not loaded)."""
+    discover()
+    if name in _REGISTRY["strategy"]:
+        return _REGISTRY["strategy"][name]  # type: ignore[return-value]
+    return next((s for s in components("strategy") if name in s.produces()), None)  # type: ignore[attr-defined]
+
+
+def params_label(strategy: str, params: Mapping[str, Any]) -> str:
+    """The label of a setting in the report's tables (its ``params`` column): the ``label_params`` the strategy
+    (or report family) ``strategy`` declares, read from ``params``; "" for an unregistered strategy."""
+    found = strategy_of(strategy)
+    return "" if found is None else found.label(params)
+
+
+def describe_generation(params: Mapping[str, Any]) -> tuple[str, str]:
+    """``(report family, label)`` of a predict run's ``generation_params``, e.g. ``("rra", "T=0.3 top_k=50 N=20")``:
+    the names the report gives that run; ``(strategy, "")`` for a strategy that is not registered."""
+    name = str(params.get("strategy", ""))
+    found = strategy_of(name) if name else None
+    if found is None:
+        return name, ""
+    return found.family(params), found.label(params)
+
+
 def model_by_label(label: str) -> Model:
     """The model the experiment calls ``label`` (GPT, SASRec, ...)."""
     models = {m.label: m for m in components("model") if m.label}
@@ -354,6 +405,20 @@ def model_by_label(label: str) -> Model:
 def model_labels() -> list[str]:
     """Labels of the models the paper experiment trains, in the order of the tables."""
     return [m.label for m in components("model") if m.label and m.train_config]  # type: ignore[attr-defined]
+
+
+def prompt_tunable() -> dict[str, str]:
+    """Label -> prompt-tuning config of every model whose declaration has one (RecGPT's stage), in table order."""
+    return {m.label: m.prompt_tune_config for m in components("model")  # type: ignore[attr-defined]
+            if m.label and m.prompt_tune_config}  # type: ignore[attr-defined]
+
+
+def recgpt_models(among: Sequence[str] | None = None) -> list[str]:
+    """The models ``reproduce_paper.py --recgpt`` prompt-tunes when none are named: those that declare a prompt-tuning
+    config and ``recgpt_by_default``, restricted to ``among`` (the experiment's ``--models``) when given."""
+    found = [m.label for m in components("model")  # type: ignore[attr-defined]
+             if m.label and m.prompt_tune_config and m.recgpt_by_default]  # type: ignore[attr-defined]
+    return [m for m in found if among is None or m in among]
 
 
 def strategy_grid(options: GridOptions | None = None) -> list[StrategySpec]:

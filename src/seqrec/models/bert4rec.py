@@ -4,7 +4,7 @@ Token ids: ``0`` padding, ``1..n_items`` items, ``n_items + 1`` the ``[MASK]`` t
 Blocks are post-LN transformer blocks (RecBole's layout: embedding LayerNorm and
 dropout, ``n_layers`` blocks, a dense + activation + LayerNorm output head), or, with
 ``layer_norm="pre"``, pre-LN blocks followed by a final LayerNorm (an option for faster,
-warm-up-free training; scripts/bench_convergence.py measures both); scores are
+warm-up-free training; scripts/bench/bench_convergence.py measures both); scores are
 dot products with the item embeddings of ``0..n_items`` only, so the score columns are
 those of every other model (column 0 = padding, never recommended).
 
@@ -27,11 +27,11 @@ from seqrec.models.blocks import ItemPositionEmbedding, TransformerBlock, activa
 class BERT4Rec(SequentialModel):
     supports_cache = False
     #: next-item scores compute the last block for the [MASK] query only (the others' outputs are never read);
-    #: False runs every position through every block (for the benchmark, scripts/bench_bert4rec.py)
+    #: False runs every position through every block (for the benchmark, scripts/bench/bench_bert4rec.py)
     last_query_only = True
     #: rows per generation chunk at most: re-encoding 4,096 windows of 128 at once is memory-bound (its attention
     #: maps alone ~0.5 GB per layer); on ML-1M, 2 CPU threads, RRA N = 20 takes 51 ms/user at 1,024 rows against
-    #: 96 at 4,096 (scripts/bench_bert4rec.py)
+    #: 96 at 4,096 (scripts/bench/bench_bert4rec.py)
     max_generation_rows = 1024
 
     def __init__(

@@ -11,6 +11,7 @@ ORIGINAL = "original code, this machine"
 GPT2 = register(Model(
     name="gpt2", label="GPT", order=0, target="seqrec.models.gpt2.GPT2",
     train_config="GPT_train", predict_config="GPT_predict", kv_cache=True, features=True,
+    prompt_tune_config="GPT_prompt_tune",  # RecGPT's stage of the experiment
     settings=(
         Int("n_positions", "128", ge=2, doc="learned positions: the longest window"),
         Int("n_embd", "64", ge=1),

@@ -7,6 +7,8 @@ from seqrec.core.registry import register, replace
 
 GSASREC = register(replace(
     SASREC, name="gsasrec", label="gSASRec", order=2, train_config="gSASRec_train", references=(),
+    # prompt-tunable, but only when named (reproduce_paper.py --recgpt gSASRec): the paper's stage is GPT and SASRec
+    prompt_tune_config="gSASRec_prompt_tune", recgpt_by_default=False,
     aliases={
         **shared.TRAINING_LOOP,
         "weight_decay": "seqrec_module.weight_decay",

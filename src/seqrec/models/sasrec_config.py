@@ -27,7 +27,8 @@ SEARCH = {
 
 SASREC = register(Model(
     name="sasrec", label="SASRec", order=1, target="seqrec.models.sasrec.SASRec", train_config="SASRec_train",
-    kv_cache=True, features=True, settings=NETWORK, rules=(divisible("embedding_dim", "num_heads"),),
+    kv_cache=True, features=True, prompt_tune_config="SASRec_prompt_tune", settings=NETWORK,
+    rules=(divisible("embedding_dim", "num_heads"),),
     # sequence_length is a network argument and the name of the window in the SASRec code: it sets both
     aliases={"sequence_length": "dataset.max_length"},
     references=(Reference("ml-1m", "topk", "", "public code (BCE)", (0.0704, 0.1513, 0.1407)),),

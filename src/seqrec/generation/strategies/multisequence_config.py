@@ -1,7 +1,7 @@
 """Declaration of multi-sequence aggregation (:mod:`.multisequence`): the sampling parameters; in the experiment the
 RRA and RA grids over temperatures x sequences, plus the paper's best ML-20M settings."""
 
-from seqrec.generation.strategies.sampling_config import SAMPLING, prefixes_fit
+from seqrec.generation.strategies.sampling_config import LABEL, SAMPLING, family, prefixes_fit
 from seqrec.core.registry import Strategy, StrategySpec, register
 
 
@@ -17,4 +17,5 @@ def _grid(options):
 
 
 register(Strategy("multisequence", "seqrec.generation.strategies.multisequence.MultiSequence", order=4,
-                  samples=True, settings=SAMPLING, rules=(prefixes_fit,), families=("rra", "ra", "multi"), grid=_grid))
+                  samples=True, settings=SAMPLING, rules=(prefixes_fit,), families=("rra", "ra", "multi"), grid=_grid,
+                  label_params=LABEL, family_of=family))

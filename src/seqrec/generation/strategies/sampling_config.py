@@ -28,6 +28,15 @@ SAMPLING = (
 )
 
 
+#: what tells sampling settings apart in the report (``T=0.3 top_k=50 N=20``); the aggregation is the family's name
+LABEL = (("temperature", "T"), "top_k", ("num_return_sequences", "N"))
+
+
+def family(params) -> str:
+    """A sampling run's report family: ``sampling`` for one sequence, else its aggregation (``rra`` or ``ra``)."""
+    return str(params.get("aggregation") or "rra") if int(params.get("num_return_sequences") or 1) > 1 else "sampling"
+
+
 def prefixes_fit(values, context) -> str | None:
     """Every prefix of ``prefix_sequences`` is at most ``num_return_sequences``, which must then exceed 1."""
     prefixes, n = values.get("prefix_sequences") or [], values.get("num_return_sequences")
@@ -46,4 +55,4 @@ def _grid(options):
 
 
 register(Strategy("sampling", "seqrec.generation.strategies.sampling.Sampling", order=3, samples=True,
-                  settings=SAMPLING, rules=(prefixes_fit,), grid=_grid))
+                  settings=SAMPLING, rules=(prefixes_fit,), grid=_grid, label_params=LABEL, family_of=family))

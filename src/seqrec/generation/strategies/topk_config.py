@@ -2,5 +2,5 @@
 
 from seqrec.core.registry import Strategy, StrategySpec, register
 
-register(Strategy("topk", "seqrec.generation.strategies.topk.TopK", order=0,
+register(Strategy("topk", "seqrec.generation.strategies.topk.TopK", order=0, label_params=(),
                   grid=lambda options: [StrategySpec("topk", "predict")]))

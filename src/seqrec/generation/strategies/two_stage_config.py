@@ -29,4 +29,5 @@ register(Strategy(
             doc="arg-max items appended (as generated items) before stage two; 1: RecGPT's"),
     ),
     rules=(first_stage_leaves_room,), grid=_grid,
+    label_params=(("first_stage", "first"),),  # first=9 in the report; prompt_steps stays at RecGPT's 1 there
 ))
