@@ -431,16 +431,12 @@ def check_train_run(run_store: str, train_task: str, key: str = "train_task") ->
 # --------------------------------------------------------------------------- model_params
 def model_declaration(cfg: DictConfig) -> registry.Model:
     """The declaration of the model ``cfg`` trains: by ``model.name`` (several models may share a network class,
-    e.g. SASRec and gSASRec), else by ``model._target_`` (configs stored before ``model.name`` existed)."""
+    e.g. SASRec and gSASRec), else by ``model._target_`` (a stored config without ``model.name`` gets it from
+    :mod:`seqrec.config.upgrade`)."""
     name, target = OmegaConf.select(cfg, "model.name"), OmegaConf.select(cfg, "model._target_")
     if not isinstance(target, str) or not target:
         raise UserError("model._target_ is missing; choose a model config, e.g. model=gpt2")
     declared = registry.by_target("model", target, name)
-    if declared is None and name is None:  # an old config: the declaration whose names cover model_params
-        keys = set(_resolved_params(cfg))
-        for candidate in registry.components("model"):
-            if candidate.target == target and keys <= _model_keys(candidate):  # type: ignore[arg-type]
-                return candidate  # type: ignore[return-value]
     if declared is None:
         raise UserError(
             f"model {name or target} has no declaration; add a <module>_config.py beside {target} that registers "
