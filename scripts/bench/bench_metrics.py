@@ -1,6 +1,6 @@
 """Benchmark the vectorised metrics against the per-user reference on ML-1M-sized random input.
 
-Usage: python scripts/bench/bench_metrics.py [--users 3020] [--items 3706] [--repeats 5] [--seed 0]
+Usage: python scripts/bench/bench_metrics.py [--users 3020] [--items 3706] [--repeats 5] [--seed 0] [--csv PATH]
 
 Builds recommendation lists and held-out targets for ``--users`` users (10 recommendations, up to 10
 targets, Zipf-like item popularity, ~15% of the target slots recommended), times
@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hit-rate", type=float, default=0.15, help="share of targets recommended")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", action="store_true", help="also print the metric values")
+    parser.add_argument("--csv", type=Path, default=None,
+                        help="also write the timings as one CSV row (e.g. results/bench/metrics.csv, which "
+                             "python scripts/make_docs.py quotes in docs/benchmarks.md)")
     args = parser.parse_args(argv)
     if args.users < 1 or args.items < 2 * K or args.repeats < 1 or not 0 <= args.hit_rate <= 1:
         parser.error(f"need --users >= 1, --items >= {2 * K}, --repeats >= 1, 0 <= --hit-rate <= 1")
@@ -125,6 +128,21 @@ def main(argv: list[str] | None = None) -> int:
         f"compute_metrics: {fast_s * 1e3:.2f} ms, reference: {slow_s * 1e3:.1f} ms, "
         f"speedup: {speedup:.1f}x"
     )
+    if args.csv:
+        import os
+        import platform
+
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        row = {"users": args.users, "items": args.items, "repeats": args.repeats, "metrics_checked": len(fast),
+               "vectorized_ms": round(fast_s * 1e3, 2), "reference_ms": round(slow_s * 1e3, 1),
+               "speedup": round(speedup, 1), "cpu": f"{platform.machine()}, {os.cpu_count()} cores"}
+        import csv
+
+        with open(args.csv, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            writer.writeheader()
+            writer.writerow(row)
+        print(f"wrote {args.csv}")
     return 0
 
 
