@@ -26,16 +26,17 @@ line=$(grep -E '^[^ ]*python[0-9.]* +[^ ]*src/run_predict\.py( |$)' "$log" | tai
 if [ -z "$line" ]; then echo "error: training did not print a run_predict command; see the output above" >&2; exit 1; fi
 predict_args=$(printf '%s\n' "$line" | sed -E 's#^[^ ]*python[0-9.]* +[^ ]*src/run_predict\.py ?##')
 train_id=$(printf '%s\n' "$predict_args" | grep -oE 'train_task=[^ ]+' | head -n 1 | cut -d= -f2)
-run_predict() {  # run_predict ARGS: echo, run, return its run ID (from the line `run <ID>: predictions ...`)
-  echo "+ python src/run_predict.py $1"
-  eval "$py src/run_predict.py $1" 2>&1 | tee "$log"
+run_predict() {  # run_predict ARGS: show its command and output (on stderr), print its run ID (from `run <ID>: ...`)
+  echo "+ python src/run_predict.py $1" >&2
+  eval "$py src/run_predict.py $1" 2>&1 | tee "$log" >&2
   grep -oE '^run [^ :]+: predictions' "$log" | tail -n 1 | cut -d' ' -f2 | tr -d ':'
 }
-topk_out=$(run_predict "$predict_args" | tee /dev/stderr | tail -n 1)
+topk_out=$(run_predict "$predict_args")
 # generation: the paper's best strategy, 20 sampled sequences aggregated by reciprocal rank
 gen=$(printf '%s\n' "$predict_args" | sed -E 's#--config-name=[^ ]+#--config-name=GPT_temperature#; s#task_name=([^ ]*)_predict( |$)#task_name=\1_multisequence\2#')
 gen="$gen generation_params.temperature=0.3 generation_params.num_return_sequences=20"
-multi_out=$(run_predict "$gen" | tee /dev/stderr | tail -n 1)
+multi_out=$(run_predict "$gen")
+if [ -z "$topk_out" ] || [ -z "$multi_out" ]; then echo "error: a predict run printed no run ID; see the output above" >&2; exit 1; fi
 echo
 $py scripts/make_docs.py --main-summary "$train_id" "$topk_out" "$multi_out" --wall-seconds $(( $(date +%s) - start )) \
   --command "bash scripts/main.sh${source_args:+ --source <data>}${*:+ $*}"
