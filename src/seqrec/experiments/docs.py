@@ -508,21 +508,19 @@ TABLES: dict[str, Callable[[Sources, list[str], dict[str, str]], str]] = {
 
 
 def code_map(root: Path) -> str:
-    """One row per layer sub-package of ``src/seqrec``, in layer order: its name, what it holds and may import
-    (the docstring of its ``__init__.py``, which starts "Layer N, name: ...") and its modules."""
+    """One row per layer sub-package of ``src/seqrec``, in layer order: its name and what it holds and may import,
+    the first paragraph of its ``__init__.py`` docstring ("Layer N, name: ..."). Modules are not listed, so adding
+    one changes no page; a layer's docstring names the modules that matter."""
     rows = []
     for init in sorted((Path(root) / "src/seqrec").glob("*/__init__.py")):
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
         m = re.match(r"Layer (\d+), ([^:]+):\s*(.*)", " ".join(doc.split("\n\n")[0].split()), re.S)
         if not m:
             raise UserError(f"{init.relative_to(root)}: its docstring does not start with 'Layer N, name: ...'")
-        modules = sorted(p.stem for p in init.parent.glob("*.py") if p.stem != "__init__")
-        modules += sorted(f"{p.name}/" for p in init.parent.iterdir() if (p / "__init__.py").is_file())
-        text = re.sub(r":(?:mod|func|class):`~?\.?([\w.]+)`", r"`\1`", m.group(3)).replace("``", "`")
-        rows.append((int(m.group(1)), [m.group(1), f"[`{init.parent.name}`](src/seqrec/{init.parent.name}/)", text,
-                                       ", ".join(modules)]))
+        text = re.sub(r":(?:mod|func|class|meth):`~?\.?([\w.]+)`", r"`\1`", m.group(3)).replace("``", "`")
+        rows.append((int(m.group(1)), [m.group(1), f"[`{init.parent.name}`](src/seqrec/{init.parent.name}/)", text]))
     rows.sort(key=lambda r: r[0])
-    return _markdown(["layer", "package", "what it holds, what it may import", "modules"], [r for _, r in rows])
+    return _markdown(["layer", "package", "what it holds, and what it may import"], [r for _, r in rows])
 
 
 # --------------------------------------------------------------------------- rendering
