@@ -32,16 +32,20 @@ SKIP_HINT = 'pass unknown="skip"'
 _SEQUENCE_TYPES = (list, tuple, np.ndarray, pd.Series, pd.Index, range)
 
 
-def load_run(run_id_or_prefix: str, run_store: str | Path | None = None, device: str = "cpu") -> "Recommender":
+def load_run(run_id_or_prefix: str, run_store: str | Path | None = None, device: str = "cpu",
+             allow_data_change: bool = False) -> "Recommender":
     """The training run ``run_id_or_prefix`` (its ID or a unique prefix of it) of ``run_store`` (default:
     ``$SEQREC_RUN_STORE`` or ``<repo>/runs``), ready to recommend on ``device`` (``cpu``, ``cuda``, ``auto``).
 
-    Its data file must still be there: it maps the user's own item IDs to the model's items. One-line
-    :class:`~seqrec.core.errors.UserError` for an unknown, ambiguous or damaged run."""
+    Its data file must still be there, unchanged: it maps the user's own item IDs to the model's items. One-line
+    :class:`~seqrec.core.errors.UserError` for an unknown, ambiguous or damaged run, and for a data file that
+    changed since the run was trained (its data fingerprint) unless ``allow_data_change=True`` (the recommender's
+    ``data_check`` then says what changed)."""
     from seqrec.config.checks import check_train_run
     from seqrec.core.hardware import device as resolve_device
     from seqrec.core.paths import default_run_store
-    from seqrec.data.prepare import DataSpec, prepare_features, prepare_split
+    from seqrec.config.data_check import data_check
+    from seqrec.data.prepare import DataSpec, data_fingerprint, prepare_features, prepare_split
     from seqrec.models.loading import load_trained
     from seqrec.tracking.run_folder import RunFolder
     from seqrec.tracking.run_store import RunStore
@@ -60,6 +64,12 @@ def load_run(run_id_or_prefix: str, run_store: str | Path | None = None, device:
     data = DataSpec.of(train_cfg)
     split = prepare_split(data)
     features = prepare_features(data, split, with_items=False)  # the model holds its item codes itself
+    if not isinstance(allow_data_change, (bool, np.bool_)):
+        raise UserError(f"allow_data_change={allow_data_change!r} is not true or false; pass allow_data_change=True "
+                        "to use a data file that changed since the run was trained")
+    check = data_check(str(root), data.path, [("run_id", run_id, "was trained")], bool(allow_data_change),
+                       override="allow_data_change=True", recorded=False)
+    checked = check.verify(data_fingerprint(split, features))
     folder = RunFolder(store.path(run_id))
     model, meta = load_trained(folder.model, torch_device)
     if meta["n_items"] != split.n_items:
@@ -67,7 +77,9 @@ def load_run(run_id_or_prefix: str, run_store: str | Path | None = None, device:
             f"{train_cfg.data_path} now has {split.n_items} items but run {run_id} was trained on {meta['n_items']}; "
             "re-prepare the same data or train again"
         )
-    return Recommender(run_id, folder.path, train_cfg, split, features, model, torch_device)
+    recommender = Recommender(run_id, folder.path, train_cfg, split, features, model, torch_device)
+    recommender.data_check = checked  # data_fingerprint, data_check (same/changed/unrecorded), data_change_allowed
+    return recommender
 
 
 def _device(name: Any, resolve):

@@ -63,6 +63,10 @@ TRAIN = COMMON + (
     Str("pretrained_task", "<TRAIN_ID>", null=True, required=False,
         want="the ID of a completed training run of a causal model (GPT-2, SASRec, gSASRec)"),
     Int("last_n_items", "10", ge=1),
+    Choice("duplicates", ("drop", "refuse"), required=False,
+           want="drop (identical user_id, item_id, timestamp rows counted once, with a printed count) or refuse"),
+    Bool("allow_data_change", "false", required=False,
+         hint="true: resume or prompt-tune on a data file that changed since the run was trained (recorded)"),
     Int("patience", "10", ge=0, null=True, hint="early stopping patience in validations; null when patience_steps "
         "is given"),
     Int("patience_steps", "3000", ge=1, null=True, required=False,
@@ -101,7 +105,7 @@ TRAIN_SECTIONS = {
     "": {c.key for c in COMMON} | {
         "data_path", "resume", "last_n_items", "patience", "patience_steps", "seed", "dataset", "dataloader", "seqrec_module", "train_dataset",
         "trainer_params", "model", "model_params", "predict_config_name", "logger", "hydra", "callbacks",
-        "pretrained_task", "prompt_tuning", "features",
+        "pretrained_task", "prompt_tuning", "features", "duplicates", "allow_data_change",
     },
     "dataset": {"max_length", "train_window"},
     "dataloader": {"batch_size", "test_batch_size", "num_workers", "validation_size"},
@@ -121,6 +125,8 @@ PREDICT = COMMON + (
     Bool("progress", required=False),
     Str("samples_from", "<PREDICT_ID>", null=True, required=False,
         want="a predict run ID (one made with generation_params.prefix_sequences), or null"),
+    Bool("allow_data_change", "false", required=False,
+         hint="true: predict on a data file that changed since the run was trained (recorded in the run)"),
     Int("bootstrap.n_resamples", "10000", ge=100, required=False),
     Num("bootstrap.confidence", "0.95", gt=0, lt=1, required=False),
     Int("bootstrap.seed", "0", required=False),
@@ -129,7 +135,7 @@ PREDICT = COMMON + (
 PREDICT_SECTIONS = {
     "": {c.key for c in COMMON} | {
         "train_task", "device", "k", "filter_seen", "test_batch_size", "progress", "generation_params", "logger",
-        "samples_from",
+        "samples_from", "allow_data_change",
         "bootstrap", "hydra",  # hydra: present when composed with return_hydra_config=True
     },
     "bootstrap": {"n_resamples", "confidence", "seed"},
@@ -529,7 +535,8 @@ def shared_loss_settings():
 # --------------------------------------------------------------------------- prompt-tuning
 #: what a prompt-tuning run takes from its pre-trained run: the network (its declared settings; the seed code
 #: bases' names of training settings stay the prompt-tuning config's) and the data split
-INHERITED = ("model", "model_params", "dataset.max_length", "last_n_items", "random_state", "train_dataset", "features")
+INHERITED = ("model", "model_params", "dataset.max_length", "last_n_items", "random_state", "train_dataset", "features",
+             "duplicates")
 
 
 def inherit_pretrained(cfg: DictConfig) -> DictConfig | None:

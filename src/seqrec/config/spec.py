@@ -79,6 +79,7 @@ class TrainSpec:
     pretrained: PretrainedSpec | None = None
     replica: bool = False  # a DDP worker started by Lightning: trains, writes nothing of its own
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    data_check: Any = None  # a seqrec.config.data_check.DataCheck: the resumed / pre-trained run's data
 
 
 def data_spec(cfg: DictConfig | Mapping) -> DataSpec:
@@ -131,6 +132,9 @@ def resolve_train(cfg: DictConfig) -> TrainSpec:
     resume = _settle_resume(cfg, replica)
     OmegaConf.set_readonly(cfg, True)  # resolved: from here on nothing changes it
     module = cfg.seqrec_module
+    checked = [] if replica else [(key, str(run_id), "was trained") for key, run_id in
+                                  (("resume", resume and resume.run_id), ("pretrained_task", cfg.get("pretrained_task")))
+                                  if run_id]
     return TrainSpec(
         run=run_spec(cfg, "train"),
         data=data_spec(cfg),
@@ -153,7 +157,17 @@ def resolve_train(cfg: DictConfig) -> TrainSpec:
         resume=resume,
         pretrained=None if pretrained is None else _pretrained(cfg),
         replica=replica,
+        data_check=_data_check(cfg, str(cfg.data_path), checked),
     )
+
+
+def _data_check(cfg: DictConfig, data_path: str, runs: list[tuple[str, str, str]]):
+    """What the data at ``data_path`` must still be: the data fingerprints that ``runs`` (setting, run ID, verb) of
+    ``cfg``'s run store recorded (:mod:`seqrec.config.data_check`), read here, compared once the command has read
+    its data; ``cfg.allow_data_change`` lets a change through."""
+    from seqrec.config.data_check import data_check
+
+    return data_check(str(cfg.run_store), data_path, runs, bool(cfg.get("allow_data_change") or False))
 
 
 def _pretrained(cfg: DictConfig) -> PretrainedSpec:
@@ -189,7 +203,7 @@ def _settle_resume(cfg: DictConfig, replica: bool) -> ResumeSpec | None:
 # --------------------------------------------------------------------------- resume
 #: keys a resumed run may change (and their model_params aliases): how long it trains, what the screen shows
 RESUME_MAY_CHANGE = (
-    "resume", "trainer_params.max_epochs", "trainer_params.min_epochs", "trainer_params.max_steps",
+    "resume", "allow_data_change", "trainer_params.max_epochs", "trainer_params.min_epochs", "trainer_params.max_steps",
     "trainer_params.min_steps", "trainer_params.max_time", "trainer_params.enable_progress_bar",
     "trainer_params.enable_model_summary",
 )
@@ -288,6 +302,7 @@ class PredictSpec:
     progress: bool
     bootstrap: Mapping[str, Any]
     samples_from: Any = None  # a seqrec.generation.shared_samples.SampleSource: lists taken, not generated
+    data_check: Any = None  # a seqrec.config.data_check.DataCheck: the training run's (and samples_from's) data
 
 
 def resolve_predict(cfg: DictConfig) -> PredictSpec:
@@ -322,11 +337,14 @@ def resolve_predict(cfg: DictConfig) -> PredictSpec:
         progress=bool(cfg.get("progress", True)),
         bootstrap=frozen(boot),
     )
-    if cfg.get("samples_from"):
-        from dataclasses import replace
+    from dataclasses import replace
 
+    if cfg.get("samples_from"):
         spec = replace(spec, samples_from=_sample_source(str(cfg.samples_from), store, spec))
-    return spec
+    runs = [("train_task", spec.train_task, "was trained")]
+    if cfg.get("samples_from"):
+        runs.append(("samples_from", str(cfg.samples_from), "sampled"))
+    return replace(spec, data_check=_data_check(cfg, spec.data.path, runs))
 
 
 def _sample_source(run_id: str, store, spec: PredictSpec):

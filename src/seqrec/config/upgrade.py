@@ -133,6 +133,13 @@ STEPS: dict[tuple[str, int], Callable[[dict], dict]] = {
 }
 
 
+#: top-level settings added within the current format, by kind: a stored config without one gets this value.
+#: ``duplicates``: identical (user, item, timestamp) rows were kept before the policy existed; they are dropped now
+#: (a file without such rows, MovieLens among them, splits exactly as before). ``allow_data_change``: the override of
+#: the data-fingerprint check, off.
+LATER_DEFAULTS = {"train": {"duplicates": "drop", "allow_data_change": False}, "predict": {"allow_data_change": False}}
+
+
 def upgrade_config(cfg: dict, kind: str, version: int = 1) -> dict:
     """``cfg`` (a stored config of a ``kind`` run, format ``version``) brought to :data:`FORMAT`; a copy."""
     if kind not in ("train", "predict"):
@@ -142,6 +149,8 @@ def upgrade_config(cfg: dict, kind: str, version: int = 1) -> dict:
     cfg = copy.deepcopy(cfg)
     for step in range(version, FORMAT):
         cfg = STEPS[(kind, step)](cfg)
+    for key, value in LATER_DEFAULTS[kind].items():
+        cfg.setdefault(key, value)
     return cfg
 
 

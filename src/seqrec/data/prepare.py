@@ -18,6 +18,7 @@ class DataSpec:
     validation_size: int
     random_state: int
     features: FeatureSettings
+    duplicates: str = "drop"  # identical (user, item, timestamp) rows: drop (with a count) or refuse
 
     @classmethod
     def of(cls, config) -> "DataSpec":
@@ -29,7 +30,8 @@ class DataSpec:
         config = config if isinstance(config, DictConfig) else OmegaConf.create(dict(config))
         return cls(path=str(config.data_path), last_n_items=int(config.last_n_items),
                    validation_size=int(OmegaConf.select(config, "dataloader.validation_size")),
-                   random_state=int(config.random_state), features=feature_settings(config))
+                   random_state=int(config.random_state), features=feature_settings(config),
+                   duplicates=str(config.get("duplicates") or "drop"))
 
 
 def prepare_split(data: DataSpec) -> SplitData:
@@ -46,6 +48,8 @@ def prepare_split(data: DataSpec) -> SplitData:
         validation_size=data.validation_size,
         random_state=data.random_state,
         extra_columns=events,
+        duplicates=data.duplicates,
+        source=f"data_path {data.path}",
     )
 
 
@@ -55,3 +59,11 @@ def prepare_features(data: DataSpec, split: SplitData, with_items: bool = True):
     from seqrec.data.features import load_features
 
     return load_features(data.features, data.path, split, with_items)
+
+
+def data_fingerprint(split: SplitData, features=None) -> dict:
+    """The fingerprint of what a run read (:mod:`seqrec.data.fingerprint`): the split's events and event columns,
+    and the item attributes when ``features`` read them."""
+    from seqrec.data.fingerprint import with_item_table
+
+    return with_item_table(split.fingerprint, features.items if features is not None else [])

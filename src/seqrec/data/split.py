@@ -18,12 +18,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seqrec.data.fingerprint import interactions_fingerprint
 from seqrec.data.sequences import Sequences, pad_array, ragged_index  # noqa: F401 -- Sequences, ragged_index: re-exported
 from seqrec.core.errors import UserError, require
 
 log = logging.getLogger("seqrec.data")
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp")
+#: what the split does with identical (user, item, timestamp) events (``duplicates=``): drop all but the first
+#: (with a printed count), or refuse the file; the same item at another time is a re-consumption and stays an event
+DUPLICATE_POLICIES = ("drop", "refuse")
 
 
 def load_interactions(path: str | Path) -> pd.DataFrame:
@@ -91,6 +95,8 @@ class SplitData:
     item_counts: np.ndarray  # train interactions per item, len n_items + 1
     tied_holdout_share: float = 0.0  # share of held-out items sharing their timestamp with another of the user's
     train_extra: dict = field(default_factory=dict)  # requested extra columns, values aligned with train.items
+    fingerprint: dict = field(default_factory=dict)  # seqrec.data.fingerprint of the events split (and columns)
+    duplicates_dropped: int = 0  # identical (user, item, timestamp) rows dropped (duplicates=drop)
 
     @property
     def n_users(self) -> int:
@@ -110,9 +116,13 @@ class SplitData:
 
 def split_interactions(
     df: pd.DataFrame, last_n_items: int = 10, validation_size: int | None = 2000, random_state: int = 42,
-    extra_columns: Sequence[str] = (),
+    extra_columns: Sequence[str] = (), duplicates: str = "drop", source: str = "the interaction log",
 ) -> SplitData:
     """Re-index ids, order each user's items by time, hold out the last ``last_n_items``.
+
+    Identical (user, item, timestamp) events are dropped but for the first row of each (``duplicates="drop"``, a
+    warning line with their count) or refused (``"refuse"``, a one-line :class:`UserError` naming the first);
+    ``source`` names the data in those lines. The same item at another time stays an event (a re-consumption).
 
     Users with more than ``last_n_items`` interactions are evaluable; they are split 50/50
     (seeded) into validation and test users, and at most ``validation_size`` validation
@@ -120,14 +130,20 @@ def split_interactions(
     everything in their train part and are never evaluated.
     """
     require(last_n_items >= 1, f"last_n_items must be >= 1, got {last_n_items}")
+    require(duplicates in DUPLICATE_POLICIES, f"duplicates={duplicates!r} is not a policy; pass duplicates=drop "
+            "(identical events counted once) or duplicates=refuse")
     users, user_ids = pd.factorize(df["user_id"], sort=True)
     items, item_ids = pd.factorize(df["item_id"], sort=True)
     # Events of one user with equal timestamps are ordered by item id, never by file order, so the same log in any
-    # row order gives the same split (a user rates an item once; a repeated item keeps file order among its copies).
+    # row order gives the same split; identical events are then neighbours, and the first row of each is kept.
     timestamps = df["timestamp"].to_numpy()
     order = np.lexsort((np.arange(len(df)), items, timestamps, users))
     users, items, timestamps = users[order].astype(np.int64), items[order].astype(np.int64) + 1, timestamps[order]
+    order, users, items, timestamps, n_dropped = _drop_duplicates(order, users, items, timestamps, user_ids,
+                                                                  item_ids, duplicates, source)
     n_users, n_items = len(user_ids), len(item_ids)
+    fingerprint = interactions_fingerprint(user_ids, item_ids, users, items, timestamps,
+                                           {c: df[c].to_numpy()[order] for c in extra_columns}, n_dropped)
 
     lengths = np.bincount(users, minlength=n_users)
     seqs = Sequences.from_lengths(items, lengths)
@@ -163,7 +179,7 @@ def split_interactions(
         )
     log.info(
         "split: %d users, %d items, %d interactions; %d validation users, %d test users%s",
-        n_users, n_items, len(df), len(val_users), len(test_users),
+        n_users, n_items, len(users), len(val_users), len(test_users),
         f"; {n_short} users with <= {last_n_items} interactions are train-only" if n_short else "",
     )
     return SplitData(
@@ -178,7 +194,33 @@ def split_interactions(
         item_counts=item_counts,
         tied_holdout_share=tied_share,
         train_extra=train_extra,
+        fingerprint=fingerprint,
+        duplicates_dropped=n_dropped,
     )
+
+
+def _drop_duplicates(order, users, items, timestamps, user_ids, item_ids, policy: str, source: str):
+    """The sorted events without identical (user, item, timestamp) repeats (they are neighbours after the sort; the
+    first row of the file is kept), or a one-line :class:`UserError` for ``policy="refuse"``."""
+    same = np.zeros(len(users), dtype=bool)
+    same[1:] = (users[1:] == users[:-1]) & (items[1:] == items[:-1]) & (timestamps[1:] == timestamps[:-1])
+    n = int(same.sum())
+    if not n:
+        return order, users, items, timestamps, 0
+    j = int(np.flatnonzero(same)[0])
+    first = (f"user {_plain(user_ids[users[j]])}, item {_plain(item_ids[items[j] - 1])}, timestamp "
+             f"{_plain(timestamps[j])}, on lines {int(order[j - 1]) + 2} and {int(order[j]) + 2} of the file)")
+    if policy == "refuse":
+        raise UserError(f"{source} has {n} identical (user_id, item_id, timestamp) row(s) (first: {first}; remove "
+                        "them, or pass duplicates=drop to keep the first row of each (the count is printed)")
+    log.warning("%s: dropped %d identical (user_id, item_id, timestamp) row(s), keeping the first of each (first: %s); "
+                "pass duplicates=refuse to refuse such a file", source, n, first[:-1])
+    keep = ~same
+    return order[keep], users[keep], items[keep], timestamps[keep], n
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
 
 
 def _tie_groups(timestamps: np.ndarray, lengths: np.ndarray) -> tuple[Sequences, float]:

@@ -14,7 +14,7 @@ from seqrec.core.errors import UserError
 from seqrec.core.hardware import device as _device, hardware
 from seqrec.core.hydra_context import record_trial
 from seqrec.core.io import atomic_to_csv, atomic_to_parquet, atomic_write_json
-from seqrec.data.prepare import prepare_features, prepare_split
+from seqrec.data.prepare import data_fingerprint, prepare_features, prepare_split
 from seqrec.data.split import SplitData
 from seqrec.evaluation.metrics import compute_metrics, format_metrics, per_position_table, plot_per_position
 from seqrec.evaluation.stats import bootstrap_table
@@ -41,6 +41,10 @@ def recommend_and_score(spec: PredictSpec) -> float:
     # event attributes of the histories (features=items_events); the model holds its item codes itself
     features = prepare_features(spec.data, split, with_items=False)
     events = features.event_sequences() if features is not None else None
+    # the training run's (and samples_from's) data, compared once: a changed file is one line, before any folder
+    fingerprint = data_fingerprint(split, features)
+    data_record = spec.data_check.verify(fingerprint) if spec.data_check is not None else {
+        "data_fingerprint": fingerprint}
     device = _device(spec.device)
     source, model = spec.samples_from, None  # lists taken from a source need no network
     if source is not None:
@@ -55,7 +59,8 @@ def recommend_and_score(spec: PredictSpec) -> float:
     k, boot = spec.k, spec.bootstrap
     with run_context(spec.run) as run:
         folder = run.folder
-        run.record(hardware=hardware(device, resolve_precision(params.get("precision") or "float32", device)))
+        run.record(hardware=hardware(device, resolve_precision(params.get("precision") or "float32", device)),
+                   **data_record)
         log.info("strategy: %s", strategy.describe())
         metrics: dict[str, float] = {}
         intervals: dict[str, list[float]] = {}

@@ -24,7 +24,7 @@ from seqrec.generation.strategies.multisequence import variant_key
 
 # settings that may differ between the source run and the runs that take its samples (where a run is stored and
 # logged, how it reports: these do not change the sampled sequences)
-MAY_DIFFER = ("task_name", "run_store", "logger.", "progress", "samples_from", "bootstrap.", "hydra.",
+MAY_DIFFER = ("task_name", "run_store", "logger.", "progress", "samples_from", "allow_data_change", "bootstrap.", "hydra.",
               "generation_params.num_return_sequences", "generation_params.aggregation",
               "generation_params.prefix_sequences")
 

@@ -18,7 +18,7 @@ from seqrec.core.instantiate import build, build_node, partial_node
 from seqrec.core.io import atomic_to_csv, atomic_write, atomic_write_json
 from seqrec.data.datamodule import SeqRecDataModule
 from seqrec.data.datasets import EvalDataset
-from seqrec.data.prepare import prepare_features, prepare_split
+from seqrec.data.prepare import data_fingerprint, prepare_features, prepare_split
 from seqrec.models.ops import fast_bfloat16
 from seqrec.training.callbacks import AtomicCheckpointIO, TrainingCallbacks, best_epoch
 from seqrec.training.commands import interruption_message
@@ -36,6 +36,10 @@ class TrainingData:
         # item/event attributes (features=items|items_events); the spec travels with the checkpoint's params
         self.features = prepare_features(spec.data, self.split)
         self.events = self.features.event_sequences() if self.features is not None else None
+        # compared with the resumed / pre-trained run's data (one line on a change), once, before any run folder
+        fingerprint = data_fingerprint(self.split, self.features)
+        check = spec.data_check
+        self.record = check.verify(fingerprint) if check is not None else {"data_fingerprint": fingerprint}
         if spec.k > self.split.n_items:
             raise UserError(f"seqrec_module.predict_top_k={spec.k} exceeds the {self.split.n_items} items of "
                             f"{spec.data.path}; pass a smaller seqrec_module.predict_top_k")

@@ -53,6 +53,7 @@ def fit(spec: TrainSpec) -> float:
     with run_context(spec.run, resume and resume.run_id, resume.epoch if resume else 0,
                      continue_command=lambda run_id: resume_command(spec, run_id), replica=spec.replica) as run:
         run.record(process=current_process(), **_first_record(run, spec))
+        run.record(**data.record)  # the data fingerprint, and the check against the resumed / pre-trained run
         L.seed_everything(spec.seed, workers=True, verbose=False)  # after the tracker: ClearML seeds with 1337
         module = build_module(spec, build_network(spec, data), data)
         tlogger = TrackerLogger(run.tracker)
