@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from seqrec.cli.entry import quiet_third_party
+from seqrec.cli.entry import interruptible, quiet_third_party
 from seqrec.core.errors import UserError
 
 QUICK_TRAIN = ["trainer_params.max_epochs=2", "trainer_params.limit_train_batches=4", "dataloader.validation_size=100"]
@@ -236,7 +236,9 @@ def main(argv=None) -> int:
     reused = sum(t["reused"] for t in timing)
     print(f"\nseconds per run, summed by stage (each run's own duration{f'; {reused} of {len(timing)} runs reused from the run store' if reused else ''}):")
     print(stage_times(timing).to_string())
-    print(f"{len(rows)} predict runs, {len(training)} models; compute time of all runs "
+    from seqrec.experiments.plan import run_counts
+
+    print(f"{run_counts(len(rows), [(t['model'], t['seed']) for t in training])}; compute time of all runs "
           f"{compute_seconds / 60:.1f} min, this invocation {(time.perf_counter() - started) / 60:.1f} min")
     for name, path in paths.items():
         print(f"{name}: {path}")
@@ -251,4 +253,4 @@ def _duration(record) -> float:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interruptible(main))  # SIGTERM/Ctrl-C: the open run is marked interrupted, one line, exit 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +39,10 @@ def test_create_writes_run_json(store):
 def test_create_with_extra_fields(store):
     run_dir = store.create("p1", "predict", "predict", train_task="t1")
     assert _run_json(run_dir)["train_task"] == "t1"
-    assert store.info("p1").extra == {"train_task": "t1"}
+    extra = store.info("p1").extra
+    assert extra["train_task"] == "t1" and extra["format"] == 2  # the format of run folders seqrec 1.x writes
+    assert extra["process"]["pid"] == os.getpid()  # every run records its process: a dead one means killed
+    assert set(extra) == {"train_task", "format", "process"}
 
 
 def test_create_refuses_existing_folder(store):

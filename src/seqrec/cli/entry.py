@@ -25,12 +25,14 @@ from typing import Callable, Union
 
 from omegaconf import DictConfig
 
-from seqrec.core.errors import ResumableRunError, RunInterrupted, UserError
+from seqrec.core.errors import INTERRUPTED_EXIT, ResumableRunError, RunInterrupted, UserError
+from seqrec.core.signals import signal_name, stop_on_signals
 
 log = logging.getLogger("seqrec")
 
 MAX_MESSAGE = 300  # characters of the error line ("error: " included); longer ones are cut with "..."
 _SHOW_TRACEBACKS = False  # HYDRA_FULL_ERROR=1 was set by the user
+_ENTRY_POINT = False  # this process is run_train.py / run_predict.py (hydra_entry), not a caller of run_main
 
 
 def quiet_third_party() -> None:
@@ -58,6 +60,11 @@ def fail(message: str, status: int = 1, limit: int | None = MAX_MESSAGE) -> None
     sys.stdout.flush()
     text = " ".join(message.split()) if limit is None else one_line(message, limit - len("error: "))
     print(f"error: {text}", file=sys.stderr, flush=True)
+    if status == INTERRUPTED_EXIT and _ENTRY_POINT:
+        # a signal asks the process to end now: the run is marked and its tracker closed; threads a library left
+        # behind (ClearML's abandoned repository scan) would hold the interpreter's exit for seconds
+        logging.shutdown()
+        os._exit(status)
     sys.exit(status)
 
 
@@ -144,19 +151,18 @@ def run_main(
     hide_tracebacks_on_screen()
     root, before = _run_folders(cfg)
     try:
-        if resolve is not None:
-            return _resolve(fn)(_resolve(resolve)(cfg))
-        _full_run_ids(cfg)
-        if check is not None:
-            check(cfg)
-        return _resolve(fn)(cfg)
+        with stop_on_signals():  # SIGTERM and SIGINT end the command the same way, before, in and after its run
+            if resolve is not None:
+                return _resolve(fn)(_resolve(resolve)(cfg))
+            _full_run_ids(cfg)
+            if check is not None:
+                check(cfg)
+            return _resolve(fn)(cfg)
     except UserError as exc:
         log.debug("user error", exc_info=True)
         fail(str(exc), limit=None if isinstance(exc, ResumableRunError) else MAX_MESSAGE)
-    except RunInterrupted as exc:
-        fail(str(exc), status=130, limit=None)
-    except KeyboardInterrupt:
-        fail("interrupted (Ctrl-C); a run folder it made is marked interrupted, nothing else was changed", status=130)
+    except (RunInterrupted, KeyboardInterrupt) as exc:
+        fail(interrupted_line(exc), status=INTERRUPTED_EXIT, limit=None)
     except Exception as exc:
         if _SHOW_TRACEBACKS:
             raise
@@ -188,14 +194,39 @@ def _full_run_ids(cfg: DictConfig) -> None:
                 OmegaConf.update(cfg, key, full)
 
 
+def interrupted_line(exc: BaseException) -> str:
+    """The line a signal ends a command with: the run's own line when a run was open, else what was (not) done."""
+    if isinstance(exc, RunInterrupted) and exc.run_id is not None:
+        return str(exc)
+    name = signal_name(exc) or "a signal"
+    return f"interrupted by {name} with no run open: nothing was written; run the command again"
+
+
+def interruptible(main: Callable[[], int]) -> int:
+    """``main()`` of a script that reports its own errors, with signals ending it as :func:`run_script` does."""
+    try:
+        with stop_on_signals():
+            return main()
+    except (RunInterrupted, KeyboardInterrupt) as exc:
+        _close_progress_bars()
+        print(f"error: {interrupted_line(exc)}", file=sys.stderr, flush=True)
+        return INTERRUPTED_EXIT
+
+
 def run_script(fn: Callable, *args, **kwargs) -> int:
-    """For plain ``scripts/*.py``: log INFO to stderr, print ``fn``'s result, one-line errors."""
+    """For plain ``scripts/*.py``: log INFO to stderr, print ``fn``'s result, one-line errors; a signal ends it with
+    one line and :data:`~seqrec.core.errors.INTERRUPTED_EXIT`."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        print(fn(*args, **kwargs))
+        with stop_on_signals():
+            print(fn(*args, **kwargs))
     except UserError as exc:
         print(f"error: {one_line(exc, MAX_MESSAGE - len('error: '))}", file=sys.stderr)
         return 1
+    except (RunInterrupted, KeyboardInterrupt) as exc:
+        _close_progress_bars()
+        print(f"error: {interrupted_line(exc)}", file=sys.stderr, flush=True)
+        return INTERRUPTED_EXIT
     return 0
 
 
@@ -207,7 +238,8 @@ def hydra_entry(main: Callable[[], object], config_name: str) -> None:
     wins); it and the ``configs`` folder beside the entry point are used to suggest the
     closest known key or config name.
     """
-    global _SHOW_TRACEBACKS
+    global _SHOW_TRACEBACKS, _ENTRY_POINT
+    _ENTRY_POINT = True
     import seqrec.tracking  # noqa: F401  # under a ClearML agent: restores the command line before Hydra reads it
 
     from seqrec.config.upgrade import old_overrides
@@ -216,6 +248,12 @@ def hydra_entry(main: Callable[[], object], config_name: str) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing a multi-line report
     kind = "train" if "train" in config_name.lower() else "predict"
     sys.argv[1:] = old_overrides(sys.argv[1:], kind)  # an old key name composes; the checks say how to migrate
+    task = getattr(main, "__wrapped__", main)
+    entry_file = getattr(sys.modules.get(getattr(task, "__module__", "")), "__file__", None) or sys.argv[0]
+    given = _config_name(sys.argv[1:], config_name)
+    other = config_kind(Path(entry_file).resolve().parent / "configs", given)
+    if other is not None and other != kind:  # GPT_predict given to run_train.py: the other entry point runs it
+        fail(other_kind_message(given, other, Path(entry_file).resolve().parent))
     try:
         main()
     except Exception as exc:
@@ -226,6 +264,40 @@ def hydra_entry(main: Callable[[], object], config_name: str) -> None:
         config_dir = Path(getattr(module, "__file__", None) or sys.argv[0]).resolve().parent / "configs"
         args = sys.argv[1:]
         fail(hydra_error_message(exc, config_dir, _config_name(args, config_name), _overrides(args), kind))
+
+
+def config_kind(config_dir: Path, name: str, depth: int = 0) -> str | None:
+    """``train`` or ``predict``: which entry point the config ``name`` of ``config_dir`` is for, from the base config
+    its ``defaults`` list reaches (``base/train``, ``base/predict``, or another config that does); None when
+    unknown (no such config: Hydra's own message follows)."""
+    import yaml
+
+    path = config_dir / f"{name}.yaml"
+    if depth > 5 or not path.is_file():
+        return None
+    try:
+        defaults = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("defaults") or []
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    for entry in defaults:
+        if not isinstance(entry, str):
+            continue
+        if entry in ("base/train", "base/predict"):
+            return entry.split("/")[1]
+        found = config_kind(config_dir, entry, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def other_kind_message(name: str, kind: str, src_dir: Path) -> str:
+    """The line for a config given to the entry point of the other kind: which kind it is and the command that
+    runs it (the other script, with the setting that kind needs)."""
+    from seqrec.core.paths import script_command
+
+    script, what, needs = ((src_dir / "run_predict.py", "a prediction", "train_task=<ID>") if kind == "predict"
+                           else (src_dir / "run_train.py", "a training", "data_path=<csv>"))
+    return f"{name} is {what} config; run it with {script_command(script)} --config-name={name} {needs} ..."
 
 
 def _config_name(args: list[str], default: str) -> str:
@@ -273,6 +345,13 @@ def _configs(config_dir: Path, group: str = "") -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
+def _entry_command() -> str:
+    """``python src/run_train.py`` (from the repo root; the script's full path elsewhere): this entry point."""
+    from seqrec.core.paths import script_command
+
+    return script_command(Path(sys.argv[0]).resolve())
+
+
 def hydra_error_message(
     exc: BaseException, config_dir: Path, config_name: str, overrides: list[str], kind: str = "train"
 ) -> str:
@@ -316,7 +395,7 @@ def hydra_error_message(
         return (
             f"unknown config key '{key}' in {given}"
             + (f"; did you mean {near}?" if near else ";")
-            + f" fix the spelling (python {Path(sys.argv[0]).name} --cfg job lists every key)"
+            + f" fix the spelling ({_entry_command()} --cfg job lists every key)"
         )
     m = re.search(r"An item is already at '([^']+)'", text)
     if m:
@@ -334,5 +413,5 @@ def hydra_error_message(
     if hydra_error and cause is not None:
         first += f" ({cause})"
     if hydra_error:
-        return f"{one_line(first, 220)}; check the command line (python {Path(sys.argv[0]).name} --help)"
+        return f"{one_line(first, 220)}; check the command line ({_entry_command()} --help)"
     return f"unexpected {type(exc).__name__}: {one_line(first, 150)} (rerun with HYDRA_FULL_ERROR=1 for the traceback)"

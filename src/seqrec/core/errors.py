@@ -23,13 +23,18 @@ def require(condition: bool, message: str) -> None:
 
 
 class RunInterrupted(BaseException):
-    """Training was stopped by a signal (Ctrl-C = SIGINT, or SIGTERM as SLURM sends before preemption).
+    """A command was stopped by a signal (Ctrl-C = SIGINT, or SIGTERM as a scheduler sends before preemption).
 
-    The run is marked ``interrupted`` and keeps its last checkpoint (written at the end of every epoch); the
-    message says how to continue it. A ``BaseException``, like ``KeyboardInterrupt``: ``except Exception``
-    blocks do not swallow it.
+    A run it had open is marked ``interrupted`` (a training run keeps its last checkpoint, written at the end of every
+    epoch); the message says what survives and what to run next. A ``BaseException``, like ``KeyboardInterrupt``:
+    ``except Exception`` blocks do not swallow it. ``signal_name``: ``SIGTERM`` / ``SIGINT``.
     """
 
-    def __init__(self, message: str, run_id: str | None = None):
+    def __init__(self, message: str, run_id: str | None = None, signal_name: str | None = None):
         super().__init__(message)
         self.run_id = run_id
+        self.signal_name = signal_name
+
+
+#: the exit status of a command stopped by a signal (the shell's 128 + SIGINT, whatever the signal was)
+INTERRUPTED_EXIT = 130

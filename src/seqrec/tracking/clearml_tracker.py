@@ -272,6 +272,7 @@ def _prepare_sdk(
     log in, and against a dead server that retries for hours.
     """
     reload_clearml_config()
+    check_cache_dir()
     from clearml import Task
 
     leftover = Task.current_task()
@@ -296,6 +297,25 @@ def _prepare_sdk(
     except _login_error_types() as exc:
         raise _login_failed(exc) from exc
     return Task, server, unreachable
+
+
+def check_cache_dir() -> None:
+    """One-line :class:`UserError` naming ``CLEARML_CACHE_DIR`` (or the clearml.conf setting) when the SDK could
+    not write its cache folder, which holds the offline sessions: checked before any task exists."""
+    from clearml.config import get_cache_dir
+
+    from seqrec.core.io import folder_write_problem
+
+    cache = Path(str(get_cache_dir()))
+    problem = folder_write_problem(cache)
+    if problem is None:
+        return
+    if os.environ.get("CLEARML_CACHE_DIR"):
+        where, fix = f"CLEARML_CACHE_DIR={os.environ['CLEARML_CACHE_DIR']}", "set CLEARML_CACHE_DIR to a writable folder"
+    else:
+        where = f"ClearML's cache folder {cache} (sdk.storage.cache.default_base_dir in {_config_file_hint()})"
+        fix = "set CLEARML_CACHE_DIR to a writable folder"
+    raise UserError(f"{where} {problem}; ClearML keeps its sessions there: {fix}, or run with logger=none")
 
 
 def _login_failed(exc: BaseException) -> UserError:
@@ -644,8 +664,10 @@ class ClearMLTracker(Tracker):
         if callable(waiter):
             # bounded wait; on timeout the SDK abandons the thread and close()
             # no longer waits its own 300 s for it
+            # a signal asks the process to end within seconds: the repository record is not worth a long wait then
+            timeout = min(self.repo_detection_timeout, 1.0) if status == "interrupted" else self.repo_detection_timeout
             try:
-                waiter(timeout=self.repo_detection_timeout)
+                waiter(timeout=timeout)
             except Exception as exc:  # noqa: BLE001 - best effort
                 log.debug("repository detection wait failed: %s", exc)
         try:  # every report on disk (offline) or sent before the task closes, also on a loaded machine

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 from seqrec.core.frozen import thawed
 from seqrec.core.errors import ResumableRunError, RunInterrupted, UserError
 from seqrec.core.io import atomic_write_text, disk_full_message, is_disk_full
+from seqrec.core.signals import signal_name, stop_on_signals
 from seqrec.tracking.base import NoneTracker, instantiate_tracker
 from seqrec.tracking.run_folder import LAST_CKPT, RunFolder
 from seqrec.tracking.run_store import RunStore, file_log_handler
@@ -74,20 +75,33 @@ def _record_status(store: RunStore, run_id: str, status: str) -> None:
 
 @contextlib.contextmanager
 def run_context(spec: RunSpec, resume: Optional[str] = None, from_epoch: int = 0,
-                continue_command: Optional[Callable[[str], str]] = None, replica: bool = False) -> Iterator[Run]:
+                continue_command: Optional[Callable[[str], str]] = None, replica: bool = False,
+                interrupted: Optional[Callable[[str, str], str]] = None) -> Iterator[Run]:
     """A tracked run of ``spec.kind``; with ``resume=<ID>`` the existing folder of that killed training run, reopened
     (``run.json`` back to ``running`` with a ``resumed`` entry, ``config.yaml`` replaced, ``run.log`` appended to)
     under a new tracker task that records ``resumed_from_task``.
 
     ``continue_command(run_id)``: the command that continues this run after a fault (training); a full disk then
-    ends with it. ``replica``: a DDP worker's stand-in: no tracker, no run-store folder (rank 0 keeps the record).
+    ends with it. ``interrupted(run_id, signal_name)``: the line a signal ends the run with (default: the run is
+    marked interrupted; run the command again). SIGTERM and SIGINT stop the run the same way whatever tracker it has
+    (:func:`seqrec.core.signals.stop_on_signals`, installed after the tracker's own handlers). ``replica``: a DDP
+    worker's stand-in: no tracker, no run-store folder (rank 0 keeps the record).
     """
     if replica:
         with tempfile.TemporaryDirectory(prefix="seqrec-replica-") as tmp:
             yield Run(NoneTracker(spec.project_name, spec.task_name), None, Path(tmp))
         return
     kind = spec.kind
+    RunStore(spec.run_store).check_writable()  # before the tracker: a refused run leaves no ClearML session behind
     tracker = instantiate_tracker(thawed(spec.logger), task_type="training" if kind == "train" else "inference")
+    with stop_on_signals():  # after the tracker: its own handlers (ClearML's kept a run going after SIGTERM) wait
+        with _run(spec, tracker, resume, from_epoch, continue_command, interrupted) as run:
+            yield run
+
+
+@contextlib.contextmanager
+def _run(spec: RunSpec, tracker, resume, from_epoch, continue_command, interrupted) -> Iterator[Run]:
+    kind = spec.kind
     store = RunStore(spec.run_store)
     try:
         if resume is None:
@@ -122,10 +136,14 @@ def run_context(spec: RunSpec, resume: Optional[str] = None, from_epoch: int = 0
                      resume, LAST_CKPT, from_epoch, resumes, tracker.task_id, run_dir)
         yield run
         status = "completed"
-    except (RunInterrupted, KeyboardInterrupt):
+    except (RunInterrupted, KeyboardInterrupt) as exc:
         status = "interrupted"
         log.warning("%s interrupted", label)
-        raise
+        name = signal_name(exc)
+        if isinstance(exc, RunInterrupted) and exc.run_id is not None or name is None:
+            raise  # already says what happened to this run
+        line = (interrupted or _interrupted)(run.id, name)
+        raise RunInterrupted(line, run.id, name) from None
     except OSError as exc:
         log.exception("%s failed", label)
         if not is_disk_full(exc):
@@ -154,6 +172,11 @@ def run_context(spec: RunSpec, resume: Optional[str] = None, from_epoch: int = 0
                 store.update_last_resume(run.id, **fields)
         logging.getLogger().removeHandler(handler)
         handler.close()
+
+
+def _interrupted(run_id: str, name: str) -> str:
+    return (f"interrupted by {name}: run {run_id} is marked interrupted and its results are incomplete; run the "
+            "command again for a complete run")
 
 
 def _yaml(config: dict) -> str:

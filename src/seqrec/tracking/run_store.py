@@ -192,7 +192,22 @@ class RunStore:
     def _where(self) -> str:
         return f"{self.root}{os.sep}"
 
+    def _fix(self) -> str:
+        return "pass run_store=<a writable folder>" + (" or fix SEQREC_RUN_STORE" if os.environ.get("SEQREC_RUN_STORE")
+                                                       else "")
+
+    def check_writable(self) -> None:
+        """One-line :class:`UserError` naming the run store when no run folder can be made in it (a file, a
+        read-only mount, no permission); nothing is left behind."""
+        from seqrec.core.io import folder_write_problem
+
+        problem = folder_write_problem(self.root)
+        if problem is not None:
+            raise UserError(f"run store {self.root} {problem}; {self._fix()}")
+
     def _run_dir(self, task_id: str) -> Path:
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"run store {self.root} is a file, not a folder; {self._fix()}")
         if not isinstance(task_id, str) or not _RUN_ID.match(task_id) or ".." in task_id:
             raise UserError(
                 f"invalid run ID {task_id!r} (letters, digits, '.', '_', '-' only); "
@@ -224,6 +239,7 @@ class RunStore:
             "created": _now(),
             "status": "running",
             "format": FORMAT,  # of its config.yaml and files (seqrec.config.upgrade reads older formats)
+            "process": current_process(),  # a run marked running whose process is gone was killed
         }
         for key, value in extra.items():
             if key not in data:

@@ -99,6 +99,14 @@ def build_trainer(spec, run, callbacks: TrainingCallbacks, logger) -> L.Trainer:
     params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.trainer_params.items()}
     if params.get("precision") == "auto":
         params["precision"] = "bf16-mixed" if fast_bfloat16(train_device(params)) else "32-true"
+    import sys
+
+    from seqrec.core.progress import is_terminal
+
+    if params.get("enable_progress_bar", True) and not is_terminal(sys.stdout):
+        # Lightning's bar redraws with carriage returns: in a log file its last state and the next line share a
+        # line. Off a terminal the epoch lines (TrainingCallbacks) are the progress.
+        params["enable_progress_bar"] = False
     trainer = L.Trainer(
         callbacks=callbacks.all, logger=logger, default_root_dir=str(run.dir), num_sanity_val_steps=0,
         plugins=[AtomicCheckpointIO()],  # a full disk or a kill mid-write keeps the previous checkpoint
@@ -121,8 +129,9 @@ def train_device(trainer_params: dict) -> str:
 
 @contextmanager
 def signals_as_interruptions(spec, run, trainer: L.Trainer):
-    """Lightning turns Ctrl-C into ``sys.exit(1)`` and SIGTERM into ``SIGTERMException``: both become
-    :class:`RunInterrupted` with the line that says how to go on (the run context marks the run interrupted)."""
+    """A signal during ``fit`` becomes :class:`RunInterrupted` with the line that says how to go on (the run context
+    marks the run interrupted): ours (:func:`seqrec.core.signals.stop_on_signals`, which Lightning calls beside its
+    own handler), or Lightning's own ways out (Ctrl-C becomes ``sys.exit(1)``, SIGTERM ``SIGTERMException``)."""
     from lightning.pytorch.trainer.states import TrainerStatus
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -131,8 +140,10 @@ def signals_as_interruptions(spec, run, trainer: L.Trainer):
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         try:
             yield
-        except SystemExit as exc:
-            if isinstance(exc, SIGTERMException) or getattr(trainer, "received_sigterm", False):
+        except (SystemExit, RunInterrupted) as exc:
+            if isinstance(exc, RunInterrupted) and exc.signal_name is not None:
+                stopped = exc.signal_name
+            elif isinstance(exc, SIGTERMException) or getattr(trainer, "received_sigterm", False):
                 stopped = "SIGTERM"
             elif trainer.state.status == TrainerStatus.INTERRUPTED:
                 stopped = "SIGINT (Ctrl-C)"
@@ -140,9 +151,17 @@ def signals_as_interruptions(spec, run, trainer: L.Trainer):
                 raise
             if spec.replica:
                 raise
-            can_resume = run.folder.last_checkpoint.is_file()
-            raise RunInterrupted(interruption_message(spec, run.id, stopped, trainer.current_epoch, can_resume),
-                                 run.id) from None
+            raise RunInterrupted(interrupted_line(spec, run.id, stopped, trainer.current_epoch), run.id,
+                                 stopped) from None
+
+
+def interrupted_line(spec, run_id: str, stopped: str, epoch: int | None = None) -> str:
+    """The line a signal ends a training run with: a resume command only when there is a checkpoint to go on from."""
+    from seqrec.tracking.run_folder import RunFolder
+    from seqrec.tracking.run_store import RunStore
+
+    can_resume = RunFolder(RunStore(spec.run.run_store).root / run_id).last_checkpoint.is_file()
+    return interruption_message(spec, run_id, stopped, epoch, can_resume)
 
 
 def save_trained(spec, run, module: SeqRecModule, data: TrainingData, callbacks: TrainingCallbacks,

@@ -13,11 +13,11 @@ from seqrec.config.spec import TrainSpec, resolve_train
 from seqrec.core.hydra_context import record_trial
 from seqrec.tracking.lifecycle import run_context
 from seqrec.tracking.lightning_logger import TrackerLogger
-from seqrec.tracking.run_store import current_process
 from seqrec.training.callbacks import TrainingCallbacks
 from seqrec.training.commands import predict_command, resume_command
 from seqrec.training.components import (
-    TrainingData, build_module, build_network, build_trainer, save_trained, signals_as_interruptions,
+    TrainingData, build_module, build_network, build_trainer, interrupted_line, save_trained,
+    signals_as_interruptions,
 )
 
 log = logging.getLogger("seqrec")
@@ -51,8 +51,9 @@ def fit(spec: TrainSpec) -> float:
     data = TrainingData(spec)  # split and attributes: a bad file fails before any run folder exists
     resume = spec.resume
     with run_context(spec.run, resume and resume.run_id, resume.epoch if resume else 0,
-                     continue_command=lambda run_id: resume_command(spec, run_id), replica=spec.replica) as run:
-        run.record(process=current_process(), **_first_record(run, spec))
+                     continue_command=lambda run_id: resume_command(spec, run_id), replica=spec.replica,
+                     interrupted=lambda run_id, stopped: interrupted_line(spec, run_id, stopped)) as run:
+        run.record(**_first_record(run, spec))
         run.record(**data.record)  # the data fingerprint, and the check against the resumed / pre-trained run
         L.seed_everything(spec.seed, workers=True, verbose=False)  # after the tracker: ClearML seeds with 1337
         module = build_module(spec, build_network(spec, data), data)
