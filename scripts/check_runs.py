@@ -107,4 +107,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from seqrec.core.output import pipe_safe
+
+    sys.exit(pipe_safe(main))  # `| head -1`: the table cut short quietly, no BrokenPipeError traceback

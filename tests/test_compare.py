@@ -63,7 +63,7 @@ def test_bad_comparisons_are_one_line_errors(store):
     _run(store, "bare", None, table=False)
     _run(store, "trained", None, kind="train", table=False)
     cases = [
-        (["a42"], ["other"], "did not score the same test users"),
+        (["a42"], ["other"], "scored different users"),
         (["a42"], ["failed"], "is failed, not completed"),
         (["a42"], ["bare"], "has no per_user.parquet"),
         (["a42"], ["trained"], "is a train run, not a predict run"),

@@ -65,8 +65,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """The console script; returns the exit status (0, or 1 after one ``error:`` line)."""
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from seqrec.core.output import pipe_safe
+
     try:
-        return _main(argv)
+        return pipe_safe(lambda: _main(argv))  # `| head`: the CSV cut short quietly
     except UserError as exc:
         from seqrec.api.recommender import SKIP_HINT
 

@@ -74,7 +74,7 @@ def load_run(run_id_or_prefix: str, run_store: str | Path | None = None, device:
     model, meta = load_trained(folder.model, torch_device)
     if meta["n_items"] != split.n_items:
         raise UserError(
-            f"{train_cfg.data_path} now has {split.n_items} items but run {run_id} was trained on {meta['n_items']}; "
+            f"{data.path} now has {split.n_items} items but run {run_id} was trained on {meta['n_items']}; "
             "re-prepare the same data or train again"
         )
     recommender = Recommender(run_id, folder.path, train_cfg, split, features, model, torch_device)

@@ -23,6 +23,7 @@ from seqrec.config.upgrade import rename_deprecated
 from seqrec.core import registry
 from seqrec.core.errors import UserError
 from seqrec.core.hydra_context import command_line, command_line_keys  # noqa: F401 -- re-exported
+from seqrec.core.paths import resolved_path
 from seqrec.core.settings import (  # noqa: F401 -- re-exported: the names other modules and tests use
     _MISSING, SYNONYMS, Bool, Choice, Int, Num, Setting, Str, _get, _int, flat_keys, suggest_key,
 )
@@ -426,11 +427,11 @@ def check_train_run(run_store: str, train_task: str, key: str = "train_task") ->
     if "data_path" not in train_cfg:
         raise UserError(f"run {train_task}: {folder.config} is not a training config; {again}")
     data_path = train_cfg.get("data_path")
-    if isinstance(data_path, str) and not Path(data_path).is_file():
-        raise UserError(
-            f"run {train_task} was trained on data_path '{data_path}', which is gone; restore or re-prepare that "
-            "file (scripts/prepare_data.py), or train again"
-        )
+    if isinstance(data_path, str) and not resolved_path(data_path).is_file():
+        from seqrec.data.movielens import prepare_hint
+
+        raise UserError(f"run {train_task} was trained on data_path '{resolved_path(data_path)}', which is gone; "
+                        f"restore that file or train again ({prepare_hint(resolved_path(data_path), missing=True)})")
     return train_cfg
 
 
@@ -554,7 +555,7 @@ def inherit_pretrained(cfg: DictConfig) -> DictConfig | None:
         causal = ", ".join(m.label for m in registry.components("model") if m.kv_cache and m.label)
         raise UserError(f"pretrained_task={run_id} is a {model.label or model.name} run; prompt-tuning generates "
                         f"left to right and needs a causal model ({causal})")
-    same = Path(str(pre.data_path)).resolve() == Path(str(cfg.data_path)).resolve()
+    same = resolved_path(str(pre.data_path)).resolve() == resolved_path(str(cfg.data_path)).resolve()
     if not same:
         raise UserError(f"pretrained_task={run_id} was trained on data_path={pre.data_path}; prompt-tuning continues "
                         f"on its split: pass data_path={pre.data_path}")

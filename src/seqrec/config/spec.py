@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from seqrec.core.errors import UserError
 from seqrec.core.frozen import frozen, thawed  # noqa: F401 -- thawed: re-exported for the runs
 from seqrec.core.hydra_context import command_line, command_line_keys
+from seqrec.core.paths import stored_path
 from seqrec.data.prepare import DataSpec
 from seqrec.tracking.lifecycle import RunSpec
 
@@ -127,6 +128,8 @@ def resolve_train(cfg: DictConfig) -> TrainSpec:
     cfg = copy.deepcopy(cfg)
     OmegaConf.set_readonly(cfg, False)
     full_run_ids(cfg)
+    if isinstance(cfg.get("data_path"), str):  # recorded relative to the repo when inside it, else absolute
+        cfg.data_path = stored_path(cfg.data_path)
     pretrained, model_args = settle_train_config(cfg)  # inherited, aliases applied, checked: once
     replica = distributed_rank() > 0
     resume = _settle_resume(cfg, replica)

@@ -167,7 +167,12 @@ def load_run_config(folder: RunFolder | str, kind: str | None = None) -> dict:
     """
     folder = folder if isinstance(folder, RunFolder) else RunFolder(folder)
     record = folder.read_record()
-    return upgrade_config(folder.read_config(), kind or str(record.get("kind")), run_format(record))
+    cfg = upgrade_config(folder.read_config(), kind or str(record.get("kind")), run_format(record))
+    if isinstance(cfg.get("data_path"), str):  # as a run records it today (an old run's path was stored as written)
+        from seqrec.core.paths import resolved_path, stored_path
+
+        cfg["data_path"] = stored_path(resolved_path(cfg["data_path"]))
+    return cfg
 
 
 # --------------------------------------------------------------------------- old names given by a user

@@ -70,6 +70,29 @@ def disk_full_message(exc: OSError, path: str | os.PathLike | None = None) -> st
     return f"{what} writing {target} ({room} on {folder})"
 
 
+def folder_write_problem(folder: str | os.PathLike) -> str | None:
+    """Why files cannot be written into ``folder`` (made when missing), or None when they can: ``is a file, not a
+    folder``, ``cannot be made: <parent> is a file``, or ``is not writable (<reason>)`` -- found by writing (and
+    removing) an empty file in it, or in the nearest folder above it that exists, which tells read-only mounts
+    and permissions apart from what the mode bits say (root ignores those)."""
+    target = Path(folder)
+    if target.exists() and not target.is_dir():
+        return "is a file, not a folder"
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"cannot be made: {probe} is a file"
+    try:
+        handle, name = tempfile.mkstemp(prefix=".seqrec-write-check-", dir=probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return f"is not writable ({reason})" if probe == target else f"cannot be made in {probe} ({reason})"
+    os.close(handle)
+    os.unlink(name)
+    return None
+
+
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically and return ``path``."""
     with atomic_write(path) as tmp:

@@ -1,4 +1,6 @@
-"""Where things are: the repository, the default run store, and the ``${repo:}`` config resolver."""
+"""Where things are: the repository, the default run store, the ``${repo:}`` config resolver, how a run records the
+files it read (:func:`given_path`, :func:`stored_path`, :func:`resolved_path`), and how a printed command names a
+script of the repository (:func:`script_command`)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,64 @@ if not OmegaConf.has_resolver("repo"):
 def default_run_store() -> Path:
     """Where runs go when no ``run_store=`` is given: ``$SEQREC_RUN_STORE`` or ``<repo>/runs``."""
     return Path(os.environ.get("SEQREC_RUN_STORE") or REPO_ROOT / "runs").resolve()
+
+
+def _expanded(path: str | os.PathLike) -> Path:
+    return Path(os.path.expanduser(os.fspath(path)))
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute with its folder's symlinks resolved (the file itself kept: a linked data file keeps
+    its own name)."""
+    path = path if path.is_absolute() else Path.cwd() / path
+    return path.parent.resolve() / path.name
+
+
+def given_path(path: str | os.PathLike) -> Path:
+    """A file named on a command line, absolute: a relative path is taken in the working folder, or in the
+    repository when only there does it exist (the configs' defaults, e.g. ``data/ml-1m.csv``, are repository
+    files)."""
+    path = _expanded(path)
+    if path.is_absolute():
+        return _absolute(path)
+    here, repo = Path.cwd() / path, REPO_ROOT / path
+    return _absolute(repo if not here.exists() and repo.exists() else here)
+
+
+def stored_path(path: str | os.PathLike) -> str:
+    """How a run records a file it reads (``data_path``): relative to the repository when it lies inside it (a step
+    is then the same step on every clone), else absolute. ``path`` is taken as :func:`given_path` takes it."""
+    absolute = given_path(path)
+    try:
+        return absolute.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(absolute)
+
+
+def resolved_path(path: str | os.PathLike) -> Path:
+    """The file a stored path names, absolute: a relative one lies in the repository (see :func:`stored_path`).
+    Runs stored before that (their path as written, relative to the folder they ran in) keep working: a relative
+    path that exists only in the working folder is taken there."""
+    path = _expanded(path)
+    if path.is_absolute():
+        return path
+    repo, here = REPO_ROOT / path, Path.cwd() / path
+    return _absolute(here if not repo.exists() and here.exists() else repo)
+
+
+def script_command(script: str | os.PathLike) -> str:
+    """``python <script>`` as a printed next command: the repository-relative path (``src/run_predict.py``) when
+    the working folder is the repository root, the script's absolute path anywhere else (so it runs when pasted)."""
+    import shlex
+
+    path = _expanded(script)
+    path = path if path.is_absolute() else REPO_ROOT / path
+    if Path.cwd().resolve() == REPO_ROOT:
+        try:
+            return f"python {path.resolve().relative_to(REPO_ROOT).as_posix()}"
+        except ValueError:
+            pass
+    return f"python {shlex.quote(str(path.resolve()))}"
 
 
 def load_file_module(path: Path, name: str | None = None):

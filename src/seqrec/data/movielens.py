@@ -522,6 +522,26 @@ def _load_found(spec: MovieLensSpec, found: _Found) -> pd.DataFrame:
     return df
 
 
+def prepare_hint(path: str | os.PathLike, missing: bool = False) -> str:
+    """What to do about the interaction file ``path`` that is missing (``missing``) or unreadable, in the words of
+    an error line: a MovieLens release's file (``ml-100k.csv``) gets the exact ``prepare_data.py`` command that
+    writes it there; a file of one's own, the format it needs."""
+    import shlex
+
+    from seqrec.core.paths import REPO_ROOT, script_command
+
+    path = Path(path)
+    name = path.name[: -len(".csv")] if path.name.endswith(".csv") else path.stem
+    if name in DATASETS:
+        default = path.is_absolute() and path == REPO_ROOT / "data" / f"{name}.csv"
+        out = "" if default else f" --out {shlex.quote(str(path))}"
+        return f"prepare it with: {script_command('scripts/prepare_data.py')} {name}{out}"
+    layout = "a CSV with the header user_id,item_id,timestamp[,rating], one row per event"
+    if missing:
+        return f"check the path, or pass data_path=<{layout}>"
+    return f"write {path.name} as {layout}"
+
+
 def prepare_movielens(
     name: str,
     source: str | os.PathLike | None = None,

@@ -25,10 +25,11 @@ class DataSpec:
         """The data settings of a training config (a run's stored config, or a composed one)."""
         from omegaconf import DictConfig, OmegaConf
 
+        from seqrec.core.paths import resolved_path
         from seqrec.data.features_config import feature_settings
 
         config = config if isinstance(config, DictConfig) else OmegaConf.create(dict(config))
-        return cls(path=str(config.data_path), last_n_items=int(config.last_n_items),
+        return cls(path=str(resolved_path(str(config.data_path))), last_n_items=int(config.last_n_items),
                    validation_size=int(OmegaConf.select(config, "dataloader.validation_size")),
                    random_state=int(config.random_state), features=feature_settings(config),
                    duplicates=str(config.get("duplicates") or "drop"))

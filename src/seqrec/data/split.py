@@ -32,17 +32,18 @@ DUPLICATE_POLICIES = ("drop", "refuse")
 
 def load_interactions(path: str | Path) -> pd.DataFrame:
     """Read a prepared interaction CSV (``user_id,item_id,timestamp[,rating]``) and check it."""
+    from seqrec.data.movielens import prepare_hint  # the hint names this file and the command that writes it
+
     path = Path(path)
-    hint = "prepare it with: python scripts/prepare_data.py ml-1m --source ../shared/data/ml-1m"
     if not path.exists():
-        raise UserError(f"data_path '{path}' does not exist; {hint} (or pass data_path=<your csv>)")
+        raise UserError(f"data_path '{path}' does not exist; {prepare_hint(path, missing=True)}")
     if path.is_dir():
-        raise UserError(f"data_path '{path}' is a folder; pass the prepared CSV file, e.g. data_path=data/ml-1m.csv")
+        raise UserError(f"data_path '{path}' is a folder; pass the interaction CSV file, e.g. data_path={path}/<file>.csv")
     try:
         df = pd.read_csv(path)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read data_path '{path}' as CSV ({first}); {hint}") from exc
+        raise UserError(f"cannot read data_path '{path}' as CSV ({first}); {prepare_hint(path)}") from exc
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     require(
         not missing,

@@ -48,10 +48,9 @@ def compare_runs(store: RunStore, runs_a: Sequence[str], runs_b: Sequence[str], 
     pairs = [(per_user_values(store, a, part), per_user_values(store, b, part)) for a, b in zip(runs_a, runs_b)]
     users = pairs[0][0].index
     for (a, b), run_a, run_b in zip(pairs, runs_a, runs_b):
-        if not (a.index.equals(users) and b.index.equals(users)):
-            raise UserError(f"runs {run_a} and {run_b} did not score the same {part} users as {runs_a[0]} "
-                            f"({len(a)} and {len(b)} against {len(users)}); compare runs made on the same data and "
-                            "split")
+        for frame, run in ((a, run_a), (b, run_b)):
+            if not frame.index.equals(users):
+                raise UserError(_different_users(store, runs_a[0], users, run, frame.index, part))
     rows = []
     for metric in metrics:
         missing = [run for (a, b), run in zip(pairs, runs_a) if metric not in a or metric not in b]
@@ -65,6 +64,40 @@ def compare_runs(store: RunStore, runs_a: Sequence[str], runs_b: Sequence[str], 
                      "b": float(np.mean([b[metric].mean() for _, b in pairs])),
                      **pooled_difference(diffs, n_resamples=n_resamples, seed=seed)})
     return pd.DataFrame(rows)
+
+
+#: the settings of a training run that decide its split (PROTOCOL.md), as the message names them
+SPLIT_SETTINGS = ("data_path", "last_n_items", "dataloader.validation_size", "random_state")
+
+
+def split_settings(store: RunStore, predict_id: str) -> dict | None:
+    """The split settings of the training run behind predict run ``predict_id``; None when they cannot be read."""
+    from omegaconf import OmegaConf
+
+    from seqrec.config.upgrade import load_run_config
+
+    try:
+        train_id = load_run_config(store.path(predict_id, kind="predict"), "predict").get("train_task")
+        train = OmegaConf.create(load_run_config(store.path(str(train_id), kind="train"), "train"))
+    except Exception:  # noqa: BLE001 -- a message helper: without the settings it says less, never fails
+        return None
+    return {key: OmegaConf.select(train, key) for key in SPLIT_SETTINGS}
+
+
+def _different_users(store: RunStore, ref: str, ref_users: pd.Index, run: str, users: pd.Index, part: str) -> str:
+    """Why ``run`` cannot be paired with ``ref``: the split settings in which their training runs differ, or, with
+    none, the users they scored."""
+    common = len(ref_users.intersection(users))
+    scored = f"{len(ref_users)} and {len(users)} {part} users, {common} in common"
+    mine, theirs = split_settings(store, ref), split_settings(store, run)
+    if mine is not None and theirs is not None:
+        differ = [f"{key} {mine[key]} against {theirs[key]}" for key in SPLIT_SETTINGS if mine[key] != theirs[key]]
+        if differ:
+            return (f"runs {ref} and {run} come from different splits ({'; '.join(differ)}; {scored}); compare "
+                    "predict runs of training runs with the same data and split settings")
+        return (f"runs {ref} and {run} scored different users ({scored}) though their training runs share data and "
+                "split settings: the data file changed between them; predict both again on today's file")
+    return f"runs {ref} and {run} scored different users ({scored}); compare runs made on the same data and split"
 
 
 def format_comparison(table: pd.DataFrame, part: str) -> str:

@@ -19,7 +19,7 @@ from seqrec.data.split import SplitData
 from seqrec.evaluation.metrics import compute_metrics, format_metrics, per_position_table, plot_per_position
 from seqrec.evaluation.stats import bootstrap_table
 from seqrec.generation import ban_generated, build_strategy, generate, shared_samples
-from seqrec.generation.engine import resolve_precision
+from seqrec.generation.engine import check_capacity, resolve_precision
 from seqrec.models.loading import load_trained
 from seqrec.tracking.lifecycle import run_context
 from seqrec.tracking.run_folder import RunFolder
@@ -57,6 +57,9 @@ def recommend_and_score(spec: PredictSpec) -> float:
                 f"{meta['n_items']}; re-prepare the same data or train again"
             )
     k, boot = spec.k, spec.bootstrap
+    if source is None:  # what needs only the split and the strategy: refused before any run folder or tracker
+        for users in (split.val_users, split.test_users):
+            check_capacity(strategy, split.train, users, split.n_items, k, spec.filter_seen)
     with run_context(spec.run) as run:
         folder = run.folder
         run.record(hardware=hardware(device, resolve_precision(params.get("precision") or "float32", device)),

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqrec.core import registry
 from seqrec.core.errors import UserError
+from seqrec.core.paths import stored_path
 from seqrec.core.registry import GridOptions, StrategySpec
 from seqrec.tracking.run_folder import RunFolder
 from seqrec.tracking.run_store import JOB_LOGS, RunRecord, RunStore
@@ -234,10 +235,9 @@ class Experiment:
         unknown = [m for m in models if m not in self.model_configs]
         if unknown:
             raise UserError(f"unknown model {unknown[0]!r}; choose from {', '.join(self.model_configs)}")
-        # relative to the working directory when inside it (the repo root): a step's identity is then the same on
-        # every machine the repo is cloned to, so runs made elsewhere (a GPU machine) are reused here
-        resolved = Path(data_path).resolve()
-        self.data_path = str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(resolved)
+        # as a run records it (relative to the repo when inside it): a step's identity is then the same on every
+        # machine the repo is cloned to, so runs made elsewhere (a GPU machine) are reused here
+        self.data_path = stored_path(data_path)
         self.dataset = dataset
         self.run_store = str(Path(run_store).resolve())
         self.store = RunStore(self.run_store)
@@ -613,6 +613,18 @@ def _as_run(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+def run_counts(n_predict: int, trainings: Sequence[tuple[str, int]]) -> str:
+    """``21 predict runs, 1 model x 3 seeds (3 training runs)``: what an experiment ran, counting models (not the
+    training runs, one per model and seed); ``trainings``: (model, seed) of each training run."""
+    models, seeds = {model for model, _ in trainings}, {seed for _, seed in trainings}
+
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    return (f"{count(n_predict, 'predict run')}, {count(len(models), 'model')} x {count(len(seeds), 'seed')} "
+            f"({count(len(trainings), 'training run')})")
+
+
 def stale(record: RunRecord, cfg: DictConfig) -> list[str]:
     """How ``cfg`` differs from the config stored with ``record`` (empty: the run is still valid).
 
@@ -626,4 +638,7 @@ def stale(record: RunRecord, cfg: DictConfig) -> list[str]:
         stored = load_run_config(record.path, record.kind)  # in the current format: an old run is still recognised
     except Exception as exc:  # missing or damaged: run the step again
         return [f"config.yaml unreadable ({type(exc).__name__})"]
-    return config_differences(stored, OmegaConf.to_container(cfg, resolve=True), REUSE_MAY_DIFFER, new_keys_ok=True)
+    current = OmegaConf.to_container(cfg, resolve=True)
+    if isinstance(current.get("data_path"), str):  # as the run recorded it (stored_path), whatever folder names it
+        current["data_path"] = stored_path(current["data_path"])
+    return config_differences(stored, current, REUSE_MAY_DIFFER, new_keys_ok=True)

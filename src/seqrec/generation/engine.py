@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from seqrec.core.progress import progress as progress_bar
 
 from seqrec.data.datasets import history_events
 from seqrec.data.padding import pad_sequences
@@ -109,7 +109,7 @@ def generate(
     Decoder = decoder_class(model, use_cache)
     predict_events = generated_events != "unknown" and bool(getattr(model, "predicts_events", False))
     items_out, scores_out, extra_out = [], [], {}
-    bar = tqdm(total=len(users), desc=desc or strategy.describe(), unit="user", disable=not progress, leave=False)
+    bar = progress_bar(len(users), desc or strategy.describe(), unit="user", enabled=progress)  # lines off a terminal
     for start in range(0, len(users), per_chunk):
         chunk = users[start : start + per_chunk]
         history = train.select(chunk)

@@ -357,8 +357,17 @@ def instantiate_tracker(logger_cfg: Any, task_type: str = "training", **override
     try:
         tracker = instantiate(logger_cfg, task_type=task_type, **overrides)
     except InstantiationException as exc:
-        if isinstance(exc.__cause__, UserError):
-            raise exc.__cause__ from None
+        cause = exc.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        if isinstance(cause, OSError):  # a file the tracker writes (its cache, a session): the fault, not Hydra's wrap
+            from seqrec.core.io import is_disk_full
+
+            if is_disk_full(cause):
+                raise cause from None
+            target = logger_cfg.get("_target_", "?") if isinstance(logger_cfg, Mapping) else "?"
+            raise UserError(f"the tracker {str(target).rsplit('.', 1)[-1]} could not start: {cause}; fix that "
+                            "file or folder, or run with logger=none") from cause
         raise
     if not isinstance(tracker, Tracker):
         raise UserError(
