@@ -176,3 +176,29 @@ def test_slurm_launcher_config_composes(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "_target_: hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in res.stdout
+
+
+def test_two_sweeps_in_the_same_second_get_folders_of_their_own(monkeypatch):
+    """Before: multirun/<second>/ was shared, and the second sweep's trial.json files overwrote the first's. The
+    clock is frozen here, so both sweeps start "in the same second"; within one sweep every job resolves the same
+    folder (Hydra copies the resolver cache into each job's config, as load_sweep_config does)."""
+    from hydra.core.utils import setup_globals
+    from omegaconf import OmegaConf
+
+    import seqrec.core.paths  # noqa: F401  # registers ${sweep_id:}
+    from conftest import CONFIG_DIR
+
+    OmegaConf.register_new_resolver("now", lambda pattern: "2026-12-07_07-00-00", replace=True)
+    common = OmegaConf.load(CONFIG_DIR / "base" / "common.yaml")
+    common.run_store = "runs"
+
+    def sweep_dir(config):
+        return str(config.hydra.sweep.dir)
+
+    first, second = OmegaConf.create(common), OmegaConf.create(common)
+    assert sweep_dir(first) != sweep_dir(second)
+    assert sweep_dir(first).startswith("runs/multirun/2026-12-07_07-00-00_")
+    job = OmegaConf.create(common)
+    OmegaConf.copy_cache(from_config=first, to_config=job)  # what Hydra does for each job of the first sweep
+    assert sweep_dir(job) == sweep_dir(first)
+    setup_globals()  # Hydra's own ${now:} back

@@ -17,6 +17,19 @@ if not OmegaConf.has_resolver("repo"):
     OmegaConf.register_new_resolver("repo", lambda sub="": str(REPO_ROOT / sub))
 
 
+def sweep_id() -> str:
+    """Six random hex digits naming one ``--multirun`` invocation's folder (``${sweep_id:}``): a second sweep started
+    in the same second gets a folder of its own. Resolved once per config (``use_cache``), and Hydra copies the
+    resolver cache into every job's config of a sweep, so all its jobs share the folder."""
+    import secrets
+
+    return secrets.token_hex(3)
+
+
+if not OmegaConf.has_resolver("sweep_id"):
+    OmegaConf.register_new_resolver("sweep_id", sweep_id, use_cache=True)
+
+
 def default_run_store() -> Path:
     """Where runs go when no ``run_store=`` is given: ``$SEQREC_RUN_STORE`` or ``<repo>/runs``."""
     return Path(os.environ.get("SEQREC_RUN_STORE") or REPO_ROOT / "runs").resolve()
