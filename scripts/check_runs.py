@@ -3,7 +3,7 @@
 One line per run: ID, kind, status, date, task name, key metric (a training run's best validation
 next-item NDCG@10, a predict run's test NDCG@10), a predict run's strategy and parameters (from its config.yaml
 ``generation_params``, named as the experiment's report names them: ``rra T=0.3 top_k=50 N=20``), its parent (the
-training run a predict run used), and the problems found (see ``seqrec.tracking.run_store.diagnose``). Exits 1 if
+training run a predict run used), and the problems found (``seqrec.tracking.run_folder.RunFolder.health``). Exits 1 if
 any run is broken, 0 otherwise; a run killed while training (marked running, process gone) is listed as ``killed``,
 resumable, not broken.
 
@@ -16,7 +16,6 @@ resumable, not broken.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -34,33 +33,32 @@ def generation_setting(params) -> str:
 
 
 def describe(run_dir: Path) -> dict:
-    from seqrec.tracking.run_store import diagnose, process_alive
+    from seqrec.config.upgrade import load_run_config
+    from seqrec.tracking.run_folder import RunFolder
+    from seqrec.tracking.run_store import process_alive
 
-    data, problems = diagnose(run_dir)
+    folder = RunFolder(run_dir)
+    data, problems = folder.health()
     status = str(data.get("status", "?"))
     if status == "running" and process_alive(data.get("process")) is False:
         status = "killed"
     metric = ""
-    metrics_file = run_dir / "metrics.json"
-    if data.get("status") == "completed" and metrics_file.is_file():
+    if data.get("status") == "completed" and folder.metrics.is_file():
         try:
-            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            metrics = folder.read_metrics()
             key = "best_val_next_ndcg@10" if data.get("kind") == "train" else "test_ndcg@10"
-            if isinstance(metrics, dict) and isinstance(metrics.get(key), (int, float)):
+            if isinstance(metrics.get(key), (int, float)):
                 metric = f"{key}={metrics[key]:.4f}"
         except (OSError, ValueError):
             pass
     parent, setting = "", ""
     if data.get("kind") == "predict":
         try:
-            import yaml
-
-            config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-        except Exception:  # noqa: BLE001 -- reported by diagnose already
+            config = load_run_config(folder, "predict")
+        except Exception:  # noqa: BLE001 -- reported by the health check already
             config = {}
-        if isinstance(config, dict):
-            parent = str(config.get("train_task", "") or "")
-            setting = generation_setting(config.get("generation_params"))
+        parent = str(config.get("train_task", "") or "")
+        setting = generation_setting(config.get("generation_params"))
     return {
         "id": run_dir.name, "kind": str(data.get("kind", "?")), "status": status,
         "date": str(data.get("created", ""))[:16].replace("T", " "), "task": str(data.get("task_name", "")),

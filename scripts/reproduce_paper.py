@@ -192,11 +192,11 @@ def main(argv=None) -> int:
                        "reused": o.reused, "hardware": where, "task_id": o.run.task_id})
         metrics = o.metrics()
         if o.spec is None:
-            from omegaconf import OmegaConf
+            from seqrec.config.upgrade import load_run_config
 
-            cfg = OmegaConf.load(o.run.path / "config.yaml")
+            cfg = load_run_config(o.run.path, "train")
             training.append({
-                "model": o.model, "loss": str(cfg.seqrec_module.loss._target_).rsplit(".", 1)[-1],
+                "model": o.model, "loss": str(cfg["seqrec_module"]["loss"]["_target_"]).rsplit(".", 1)[-1],
                 "epochs": metrics.get("epochs"), "best_epoch": metrics.get("best_epoch"),
                 "seconds_per_epoch": metrics.get("seconds_per_epoch"), "fit_seconds": metrics.get("fit_seconds"),
                 "seed": o.seed, "best_val_next_ndcg@10": metrics.get("best_val_next_ndcg@10",

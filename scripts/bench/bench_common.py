@@ -64,6 +64,7 @@ def train_histories(config: str, base: list[str], variants: dict[str, list[str]]
 
     from seqrec.experiments.plan import compose
     from seqrec import train
+    from seqrec.tracking.run_folder import RunFolder
 
     with tempfile.TemporaryDirectory() as store:
         for name, extra in variants.items():
@@ -72,4 +73,4 @@ def train_histories(config: str, base: list[str], variants: dict[str, list[str]]
             started = time.perf_counter()
             train(cfg)
             [run] = set(Path(store).iterdir()) - before
-            yield name, pd.read_csv(run / "history.csv"), time.perf_counter() - started
+            yield name, pd.read_csv(RunFolder(run).history), time.perf_counter() - started

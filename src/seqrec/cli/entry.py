@@ -123,7 +123,9 @@ def _run_folders(cfg: DictConfig) -> tuple[Path | None, set[str]]:
 def _new_run_log(root: Path | None, before: set[str]) -> Path | None:
     if root is None or not root.is_dir():
         return None
-    logs = [root / name / "run.log" for name in set(os.listdir(root)) - before]
+    from seqrec.tracking.run_folder import RunFolder
+
+    logs = [RunFolder(root / name).log for name in set(os.listdir(root)) - before]
     logs = [p for p in logs if p.is_file()]
     return max(logs, key=lambda p: p.stat().st_mtime) if logs else None
 

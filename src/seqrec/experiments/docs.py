@@ -99,21 +99,23 @@ def summarize_main_job(store_root: Optional[str], train_id: str, topk_id: str, m
     Written to ``out`` (JSON) and returned."""
     from seqrec.evaluation.report import pooled_difference
     from seqrec.evaluation.stats import bootstrap_ci, holm, verdict_from_test
+    from seqrec.tracking.run_folder import RunFolder
     from seqrec.tracking.run_store import existing_store
 
     store = existing_store(store_root)
     train_id, topk_id, multi_id = (store.resolve_id(r) for r in (train_id, topk_id, multi_id))
     train_dir = store.path(train_id, kind="train")
-    train_metrics = _read_json(train_dir / "metrics.json")
-    train_info = _read_json(train_dir / "run.json")
+    train_metrics = _read_json(RunFolder(train_dir).metrics)
+    train_info = _read_json(RunFolder(train_dir).record_file)
     runs = {}
     values = {}
     for name, run_id in (("topk", topk_id), ("multi", multi_id)):
         run_dir = store.path(run_id, kind="predict")
-        metrics = _read_json(run_dir / "metrics.json")
-        intervals = _read_json(run_dir / "intervals.json").get("intervals", {})
+        folder = RunFolder(run_dir)
+        metrics = _read_json(folder.metrics)
+        intervals = _read_json(folder.intervals).get("intervals", {})
         values[name] = _test_values(store, run_id)
-        row = {"run_id": run_id, "hardware": _read_json(run_dir / "run.json").get("hardware", ""),
+        row = {"run_id": run_id, "hardware": _read_json(folder.record_file).get("hardware", ""),
                "ms_per_user": metrics.get("test_ms_per_user"), "users": int(len(values[name]))}
         for metric in MAIN_METRICS:
             if f"test_{metric}" in intervals:

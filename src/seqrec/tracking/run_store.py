@@ -480,9 +480,3 @@ __all__ = [
     "RunStore", "RunRecord", "file_log_handler", "write_json_atomic", "current_process", "process_alive",
     "KINDS", "STATUSES",
 ]
-
-
-# ------------------------------------------------------------------------ health
-def diagnose(run_dir: Path) -> tuple[dict, list[str]]:
-    """``(run.json or {}, problems)`` of one run folder: :meth:`RunFolder.health`."""
-    return RunFolder(run_dir).health()
