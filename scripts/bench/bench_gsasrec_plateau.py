@@ -60,9 +60,9 @@ def popularity_level(cfg) -> float:
     """Validation NDCG@10 (first held-out item) of the popularity baseline on the training run's validation users."""
     from seqrec.evaluation.baselines import popularity_recs
     from seqrec.evaluation.metrics import compute_metrics
-    from seqrec.data.prepare import prepare_split
+    from seqrec.data.prepare import DataSpec, prepare_split
 
-    split = prepare_split(cfg)
+    split = prepare_split(DataSpec.of(cfg))
     recs = popularity_recs(split.item_counts, split.train, split.val_users, k=10)
     targets = split.targets(split.val_users, 1)
     return float(compute_metrics(recs, targets, split.item_counts, split.n_items, k=10)["ndcg@10"])
