@@ -193,12 +193,13 @@ def test_generation_configs_on_a_trained_run(tmp_path, capsys, caplog, synthetic
     assert len([p for p in runs.iterdir() if p.is_dir()]) == 1 + len(results)
     # the list length is k; its old name top_k (easily taken for the sampling cutoff generation_params.top_k) is
     # applied as k with a warning saying how to migrate (tests/test_predict_names.py)
-    from seqrec.config.checks import check_predict_config
+    from seqrec.config.spec import resolve_predict
 
     with caplog.at_level(logging.WARNING, logger="seqrec"):
         old = compose("GPT_predict", [f"train_task={train_id}", f"run_store={runs}", "+top_k=20"])
-        check_predict_config(old)
-    assert "top_k is deprecated, use k=20 (top_k is removed in 2.0)" in caplog.text and old.k == 20
+        spec = resolve_predict(old)
+    assert "top_k is deprecated, use k=20 (top_k is removed in 2.0)" in caplog.text and spec.k == 20
+    assert spec.run.config["k"] == 20 and "top_k" not in spec.run.config  # what the run's config.yaml will hold
     # what predict returns is each run's own validation NDCG@10, and each run's files agree with each other:
     # the per-user values average to metrics.json, whose intervals hold the value
     stored = []

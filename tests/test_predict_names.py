@@ -124,24 +124,28 @@ def test_top_k_on_the_command_line_without_plus(trained):
 
 # --------------------------------------------------------------------------- the rules, without a run
 def test_old_and_new_names_both_set(trained):
-    from seqrec.config.checks import check_predict_config
+    from seqrec.config.checks import check_predict_config, settle_predict_config
 
     same = compose("predict", ["train_task=x", "+top_k=5", "k=5"])
-    check_predict_config(same, check_run=False)
+    settle_predict_config(same, check_run=False)  # what the resolver does to its own copy
     assert same.k == 5 and "top_k" not in same
     with pytest.raises(UserError, match=r"^top_k=5 and k=7 both set the same thing; drop top_k \(its old name, "
                                         r"removed in 2\.0\)$"):
         check_predict_config(compose("predict", ["train_task=x", "+top_k=5", "k=7"]), check_run=False)
 
 
-def test_the_check_renames_once(caplog):
-    """The entry point checks the config and predict() checks it again: the warning is printed once."""
-    from seqrec.config.checks import check_predict_config
+def test_the_rename_is_settled_once_and_the_callers_config_is_left_alone(caplog):
+    """Settling is idempotent (a second pass finds nothing to rename, so the warning is printed once), and a check
+    works on a copy: the caller's config keeps what it was given."""
+    from seqrec.config.checks import check_predict_config, settle_predict_config
 
     cfg = compose("GPT_temperature", ["train_task=x", "+top_k=5", "generation_params.top_k=7"])
+    check_predict_config(cfg, check_run=False)
+    assert cfg.top_k == 5 and "k" in cfg and cfg.k is None  # untouched
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="seqrec"):
-        check_predict_config(cfg, check_run=False)
-        check_predict_config(cfg, check_run=False)
+        settle_predict_config(cfg, check_run=False)
+        settle_predict_config(cfg, check_run=False)
     assert _deprecations(caplog) == [DEPRECATION]
     assert cfg.k == 5 and cfg.generation_params.top_k == 7
 

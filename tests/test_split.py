@@ -88,8 +88,10 @@ def test_too_few_users():
 
 
 def test_load_interactions_errors(tmp_path):
-    with pytest.raises(UserError, match="prepare_data.py"):
-        load_interactions(tmp_path / "nope.csv")
+    with pytest.raises(UserError, match=r"nope\.csv' does not exist; check the path, or pass data_path=<a CSV "):
+        load_interactions(tmp_path / "nope.csv")  # the user's own file: no MovieLens command is offered
+    with pytest.raises(UserError, match=r"prepare it with: python scripts/prepare_data\.py ml-100k"):
+        load_interactions(tmp_path / "ml-100k.csv")  # a MovieLens name: the command that prepares that one
     bad = tmp_path / "bad.csv"
     bad.write_text("user,item,time\n1,2,3\n")
     with pytest.raises(UserError, match="lacks column"):
