@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqrec.models.ops import linear_cross_entropy
+from seqrec.models.fused_output import linear_cross_entropy
 
 
 def reference(h, w, t):

@@ -528,7 +528,7 @@ def apply_model_aliases(cfg: DictConfig) -> dict[str, Any]:
 
 
 def shared_loss_settings():
-    from seqrec.models.shared import loss_settings
+    from seqrec.models.declaration_rules import loss_settings
 
     return loss_settings
 

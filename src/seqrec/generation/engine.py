@@ -19,7 +19,7 @@ from seqrec.data.split import Sequences
 from seqrec.core.errors import UserError
 from seqrec.generation.base import Strategy
 from seqrec.generation.state import Context, GenerationState, decoder_class
-from seqrec.models.ops import fast_bfloat16
+from seqrec.models.fused_output import fast_bfloat16
 from seqrec.core.registry import engine_setting
 
 

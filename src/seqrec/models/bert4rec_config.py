@@ -1,7 +1,7 @@
 """Declaration of BERT4Rec (:class:`seqrec.models.bert4rec.BERT4Rec`), with RecBole's hyper-parameter names."""
 
-from seqrec.models import shared
-from seqrec.models.shared import divisible
+from seqrec.models import declaration_rules as rules
+from seqrec.models.declaration_rules import divisible
 from seqrec.core.registry import Model, Reference, register
 from seqrec.core.settings import Choice, Int, Num
 
@@ -24,16 +24,16 @@ BERT4REC = register(Model(
     ),
     rules=(divisible("hidden_size", "n_heads"),),
     aliases={
-        **shared.TRAINING_LOOP,
+        **rules.TRAINING_LOOP,
         "max_seq_length": "dataset.max_length",
         "mask_rate": "train_dataset.mask_rate",
         "eval_step": "trainer_params.check_val_every_n_epoch",
         "early_stopping_step": "patience",
     },
     special={
-        "loss_type": shared.loss_settings, "negative_samples_count": shared.loss_settings, "device": shared.device,
-        "sample_strategy": shared.sampled_evaluation, "sample_seed": shared.sampled_evaluation,
-        "sample_ratio": shared.sampled_evaluation,
+        "loss_type": rules.loss_settings, "negative_samples_count": rules.loss_settings, "device": rules.device,
+        "sample_strategy": rules.sampled_evaluation, "sample_seed": rules.sampled_evaluation,
+        "sample_ratio": rules.sampled_evaluation,
     },
     references=(Reference("ml-1m", "topk", "", "public code", (0.0812, 0.1668, 0.1546)),),
     search_space={

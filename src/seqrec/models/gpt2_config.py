@@ -1,6 +1,6 @@
 """Declaration of GPT-2 (:class:`seqrec.models.gpt2.GPT2`): its settings, references and search space."""
 
-from seqrec.models.shared import divisible, window_fits
+from seqrec.models.declaration_rules import divisible, window_fits
 from seqrec.core.registry import Model, Reference, register
 from seqrec.core.settings import Bool, Int, Num
 

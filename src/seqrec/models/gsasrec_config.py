@@ -1,7 +1,7 @@
 """Declaration of gSASRec: the SASRec network (:mod:`seqrec.models.sasrec_config`) trained with gBCE, taking the
 hyper-parameter names of the gSASRec code (``neg_per_positive``, ``gbce_t``, ``reuse_item_embeddings``, ...)."""
 
-from seqrec.models import shared
+from seqrec.models import declaration_rules as rules
 from seqrec.models.sasrec_config import SASREC
 from seqrec.core.registry import register, replace
 
@@ -10,7 +10,7 @@ GSASREC = register(replace(
     # prompt-tunable, but only when named (reproduce_paper.py --recgpt gSASRec): the paper's stage is GPT and SASRec
     prompt_tune_config="gSASRec_prompt_tune", recgpt_by_default=False,
     aliases={
-        **shared.TRAINING_LOOP,
+        **rules.TRAINING_LOOP,
         "weight_decay": "seqrec_module.weight_decay",
         "patience": "patience",
         "sequence_length": "dataset.max_length",
@@ -21,5 +21,5 @@ GSASREC = register(replace(
         "gbce_t": "seqrec_module.loss.gbce_t",
         "eps": "seqrec_module.loss.eps",
     },
-    special={"device": shared.device, "split_ratio": shared.split_ratio},
+    special={"device": rules.device, "split_ratio": rules.split_ratio},
 ))

@@ -1,6 +1,6 @@
 """Declaration of SASRec (:class:`seqrec.models.sasrec.SASRec`): the network's settings, references, search space."""
 
-from seqrec.models.shared import divisible
+from seqrec.models.declaration_rules import divisible
 from seqrec.core.registry import Model, Reference, register
 from seqrec.core.settings import Bool, Choice, Int, Num
 

@@ -19,7 +19,7 @@ from seqrec.core.io import atomic_to_csv, atomic_write, atomic_write_json
 from seqrec.data.datamodule import SeqRecDataModule
 from seqrec.data.datasets import EvalDataset
 from seqrec.data.prepare import data_fingerprint, prepare_features, prepare_split
-from seqrec.models.ops import fast_bfloat16
+from seqrec.models.fused_output import fast_bfloat16
 from seqrec.training.callbacks import AtomicCheckpointIO, TrainingCallbacks, best_epoch
 from seqrec.training.commands import interruption_message
 from seqrec.training.lightning_module import SeqRecModule

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqrec.models.ops import fast_bfloat16, linear_cross_entropy
+from seqrec.models.fused_output import fast_bfloat16, linear_cross_entropy
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -23,7 +23,7 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 class CrossEntropy(nn.Module):
     """Full softmax over the whole catalogue at every position (GPT-2, SASRec+).
 
-    Computed by the fused, chunked :func:`~seqrec.models.ops.linear_cross_entropy`, never
+    Computed by the fused, chunked :func:`~seqrec.models.fused_output.linear_cross_entropy`, never
     materialising all logits at once. ``matmul_dtype: bfloat16`` runs the output-layer
     products in bfloat16 (softmax and accumulation stay fp32).
     """
