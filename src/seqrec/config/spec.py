@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from omegaconf import DictConfig, OmegaConf
 
 from seqrec.core.errors import UserError
-from seqrec.core.frozen import frozen, thawed  # noqa: F401 -- thawed: re-exported for the runs
+from seqrec.core.frozen import frozen, thawed
 from seqrec.core.hydra_context import command_line, command_line_keys
 from seqrec.core.paths import stored_path
 from seqrec.data.prepare import DataSpec
@@ -83,11 +83,6 @@ class TrainSpec:
     data_check: Any = None  # a seqrec.config.data_check.DataCheck: the resumed / pre-trained run's data
 
 
-def data_spec(cfg: DictConfig | Mapping) -> DataSpec:
-    """The data settings of a (resolved or stored) training config: file, split and attributes."""
-    return DataSpec.of(cfg)
-
-
 def full_run_ids(cfg: DictConfig, keys=("train_task", "resume", "pretrained_task")) -> None:
     """``train_task=`` / ``resume=`` / ``pretrained_task=`` may name a run by a unique prefix of its ID: replaced by
     the full ID (in ``cfg``, the resolver's own copy)."""
@@ -140,7 +135,7 @@ def resolve_train(cfg: DictConfig) -> TrainSpec:
                                   if run_id]
     return TrainSpec(
         run=run_spec(cfg, "train"),
-        data=data_spec(cfg),
+        data=DataSpec.of(cfg),
         seed=int(cfg.get("seed", cfg.random_state)),  # the split uses random_state; training uses seed
         model_target=str(cfg.model._target_),
         model_args=frozen(model_args),
@@ -328,7 +323,7 @@ def resolve_predict(cfg: DictConfig) -> PredictSpec:
         run=run_spec(cfg, "predict"),
         train_task=str(cfg.train_task),
         train_folder=RunFolder(store.path(str(cfg.train_task))).path,
-        data=data_spec(train_cfg),
+        data=DataSpec.of(train_cfg),
         generation=frozen(params),
         k=int(cfg.get("k") or train_cfg.seqrec_module.predict_top_k),
         filter_seen=bool(train_cfg.seqrec_module.filter_seen if cfg.get("filter_seen") is None else cfg.filter_seen),
