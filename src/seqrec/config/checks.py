@@ -27,6 +27,7 @@ from seqrec.core.paths import resolved_path
 from seqrec.core.settings import (  # noqa: F401 -- re-exported: the names other modules and tests use
     _MISSING, SYNONYMS, Bool, Choice, Int, Num, Setting, Str, _get, _int, flat_keys, suggest_key,
 )
+from seqrec.data.protocols import DEFAULT as DEFAULT_PROTOCOL, PROTOCOLS, protocol as protocol_named
 
 #: lightning.Trainer's ``precision`` values (Lightning 2.x) plus ``auto`` (see pipeline.train)
 PRECISIONS = (
@@ -63,6 +64,8 @@ TRAIN = COMMON + (
     Str("resume", "<TRAIN_ID>", null=True, required=False, want="a training run ID printed by run_train.py (or null)"),
     Str("pretrained_task", "<TRAIN_ID>", null=True, required=False,
         want="the ID of a completed training run of a causal model (GPT-2, SASRec, gSASRec)"),
+    Choice("protocol", tuple(PROTOCOLS), required=False,
+           want=f"one of {', '.join(PROTOCOLS)} (the config group src/configs/protocol/)"),
     Int("last_n_items", "10", ge=1),
     Choice("duplicates", ("drop", "refuse"), required=False,
            want="drop (identical user_id, item_id, timestamp rows counted once, with a printed count) or refuse"),
@@ -78,7 +81,8 @@ TRAIN = COMMON + (
     Int("dataloader.batch_size", "64", ge=1),
     Int("dataloader.test_batch_size", "256", ge=1),
     Int("dataloader.num_workers", "0", ge=0),
-    Int("dataloader.validation_size", "2000", ge=1),
+    Int("dataloader.validation_size", "2000", ge=1, null=True,
+        hint="pass e.g. dataloader.validation_size=2000 (validation users, at most), or null for all of them"),
     Num("seqrec_module.lr", "1e-3", gt=0),
     Num("seqrec_module.weight_decay", "0.0", ge=0),
     Int("seqrec_module.predict_top_k", "10", ge=1),
@@ -106,7 +110,7 @@ TRAIN_SECTIONS = {
     "": {c.key for c in COMMON} | {
         "data_path", "resume", "last_n_items", "patience", "patience_steps", "seed", "dataset", "dataloader", "seqrec_module", "train_dataset",
         "trainer_params", "model", "model_params", "predict_config_name", "logger", "hydra", "callbacks",
-        "pretrained_task", "prompt_tuning", "features", "duplicates", "allow_data_change",
+        "pretrained_task", "prompt_tuning", "features", "duplicates", "allow_data_change", "protocol",
     },
     "dataset": {"max_length", "train_window"},
     "dataloader": {"batch_size", "test_batch_size", "num_workers", "validation_size"},
@@ -126,6 +130,8 @@ PREDICT = COMMON + (
     Bool("progress", required=False),
     Str("samples_from", "<PREDICT_ID>", null=True, required=False,
         want="a predict run ID (one made with generation_params.prefix_sequences), or null"),
+    Choice("protocol", tuple(PROTOCOLS), null=True, required=False,
+           want=f"one of {', '.join(PROTOCOLS)}, or null (a predict run uses its training run's protocol)"),
     Bool("allow_data_change", "false", required=False,
          hint="true: predict on a data file that changed since the run was trained (recorded in the run)"),
     Int("bootstrap.n_resamples", "10000", ge=100, required=False),
@@ -136,7 +142,7 @@ PREDICT = COMMON + (
 PREDICT_SECTIONS = {
     "": {c.key for c in COMMON} | {
         "train_task", "device", "k", "filter_seen", "test_batch_size", "progress", "generation_params", "logger",
-        "samples_from", "allow_data_change",
+        "samples_from", "allow_data_change", "protocol",
         "bootstrap", "hydra",  # hydra: present when composed with return_hydra_config=True
     },
     "bootstrap": {"n_resamples", "confidence", "seed"},
@@ -185,6 +191,38 @@ def _check_trainer_params(cfg: DictConfig) -> None:
                 f"trainer_params.{key} is not an argument of lightning.Trainer"
                 + (f"; did you mean trainer_params.{near[0]}?" if near else "; see the lightning.Trainer docs")
             )
+
+
+def _check_protocol(cfg: DictConfig) -> None:
+    """The rules of the run's protocol (declared in :mod:`seqrec.data.protocols`): its held-out count, and whether
+    it takes event attributes."""
+    protocol = protocol_named(cfg.get("protocol"))
+    last_n_items = cfg.get("last_n_items")
+    if protocol.last_n_items is not None and last_n_items != protocol.last_n_items:
+        raise UserError(f"protocol={protocol.name} holds out {protocol.last_n_items} item per user "
+                        f"(last_n_items={protocol.last_n_items}), got last_n_items={last_n_items}; drop "
+                        f"last_n_items={last_n_items}, or use protocol={DEFAULT_PROTOCOL} for {last_n_items} items")
+    if not protocol.event_attributes:
+        from seqrec.data.features_config import feature_settings
+
+        if feature_settings(cfg).events:
+            raise UserError(f"protocol={protocol.name} does not take event attributes (the test input's validation "
+                            "item would need its event codes); use features=items or features=none, or "
+                            f"protocol={DEFAULT_PROTOCOL}")
+
+
+def check_predict_protocol(cfg: DictConfig, train_cfg: DictConfig, strategy: str) -> None:
+    """A predict run under its training run's protocol: ``protocol=`` may only repeat it, and the run's protocol
+    may limit the strategies (leave-one-out: Top-K only). One line each."""
+    run = protocol_named(OmegaConf.select(train_cfg, "protocol") or DEFAULT_PROTOCOL)
+    given = cfg.get("protocol")
+    if given is not None and given != run.name:
+        raise UserError(f"run {cfg.train_task} was trained under protocol={run.name}, and a predict run uses its "
+                        f"training run's protocol; drop protocol={given} (or train a run with protocol={given})")
+    if run.strategies is not None and strategy not in run.strategies:
+        raise UserError(f"generation_params.strategy={strategy}: run {cfg.train_task} was trained under "
+                        f"protocol={run.name}, where {run.why}; use --config-name=predict (strategy "
+                        f"{' or '.join(run.strategies)})")
 
 
 def _check_features(cfg: DictConfig) -> None:
@@ -331,6 +369,7 @@ def settle_train_config(cfg: DictConfig) -> tuple[DictConfig | None, dict[str, A
         setting.check(cfg)
     _check_trainer_params(cfg)
     _check_budget(cfg)
+    _check_protocol(cfg)
     _check_features(cfg)
     for kind in TRAIN_COMPONENTS:
         check_component(cfg, kind)
@@ -387,6 +426,7 @@ def settle_predict_config(cfg: DictConfig, check_run: bool = True) -> DictConfig
     if not check_run:
         return None
     train_cfg = check_train_run(cfg.run_store, cfg.train_task)
+    check_predict_protocol(cfg, train_cfg, str(params.get("strategy")))
     k = cfg.get("k") or OmegaConf.select(train_cfg, "seqrec_module.predict_top_k") or 10
     registry.check_strategy(params, (), {"k": k})  # rules that need the list length (two_stage's first_stage)
     return train_cfg
@@ -536,8 +576,8 @@ def shared_loss_settings():
 # --------------------------------------------------------------------------- prompt-tuning
 #: what a prompt-tuning run takes from its pre-trained run: the network (its declared settings; the seed code
 #: bases' names of training settings stay the prompt-tuning config's) and the data split
-INHERITED = ("model", "model_params", "dataset.max_length", "last_n_items", "random_state", "train_dataset", "features",
-             "duplicates")
+INHERITED = ("model", "model_params", "dataset.max_length", "protocol", "last_n_items", "random_state", "train_dataset",
+             "features", "duplicates")
 
 
 def inherit_pretrained(cfg: DictConfig) -> DictConfig | None:

@@ -302,6 +302,13 @@ class PredictSpec:
     samples_from: Any = None  # a seqrec.generation.shared_samples.SampleSource: lists taken, not generated
     data_check: Any = None  # a seqrec.config.data_check.DataCheck: the training run's (and samples_from's) data
 
+    @property
+    def protocol(self):
+        """The training run's protocol (:class:`seqrec.data.protocols.Protocol`), which this run uses."""
+        from seqrec.data.protocols import protocol
+
+        return protocol(self.data.protocol)
+
 
 def resolve_predict(cfg: DictConfig) -> PredictSpec:
     """The :class:`PredictSpec` of a composed prediction config (checked once; ``cfg`` itself is left unchanged)."""

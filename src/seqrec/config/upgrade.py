@@ -136,8 +136,10 @@ STEPS: dict[tuple[str, int], Callable[[dict], dict]] = {
 #: top-level settings added within the current format, by kind: a stored config without one gets this value.
 #: ``duplicates``: identical (user, item, timestamp) rows were kept before the policy existed; they are dropped now
 #: (a file without such rows, MovieLens among them, splits exactly as before). ``allow_data_change``: the override of
-#: the data-fingerprint check, off.
-LATER_DEFAULTS = {"train": {"duplicates": "drop", "allow_data_change": False}, "predict": {"allow_data_change": False}}
+#: the data-fingerprint check, off. ``protocol``: every run made before the protocol group existed was split by the
+#: long-term protocol (a predict run's ``protocol`` is null: it uses its training run's).
+LATER_DEFAULTS = {"train": {"duplicates": "drop", "allow_data_change": False, "protocol": "long_term"},
+                  "predict": {"allow_data_change": False, "protocol": None}}
 
 
 def upgrade_config(cfg: dict, kind: str, version: int = 1) -> dict:

@@ -11,14 +11,16 @@ from seqrec.data.split import SplitData, load_interactions, split_interactions
 
 @dataclass(frozen=True)
 class DataSpec:
-    """What a run reads: the interaction file, the split (PROTOCOL.md) and the attributes."""
+    """What a run reads: the interaction file, the split (its protocol, :mod:`seqrec.data.protocols`) and the
+    attributes."""
 
     path: str
     last_n_items: int
-    validation_size: int
+    validation_size: int | None  # None: every validation user (leave_one_out: every user)
     random_state: int
     features: FeatureSettings
     duplicates: str = "drop"  # identical (user, item, timestamp) rows: drop (with a count) or refuse
+    protocol: str = "long_term"  # seqrec.data.protocols: long_term | leave_one_out
 
     @classmethod
     def of(cls, config) -> "DataSpec":
@@ -28,11 +30,14 @@ class DataSpec:
         from seqrec.core.paths import resolved_path
         from seqrec.data.features_config import feature_settings
 
+        from seqrec.data.protocols import DEFAULT
+
         config = config if isinstance(config, DictConfig) else OmegaConf.create(dict(config))
+        validation_size = OmegaConf.select(config, "dataloader.validation_size")
         return cls(path=str(resolved_path(str(config.data_path))), last_n_items=int(config.last_n_items),
-                   validation_size=int(OmegaConf.select(config, "dataloader.validation_size")),
+                   validation_size=None if validation_size is None else int(validation_size),
                    random_state=int(config.random_state), features=feature_settings(config),
-                   duplicates=str(config.get("duplicates") or "drop"))
+                   duplicates=str(config.get("duplicates") or "drop"), protocol=str(config.get("protocol") or DEFAULT))
 
 
 def prepare_split(data: DataSpec) -> SplitData:
@@ -51,6 +56,7 @@ def prepare_split(data: DataSpec) -> SplitData:
         extra_columns=events,
         duplicates=data.duplicates,
         source=f"data_path {data.path}",
+        protocol=data.protocol,
     )
 
 

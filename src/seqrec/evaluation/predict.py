@@ -77,8 +77,8 @@ class PredictionInputs:
                 f"{spec.data.path} now has {split.n_items} items but run {spec.train_task} was trained on "
                 f"{meta['n_items']}; re-prepare the same data or train again"
             )
-        for users in (split.val_users, split.test_users):  # (generate checks it too, for its other callers)
-            check_capacity(self.strategy, split.train, users, split.n_items, spec.k, spec.filter_seen)
+        for part, users in (("val", split.val_users), ("test", split.test_users)):  # (generate checks it too)
+            check_capacity(self.strategy, split.inputs(part), users, split.n_items, spec.k, spec.filter_seen)
 
     def hardware(self) -> str:
         return hardware(self.device, resolve_precision(self.params.get("precision") or "float32", self.device))
@@ -88,8 +88,8 @@ class PredictionInputs:
         if self.source is not None:
             return self.source.lists(part, users)
         params = self.params
-        return generate(
-            self.model, self.strategy, self.split.train, users, k=spec.k, max_length=spec.max_length,
+        return generate(  # a part's own inputs: leave-one-out's test input holds the validation item
+            self.model, self.strategy, self.split.inputs(part), users, k=spec.k, max_length=spec.max_length,
             filter_seen=spec.filter_seen, rows=spec.rows, seed=spec.seed, device=self.device,
             no_repeat=ban_generated(params), precision=params.get("precision") or "float32",
             desc=f"{part}: {self.strategy.describe()}", progress=spec.progress, events=self.events,
@@ -105,7 +105,7 @@ class PartScores:
     metrics: dict
     per_user: dict
     intervals: dict
-    table: pd.DataFrame
+    table: pd.DataFrame | None  # None: a protocol with one held-out item (no positions to tell apart)
     seconds: float
     nested: dict  # the prefix lists (prefix_sequences), by variant
 
@@ -120,21 +120,32 @@ def _score_part(spec: PredictSpec, inputs: PredictionInputs, part: str, users: n
     if params.get("prefix_sequences"):  # the main list too: every (aggregation, n) asked for is there
         nested = {shared_samples.variant_key(params["aggregation"], int(params["num_return_sequences"])):
                   (recs, scores), **variants}
-    metrics, per_user = compute_metrics(recs, split.targets(users, spec.n_targets), split.item_counts, split.n_items,
-                                        k=spec.k, groups=split.target_groups(users, spec.n_targets), with_per_user=True)
+    metrics, per_user = compute_metrics(recs, split.targets(users, spec.n_targets, part), split.item_counts,
+                                        split.n_items, k=spec.k, groups=split.target_groups(users, spec.n_targets, part),
+                                        with_per_user=True)
+    metrics, per_user = reported(spec.protocol, metrics, spec.k), reported(spec.protocol, per_user, spec.k)
     names = list(per_user)  # per-user values: what intervals and paired comparisons resample
     ci = bootstrap_table(np.column_stack([per_user[n] for n in names]), n_resamples=int(boot["n_resamples"]),
                          confidence=float(boot["confidence"]), seed=int(boot["seed"]))
     atomic_to_parquet(_predictions_frame(split, users, recs, scores), folder.predictions(part))
     return PartScores(users, metrics, per_user, {n: [float(lo), float(hi)] for n, lo, hi in zip(names, ci.low, ci.high)},
-                      per_position_table(metrics), seconds, nested)
+                      per_position_table(metrics) if spec.protocol.metrics is None else None, seconds, nested)
+
+
+def reported(protocol, values: dict, k: int) -> dict:
+    """The metrics (or per-user values) a predict run under ``protocol`` reports: all of them, or the protocol's
+    own (leave-one-out: ``ndcg@k`` and ``hr@k``, the hit rate, which with one held-out item is ``recall@k``)."""
+    if protocol.metrics is None:
+        return values
+    values = {**values, f"hr@{k}": values[f"recall@{k}"]}
+    return {name: value for name, value in values.items() if protocol.reports(name)}
 
 
 @dataclass
 class RunScores:
     metrics: dict  # metrics.json: <part>_<metric>, <part>_ms_per_user
     intervals: dict  # <part>_<metric> -> [low, high]
-    table: pd.DataFrame  # per-position recall of both parts, with bands
+    table: pd.DataFrame | None  # per-position recall of both parts, with bands (None: one held-out position)
 
 
 def _write_scores(spec: PredictSpec, inputs: PredictionInputs, parts: dict[str, PartScores], folder) -> RunScores:
@@ -153,6 +164,8 @@ def _write_scores(spec: PredictSpec, inputs: PredictionInputs, parts: dict[str, 
     atomic_write_json(folder.metrics, metrics)
     atomic_write_json(folder.intervals, {**spec.bootstrap, "intervals": intervals})
     test, val = parts["test"].table, parts["val"].table
+    if test is None:  # one held-out item per user (leave-one-out): no per-position table or plot
+        return RunScores(metrics, intervals, None)
     table = test.rename(columns=lambda c: c if c == "position" else f"test_{c}").merge(
         val.rename(columns=lambda c: c if c == "position" else f"val_{c}"), on="position")
     for part in ("test", "val"):  # the per-position bands
@@ -172,8 +185,9 @@ def _report(spec: PredictSpec, inputs: PredictionInputs, parts: dict[str, PartSc
     for name, (low, high) in scores.intervals.items():
         run.tracker.report_single_value(f"{name}_ci_low", low)
         run.tracker.report_single_value(f"{name}_ci_high", high)
-    run.tracker.report_table("per-position recall", scores.table)
-    run.tracker.report_figure("per-position recall", run.folder.per_position_plot)
+    if scores.table is not None:
+        run.tracker.report_table("per-position recall", scores.table)
+        run.tracker.report_figure("per-position recall", run.folder.per_position_plot)
     for name, path in run.folder.predict_artifacts().items():
         if path.is_file():
             run.tracker.upload_artifact(name, path)

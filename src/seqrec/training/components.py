@@ -58,8 +58,8 @@ class TrainingData:
             window=spec.train_window, seed=seed, n_items=split.n_items,
             **({"events": self.events} if self.events else {}),
         )
-        val_set = EvalDataset(split.train, split.val_users, split.targets(split.val_users, 1), spec.max_length,
-                              self.events)
+        val_set = EvalDataset(split.inputs("val"), split.val_users, split.targets(split.val_users, 1, "val"),
+                              spec.max_length, self.events)
         start = None if spec.resume is None else spec.resume.epoch + 1
         return SeqRecDataModule(train_set, val_set, spec.batch_size, spec.test_batch_size, spec.num_workers, seed,
                                 start_epoch=start)
