@@ -2,6 +2,7 @@
 (10,000 resamples of users) and the sign-flip test's p -- as the experiment reports do, for any two runs.
 
     python scripts/compare_runs.py <RUN_A> <RUN_B>                                   # test NDCG@10 and recall@10
+                                                                                     # (HR@10 under leave_one_out)
     python scripts/compare_runs.py <RUN_A> <RUN_B> --part val --metrics ndcg@10 recall@10_pos9
     python scripts/compare_runs.py <A_SEED42>,<A_SEED43> <B_SEED42>,<B_SEED43>         # pooled over seeds
 
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run_b", help="the run(s) to compare against, as many as run_a")
     ap.add_argument("--run-store", default=None, help="default: $SEQREC_RUN_STORE or <repo>/runs")
     ap.add_argument("--part", choices=["test", "val"], default="test")
-    ap.add_argument("--metrics", nargs="+", default=["ndcg@10", "recall@10"])
+    ap.add_argument("--metrics", nargs="+", default=None,
+                    help="per-user metrics (default: ndcg@10 recall@10; ndcg@10 hr@10 for runs under leave_one_out)")
     ap.add_argument("--n-resamples", type=int, default=10_000)
     args = ap.parse_args(argv)
     try:

@@ -212,10 +212,11 @@ class Recommender:
 
     def recommend_users(self, user_ids, k: int | None = None, strategy: str = "topk", filter_seen: bool | None = None,
                         seed: int = DEFAULT_SEED, progress: bool = False, **generation_params) -> pd.DataFrame:
-        """Recommendations for users of the run's data (their IDs): the input is each user's training part with its
-        event attributes, exactly what ``run_predict.py`` gives its validation and test users, so a predict run's
-        list of a user is reproduced (sampling strategies: for the same users in the same order, as they share one
-        seeded generator). Same arguments as :meth:`recommend`; the table has ``user_id`` instead of ``history``."""
+        """Recommendations for users of the run's data (their IDs): the input is each user's test input with its
+        event attributes (the training part; under leave-one-out also the validation item), exactly what
+        ``run_predict.py`` gives its test users, so a predict run's list of a user is reproduced (sampling
+        strategies: for the same users in the same order, as they share one seeded generator). Same arguments as
+        :meth:`recommend`; the table has ``user_id`` instead of ``history``."""
         ids = list(user_ids) if isinstance(user_ids, _SEQUENCE_TYPES) else [user_ids]
         if not ids:
             raise UserError("no user IDs given; pass users of the run's data (Recommender.user_ids lists them)")
@@ -225,8 +226,8 @@ class Recommender:
             raise UserError(f"{int((users < 0).sum())} user ID(s) not in run {self.run_id}'s data (first: "
                             f"{', '.join(map(repr, missing))}); pass users of {self.config.data_path}, or give their "
                             "histories to recommend()")
-        recs, scores = self._generate(self.split.train, users, self._events, k, strategy, filter_seen, seed, progress,
-                                      generation_params)
+        recs, scores = self._generate(self.split.inputs("test"), users, self._events, k, strategy, filter_seen, seed,
+                                      progress, generation_params)
         return self._frame("user_id", self.user_ids[users].tolist(), recs, scores)
 
     # ------------------------------------------------------------------ inside

@@ -1,4 +1,9 @@
-"""Non-neural baselines on the same split: the floors a trained model must clear."""
+"""Non-neural baselines on the same split: the floors a trained model must clear.
+
+They follow the split's protocol through the histories they are given: a part's own inputs
+(:meth:`seqrec.data.split.SplitData.inputs`; under leave-one-out the test input holds the validation item, which is
+then seen and never recommended), scored against that part's targets (:meth:`~seqrec.data.split.SplitData.targets`).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from seqrec.generation.ranking import mask_seen
 def popularity_recs(
     item_counts: np.ndarray, train: Sequences, users: np.ndarray, k: int = 10, chunk: int = 4096
 ) -> np.ndarray:
-    """The ``k`` most popular items each user has not seen, ``[len(users), k]`` item ids."""
+    """The ``k`` most popular items each user has not seen in ``train`` (the users' histories: a split's inputs of
+    their part), ``[len(users), k]`` item ids; popularity is ``item_counts`` (the train parts')."""
     pop = torch.as_tensor(item_counts, dtype=torch.float64)
     out = []
     for start in range(0, len(users), chunk):
@@ -25,12 +31,15 @@ def popularity_recs(
 
 
 def markov_recs(
-    item_counts: np.ndarray, train: Sequences, users: np.ndarray, k: int = 10, chunk: int = 4096
+    item_counts: np.ndarray, train: Sequences, users: np.ndarray, k: int = 10, chunk: int = 4096,
+    histories: Sequences | None = None,
 ) -> np.ndarray:
-    """First-order Markov baseline: the ``k`` items that most often followed the user's last train item in
+    """First-order Markov baseline: the ``k`` items that most often followed the user's last item in
     anyone's train part, ties (and users whose last item was never followed) by popularity; seen items
     excluded. ``[len(users), k]`` item ids. It sees only the last item, so it is the floor for what a
-    sequence model gains from the rest of the history."""
+    sequence model gains from the rest of the history. ``histories``: the users' histories when they are not
+    their train parts (a split's inputs of their part, e.g. leave-one-out's test inputs); transitions are
+    counted on ``train`` either way."""
     from seqrec.data.split import ragged_index
 
     n = len(item_counts)
@@ -45,7 +54,7 @@ def markov_recs(
     out = []
     for start in range(0, len(users), chunk):
         rows = np.asarray(users[start : start + chunk])
-        seqs = train.select(rows)
+        seqs = (train if histories is None else histories).select(rows)
         last = np.where(seqs.lengths > 0, seqs.items[np.maximum(seqs.offsets[1:] - 1, 0)], 0)
         counts = indptr[last + 1] - indptr[last]
         flat = ragged_index(indptr[last], counts)

@@ -36,16 +36,25 @@ def per_user_values(store: RunStore, run_id: str, part: str) -> pd.DataFrame:
     return frame.drop(columns="part").set_index("user_id").sort_index().astype(np.float64)
 
 
+#: the metrics compared when none are named: NDCG@10 and recall@10, or HR@10 where a protocol reports it instead
+#: (leave-one-out); the first two of these that the runs have
+DEFAULT_METRICS = ("ndcg@10", "recall@10", "hr@10")
+
+
 def compare_runs(store: RunStore, runs_a: Sequence[str], runs_b: Sequence[str], part: str = "test",
-                 metrics: Sequence[str] = ("ndcg@10", "recall@10"), n_resamples: int = N_RESAMPLES,
+                 metrics: Sequence[str] | None = None, n_resamples: int = N_RESAMPLES,
                  seed: int = 0) -> pd.DataFrame:
     """One row per metric: both means, ``diff`` = mean of A - B over the same users (with several runs per side,
     one per training seed, paired by position: each user's difference averaged over the seeds first), its 95 %
-    bootstrap CI ``low``/``high`` and the sign-flip ``p``."""
+    bootstrap CI ``low``/``high`` and the sign-flip ``p``. ``metrics`` None: test NDCG@10 and recall@10 (HR@10
+    for runs under leave-one-out). Runs made under different protocols are refused with one line."""
     if not runs_a or len(runs_a) != len(runs_b):
         raise UserError(f"give as many A runs as B runs, one per seed (got {len(runs_a)} and {len(runs_b)})")
     runs_a, runs_b = [store.resolve_id(r) for r in runs_a], [store.resolve_id(r) for r in runs_b]
     pairs = [(per_user_values(store, a, part), per_user_values(store, b, part)) for a, b in zip(runs_a, runs_b)]
+    _same_protocol(store, [*runs_a, *runs_b])
+    if metrics is None:
+        metrics = [m for m in DEFAULT_METRICS if m in pairs[0][0]][:2] or list(DEFAULT_METRICS[:2])
     users = pairs[0][0].index
     for (a, b), run_a, run_b in zip(pairs, runs_a, runs_b):
         for frame, run in ((a, run_a), (b, run_b)):
@@ -67,7 +76,21 @@ def compare_runs(store: RunStore, runs_a: Sequence[str], runs_b: Sequence[str], 
 
 
 #: the settings of a training run that decide its split (PROTOCOL.md), as the message names them
-SPLIT_SETTINGS = ("data_path", "last_n_items", "dataloader.validation_size", "random_state")
+SPLIT_SETTINGS = ("protocol", "data_path", "last_n_items", "dataloader.validation_size", "random_state")
+
+
+def _same_protocol(store: RunStore, runs: Sequence[str]) -> None:
+    """One line when the training runs behind predict runs ``runs`` were made under different protocols (their
+    users, targets and metrics differ); runs whose settings cannot be read are left to the users' check."""
+    seen = {}
+    for run in runs:
+        settings = split_settings(store, run)
+        if settings is not None:
+            seen.setdefault(settings["protocol"], run)
+    if len(seen) > 1:
+        (one, a), (other, b) = list(seen.items())[:2]
+        raise UserError(f"runs {a} and {b} were made under different protocols (protocol={one} against "
+                        f"protocol={other}); compare predict runs of training runs under the same protocol")
 
 
 def split_settings(store: RunStore, predict_id: str) -> dict | None:

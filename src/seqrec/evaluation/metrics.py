@@ -63,6 +63,7 @@ __all__ = [
     "reference_metrics",
     "metric_names",
     "prefixed",
+    "protocol_metrics",
     "format_metrics",
     "per_position_table",
     "plot_per_position",
@@ -463,6 +464,19 @@ def tail_recall(recs: Any, targets: Any, tail: Any, k: int = 10) -> np.ndarray:
     found = (targets[:, :, None] == recs[:, None, :]).any(axis=2)
     n_tail = in_tail.sum(axis=1)
     return np.where(n_tail > 0, (found & in_tail).sum(axis=1) / np.maximum(n_tail, 1), np.nan)
+
+
+def protocol_metrics(protocol, values: Mapping[str, Any], k: int = 10) -> dict[str, Any]:
+    """The metrics (or per-user values) of :func:`compute_metrics` that a run under ``protocol`` (a
+    :class:`seqrec.data.protocols.Protocol` or its name) reports: all of them, or the protocol's own (leave-one-out:
+    ``ndcg@k`` and ``hr@k``, the hit rate, which with one held-out item is ``recall@k``)."""
+    from seqrec.data.protocols import protocol as protocol_named
+
+    protocol = protocol_named(protocol) if protocol is None or isinstance(protocol, str) else protocol
+    if protocol.metrics is None:
+        return dict(values)
+    values = {**values, f"hr@{k}": values[f"recall@{k}"]}
+    return {name: value for name, value in values.items() if protocol.reports(name)}
 
 
 def prefixed(metrics: Mapping[str, float], prefix: str) -> dict[str, float]:

@@ -18,7 +18,9 @@ from seqrec.core.hydra_context import record_trial
 from seqrec.core.io import atomic_to_csv, atomic_to_parquet, atomic_write_json
 from seqrec.data.prepare import data_fingerprint, prepare_features, prepare_split
 from seqrec.data.split import SplitData
-from seqrec.evaluation.metrics import compute_metrics, format_metrics, per_position_table, plot_per_position
+from seqrec.evaluation.metrics import (
+    compute_metrics, format_metrics, per_position_table, plot_per_position, protocol_metrics,
+)
 from seqrec.evaluation.stats import bootstrap_table
 from seqrec.generation import ban_generated, build_strategy, generate, shared_samples
 from seqrec.generation.engine import check_capacity, resolve_precision
@@ -39,7 +41,7 @@ def recommend_and_score(spec: PredictSpec) -> float:
     """Generate (or take from ``samples_from``) the lists of ``spec``, score them and write the run's files."""
     inputs = PredictionInputs(spec)  # data, model or source, every check: before any run folder or tracker
     with run_context(spec.run) as run:
-        run.record(hardware=inputs.hardware(), **inputs.data_record)
+        run.record(hardware=inputs.hardware(), protocol=spec.data.protocol, **inputs.data_record)
         log.info("strategy: %s", inputs.strategy.describe())
         if inputs.source is not None:
             log.info("lists taken from the sequences sampled by run %s (%s)", inputs.source.run_id, inputs.source.name)
@@ -120,25 +122,17 @@ def _score_part(spec: PredictSpec, inputs: PredictionInputs, part: str, users: n
     if params.get("prefix_sequences"):  # the main list too: every (aggregation, n) asked for is there
         nested = {shared_samples.variant_key(params["aggregation"], int(params["num_return_sequences"])):
                   (recs, scores), **variants}
-    metrics, per_user = compute_metrics(recs, split.targets(users, spec.n_targets, part), split.item_counts,
-                                        split.n_items, k=spec.k, groups=split.target_groups(users, spec.n_targets, part),
+    targets, groups = split.targets(users, spec.n_targets, part), split.target_groups(users, spec.n_targets, part)
+    metrics, per_user = compute_metrics(recs, targets, split.item_counts, split.n_items, k=spec.k, groups=groups,
                                         with_per_user=True)
-    metrics, per_user = reported(spec.protocol, metrics, spec.k), reported(spec.protocol, per_user, spec.k)
+    # what the run's protocol reports (leave-one-out: NDCG@k and HR@k only)
+    metrics, per_user = (protocol_metrics(spec.protocol, values, spec.k) for values in (metrics, per_user))
     names = list(per_user)  # per-user values: what intervals and paired comparisons resample
     ci = bootstrap_table(np.column_stack([per_user[n] for n in names]), n_resamples=int(boot["n_resamples"]),
                          confidence=float(boot["confidence"]), seed=int(boot["seed"]))
     atomic_to_parquet(_predictions_frame(split, users, recs, scores), folder.predictions(part))
     return PartScores(users, metrics, per_user, {n: [float(lo), float(hi)] for n, lo, hi in zip(names, ci.low, ci.high)},
                       per_position_table(metrics) if spec.protocol.metrics is None else None, seconds, nested)
-
-
-def reported(protocol, values: dict, k: int) -> dict:
-    """The metrics (or per-user values) a predict run under ``protocol`` reports: all of them, or the protocol's
-    own (leave-one-out: ``ndcg@k`` and ``hr@k``, the hit rate, which with one held-out item is ``recall@k``)."""
-    if protocol.metrics is None:
-        return values
-    values = {**values, f"hr@{k}": values[f"recall@{k}"]}
-    return {name: value for name, value in values.items() if protocol.reports(name)}
 
 
 @dataclass

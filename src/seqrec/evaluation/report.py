@@ -627,6 +627,53 @@ def write_report(summary: pd.DataFrame, out_dir: str | Path, dataset: str, comma
     return paths
 
 
+# --------------------------------------------------------------------------- leave-one-out
+#: what a predict run under protocol=leave_one_out reports (seqrec.data.protocols): Top-K's NDCG@10 and HR@10
+LOO_METRICS = (f"ndcg@{K}", f"hr@{K}")
+
+
+def leave_one_out_table(rows: Iterable[Mapping]) -> pd.DataFrame:
+    """Top-K predict runs under leave-one-out, one row per ``{model, seed, run_dir}`` (``run_dir``: the predict
+    run's folder): test NDCG@10 and HR@10 with their bootstrap CIs over users (the run's ``intervals.json``),
+    validation NDCG@10, and the test users. A run that does not report them (made under another protocol) is a
+    one-line error."""
+    out = []
+    for row in rows:
+        folder = RunFolder(row["run_dir"])
+        metrics, intervals = folder.read_metrics(), _intervals(folder.path)
+        require(all(f"test_{m}" in metrics for m in LOO_METRICS),
+                f"run {folder.id} reports no test_{LOO_METRICS[1]}: not a predict run under protocol=leave_one_out")
+        entry = {"model": row["model"], "seed": int(row.get("seed", 42))}
+        for name in LOO_METRICS:
+            low, high = intervals.get(f"test_{name}", (math.nan, math.nan))
+            entry.update({f"test_{name}": metrics[f"test_{name}"], f"test_{name}_low": low, f"test_{name}_high": high})
+        entry[f"val_ndcg@{K}"] = metrics.get(f"val_ndcg@{K}", math.nan)
+        parts = pd.read_parquet(folder.per_user, columns=["part"])["part"] if folder.per_user.is_file() else None
+        entry["test_users"] = int((parts == "test").sum()) if parts is not None else math.nan
+        entry["predict_task"] = folder.id
+        out.append(entry)
+    require(len(out) > 0, "no leave-one-out predict runs to tabulate")
+    return pd.DataFrame(out)
+
+
+def leave_one_out_markdown(table: pd.DataFrame) -> str:
+    """Per model: test NDCG@10 and HR@10 as mean ± sd over its seeds, then each seed with its 95 % CI over users."""
+    lines = ["| model | seeds | test NDCG@10 (mean ± sd) | test HR@10 (mean ± sd) | per seed: NDCG@10 [95 % CI], HR@10 "
+             "[95 % CI] |", "|---|---|---|---|---|"]
+    for model, part in table.groupby("model", sort=False):
+        cells = []
+        for name in LOO_METRICS:
+            mean, sd, _ = seed_summary(part[f"test_{name}"].to_numpy(dtype=float))
+            cells.append(_mean_sd(mean, sd))
+        seeds = "; ".join(
+            f"{r['seed']}: {r[f'test_{LOO_METRICS[0]}']:.4f} [{r[f'test_{LOO_METRICS[0]}_low']:.4f}, "
+            f"{r[f'test_{LOO_METRICS[0]}_high']:.4f}], {r[f'test_{LOO_METRICS[1]}']:.4f} "
+            f"[{r[f'test_{LOO_METRICS[1]}_low']:.4f}, {r[f'test_{LOO_METRICS[1]}_high']:.4f}]"
+            for _, r in part.iterrows())
+        lines.append(f"| {model} | {len(part)} | {cells[0]} | {cells[1]} | {seeds} |")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- stages of the experiment
 def pooled_difference(diffs: Sequence[np.ndarray], n_resamples: int = N_RESAMPLES, seed: int = 0) -> dict:
     """Per-user differences of several seeds (same users), each user's averaged over the seeds first: the mean
