@@ -39,8 +39,9 @@ def test_every_config_passes_its_checks(name):
 def test_every_config_is_checked_as_what_it_is():
     predict = [n for n in TOP_LEVEL if "train_task" in compose(n, []).keys()]
     train = [n for n in TOP_LEVEL if n not in predict]
-    assert sorted(train) == ["BERT4Rec_train", "GPT_prompt_tune", "GPT_train", "SASRec_prompt_tune", "SASRec_train",
-                             "gSASRec_prompt_tune", "gSASRec_train"]
+    assert sorted(train) == ["BERT4Rec_loo_train", "BERT4Rec_train", "GPT_loo_train", "GPT_prompt_tune", "GPT_train",
+                             "SASRecPlus_loo_train", "SASRec_loo_train", "SASRec_prompt_tune", "SASRec_train",
+                             "gSASRec_loo_train", "gSASRec_prompt_tune", "gSASRec_train"]
     assert sorted(predict) == sorted([*STRATEGY_OF, *(f"GPT_{n}" for n in PAPER_NAMES)])
 
 
