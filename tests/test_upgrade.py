@@ -42,6 +42,7 @@ def test_train_step_by_hand():
     assert new["seqrec_module"]["optimizer"] == {"_target_": "torch.optim.Adam", "betas": [0.9, 0.999], "eps": 1e-08}
     assert new["seqrec_module"]["scheduler"] is None and new["callbacks"] == {} and new["features"] is None
     assert new["model"]["name"] == "gsasrec"
+    assert new["protocol"] == "long_term"  # made before the protocol group existed: the long-term split
     plain = upgrade_config({**old, "model_params": {"embedding_dim": 16}}, "train", 1)
     assert plain["model"]["name"] == "sasrec"
     assert old["seqrec_module"]["loss"]["_target_"] == "seqrec.losses.gBCE"  # a copy: the input is untouched
@@ -57,6 +58,15 @@ def test_predict_step_by_hand():
     assert new["k"] == 5 and "top_k" not in new
     assert new["generation_params"]["top_k"] == 50  # the sampling cutoff keeps its name
     assert new["generation_params"]["generated_events"] is None and new["samples_from"] is None
+    assert new["protocol"] is None  # a predict run uses its training run's protocol
+
+
+def test_runs_of_the_current_format_made_before_the_protocol_group_are_long_term():
+    from seqrec.config.upgrade import upgrade_config
+
+    assert upgrade_config({"random_state": 1}, "train", 2)["protocol"] == "long_term"
+    assert upgrade_config({"protocol": "leave_one_out"}, "train", 2)["protocol"] == "leave_one_out"  # its own kept
+    assert upgrade_config({"train_task": "x"}, "predict", 2)["protocol"] is None
 
 
 def test_fixture_runs_are_format_1_and_healthy(v1):
@@ -71,6 +81,7 @@ def test_fixture_runs_are_format_1_and_healthy(v1):
     assert stored["seqrec_module"]["loss"]["_target_"] == "seqrec.losses.CrossEntropy"
     assert load_run_config(v1 / "runs" / TRAIN)["seqrec_module"]["loss"]["_target_"] == \
         "seqrec.training.losses.CrossEntropy"
+    assert "protocol" not in stored and load_run_config(v1 / "runs" / TRAIN)["protocol"] == "long_term"
     assert "top_k" in RunFolder(v1 / "runs" / PREDICT).read_config()
     assert load_run_config(v1 / "runs" / PREDICT)["k"] is None
 
@@ -83,7 +94,8 @@ def test_format_1_run_predicts_the_same_lists_and_metrics(v1):
                                     "bootstrap.n_resamples=100", "task_name=v2_predict"]))
     new = [p for p in (v1 / "runs").iterdir() if p.name not in (TRAIN, STOPPED, PREDICT)]
     assert len(new) == 1
-    assert json.loads((new[0] / "run.json").read_text())["format"] == 2
+    record = json.loads((new[0] / "run.json").read_text())
+    assert record["format"] == 2 and record["protocol"] == "long_term"  # the old run's protocol
     old_metrics = json.loads((v1 / "runs" / PREDICT / "metrics.json").read_text())
     new_metrics = json.loads((new[0] / "metrics.json").read_text())
     assert set(old_metrics) == set(new_metrics)
