@@ -108,11 +108,20 @@ class SequentialModel(nn.Module):
         and the hidden state they are read from (event-attribute prediction reads it); ``segments``: 0/1 per input
         (models with a segment embedding); ``events``: event-attribute codes ``[B, T, E]`` (models with event
         features; None: unknown)."""
+        hidden = self.next_item_hidden(input_ids, attention_mask, cache, segments, events)
+        return hidden, self.item_logits(hidden)
+
+    def next_item_hidden(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None, segments=None,
+        events=None,
+    ) -> torch.Tensor:
+        """``[B, C]``: the hidden state the next item's scores are read from (``item_logits`` of it; see
+        :meth:`next_item_state`). The generation engine calls this and runs the output layer itself, block by block
+        (a model that overrides ``next_item_state`` or ``next_item_logits`` instead is scored through those)."""
         extra = {} if segments is None else {"segments": segments}
         if events is not None:
             extra["events"] = events
-        hidden = self.encode(input_ids, attention_mask, cache, **extra)[:, -1]
-        return hidden, self.item_logits(hidden)
+        return self.encode(input_ids, attention_mask, cache, **extra)[:, -1]
 
     def next_item_logits(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None, segments=None,

@@ -112,8 +112,8 @@ class BERT4Rec(SequentialModel):
         # n_new - 1 generated items are fed back before the last prediction, plus [MASK]
         return self.max_seq_length - n_new
 
-    def next_item_state(self, input_ids, attention_mask=None, cache=None, segments=None, events=None):
-        """The appended [MASK]'s hidden state and its scores (see :meth:`SequentialModel.next_item_state`)."""
+    def next_item_hidden(self, input_ids, attention_mask=None, cache=None, segments=None, events=None):
+        """The appended [MASK]'s hidden state (see :meth:`SequentialModel.next_item_hidden`)."""
         if segments is not None:
             raise ValueError("BERT4Rec has no segment embedding")
         if cache is not None:
@@ -127,5 +127,4 @@ class BERT4Rec(SequentialModel):
         mask = torch.cat([attention_mask, attention_mask.new_ones(B, 1)], 1)
         if events is not None:  # [MASK]'s event attributes are unknown (0)
             events = torch.cat([events[:, -keep:], events.new_zeros(B, 1, events.shape[-1])], 1)
-        hidden = self.encode(ids, mask, last_only=self.last_query_only, events=events)[:, -1]
-        return hidden, self.item_logits(hidden)
+        return self.encode(ids, mask, last_only=self.last_query_only, events=events)[:, -1]

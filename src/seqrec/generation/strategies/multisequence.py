@@ -47,8 +47,13 @@ class MultiSequence(Strategy):
         wanted = [(self.how, N), *((how, n) for n in self.prefixes for how in ("rra", "ra") if (how, n) != (self.how, N))]
         scores = {key: torch.zeros(U, V, dtype=torch.float64, device=state.ctx.seen.device) for key in wanted}
         for step in range(k):
-            logits = state.logits()
-            items, candidates, probs = self.sampler(logits, state.ctx.generator)
+            # sequences that agree so far share their scores (and their top k)
+            if self.sampler.cuts(V):
+                values, top, group = state.grouped_top(self.sampler.top_k)
+                items, candidates, probs = self.sampler.draw(values[group], top[group], state.ctx.generator)
+            else:
+                logits, group = state.grouped_logits()
+                items, candidates, probs = self.sampler(logits, state.ctx.generator, group)
             for (how, n), score in scores.items():
                 _accumulate(score, how, step, items.view(U, N)[:, :n], None if candidates is None else
                             candidates.view(U, N, -1)[:, :n], probs.view(U, N, -1)[:, :n])

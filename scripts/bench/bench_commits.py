@@ -1,0 +1,174 @@
+"""An older commit against this working tree, side by side in one window: generation ms/user per strategy.
+
+Each side runs in its own process with its own ``seqrec`` (the old commit is exported with ``git archive`` into a
+temporary folder; nothing in this tree changes), on the same data, weights, users, seed, chunk size and threads.
+Sides alternate round by round so machine noise hits both alike; the best round of each is reported, with the ratio
+old / new. The items of both sides are compared: in float32 they must be identical (same seed), so a speed-up that
+changes a single sampled item is reported as a failure (exit status 1).
+
+    python scripts/bench/bench_commits.py --old 5f380de --train-task <ID> --run-store runs --users 500
+    python scripts/bench/bench_commits.py --old 5f380de --quick              # random GPT-2 weights, 200 users
+    python scripts/bench/bench_commits.py --old 5f380de --model bert4rec --strategies rra greedy
+
+Strategies (``--strategies``): topk, greedy, beam2, beam3, sampling (T=0.3, top_k 50), rra and ra (T=0.3, top_k 50,
+N=20, the paper's best), rra_t06 (T=0.6, top_k 20, N=30), ra_t07 (T=0.7, top_k 50, N=30), rra_n100 (T=0.3, top_k 50,
+N=100: the validation grid's one sampling pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parents[2]
+STRATEGIES = {
+    "topk": {"strategy": "topk"},
+    "greedy": {"strategy": "greedy"},
+    "beam2": {"strategy": "beam", "num_beams": 2},
+    "beam3": {"strategy": "beam", "num_beams": 3},
+    "sampling": {"strategy": "sampling", "temperature": 0.3, "top_k": 50, "num_return_sequences": 1},
+    "rra": {"strategy": "sampling", "temperature": 0.3, "top_k": 50, "num_return_sequences": 20, "aggregation": "rra"},
+    "ra": {"strategy": "sampling", "temperature": 0.3, "top_k": 50, "num_return_sequences": 20, "aggregation": "ra"},
+    "rra_t06": {"strategy": "sampling", "temperature": 0.6, "top_k": 20, "num_return_sequences": 30,
+                "aggregation": "rra"},
+    "ra_t07": {"strategy": "sampling", "temperature": 0.7, "top_k": 50, "num_return_sequences": 30,
+               "aggregation": "ra"},
+    "rra_n100": {"strategy": "sampling", "temperature": 0.3, "top_k": 50, "num_return_sequences": 100,
+                 "aggregation": "rra"},
+}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def worker(job: dict) -> None:
+    """One side: generate with every strategy under this process's seqrec; print ms/user, save the items."""
+    import time
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    from seqrec.data.split import load_interactions, split_interactions
+    from seqrec.generation import build_strategy, generate
+
+    if job["data"] and Path(job["data"]).exists():
+        split = split_interactions(load_interactions(job["data"]))
+    else:
+        from seqrec.data.synthetic import make_synthetic
+
+        split = split_interactions(make_synthetic(n_users=6040, n_items=3706, min_len=20, max_len=400, seed=0))
+    if job["train_task"]:
+        from seqrec.models.loading import load_trained
+
+        model, _ = load_trained(Path(job["run_store"]) / job["train_task"] / "model.pt", torch.device("cpu"))
+    else:
+        torch.manual_seed(0)
+        if job["model"] == "bert4rec":
+            from seqrec.models.bert4rec import BERT4Rec
+
+            model = BERT4Rec(split.n_items)
+        else:
+            from seqrec.models.gpt2 import GPT2
+
+            model = GPT2(split.n_items, n_positions=128, n_embd=64, n_layer=2, n_head=1)
+    model.eval()
+    users = np.asarray(split.test_users[: job["users"]])
+    out = {}
+    for name in job["strategies"]:
+        strategy = build_strategy(dict(STRATEGIES[name]))
+        kw = dict(k=10, max_length=job["max_length"], rows=job["rows"], seed=42, progress=False)
+        generate(model, strategy, split.train, users[: min(len(users), 16)], **kw)  # warm-up
+        start = time.perf_counter()
+        items, _ = generate(model, strategy, split.train, users, **kw)
+        out[name] = 1000 * (time.perf_counter() - start) / len(users)
+        np.save(Path(job["out"]) / f"{name}.npy", items)
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def export(rev: str, into: Path) -> Path:
+    """The tree of ``rev`` (its ``src/``) in ``into``."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "src"
+
+
+def run_side(src: Path, job: dict) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(job["threads"])}
+    proc = subprocess.run([sys.executable, str(HERE), "--worker", json.dumps(job)], env=env, capture_output=True,
+                          text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        sys.exit(f"error: the side at {src} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--old", default="HEAD", help="the commit to compare with (default HEAD: uncommitted changes)")
+    p.add_argument("--data", default=str(REPO / "data" / "ml-1m.csv"), help="prepared CSV (else a synthetic log)")
+    p.add_argument("--train-task", help="a training run's ID (else random weights of --model)")
+    p.add_argument("--run-store", default=os.environ.get("SEQREC_RUN_STORE", str(REPO / "runs")))
+    p.add_argument("--model", choices=["gpt2", "bert4rec"], default="gpt2", help="random weights' network")
+    p.add_argument("--users", type=int, default=500)
+    p.add_argument("--strategies", nargs="+", default=["greedy", "beam3", "rra", "ra", "rra_t06"],
+                   choices=list(STRATEGIES))
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="threads per side (reproduce_paper --jobs 2 uses 1)")
+    p.add_argument("--rows", type=int, default=4096, help="rows per chunk (predict's default: 16 x 256)")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--quick", action="store_true", help="200 users, one round")
+    args = p.parse_args()
+    if args.worker:
+        return worker(json.loads(args.worker))
+    if args.quick:
+        args.users, args.rounds = 200, 1
+    if args.train_task and not (Path(args.run_store) / args.train_task / "model.pt").exists():
+        sys.exit(f"error: no run {args.train_task} with a model.pt in {args.run_store}; pass --run-store")
+    with tempfile.TemporaryDirectory() as tmp:
+        sides = {"old": export(args.old, Path(tmp) / "old"), "new": REPO / "src"}
+        best = {side: {} for side in sides}
+        for _ in range(args.rounds):
+            for side, src in sides.items():
+                out = Path(tmp) / f"items_{side}"
+                out.mkdir(exist_ok=True)
+                job = dict(data=args.data, train_task=args.train_task, run_store=args.run_store, model=args.model,
+                           users=args.users, strategies=args.strategies, threads=args.threads, rows=args.rows,
+                           max_length=args.max_length, out=str(out))
+                for name, ms in run_side(src, job).items():
+                    best[side][name] = min(ms, best[side].get(name, float("inf")))
+        import numpy as np
+
+        print(f"{cpu_name()}, {args.threads} thread(s) per side; old = {args.old}, new = working tree; "
+              f"{args.users} test users, {args.train_task or 'random ' + args.model} weights, float32; best of "
+              f"{args.rounds} round(s)")
+        print(f"{'strategy':<10} {'old ms/user':>12} {'new ms/user':>12} {'old/new':>8}  items")
+        failed = False
+        for name in args.strategies:
+            same = np.array_equal(np.load(Path(tmp) / "items_old" / f"{name}.npy"),
+                                  np.load(Path(tmp) / "items_new" / f"{name}.npy"))
+            failed |= not same
+            old, new = best["old"][name], best["new"][name]
+            print(f"{name:<10} {old:>12.2f} {new:>12.2f} {old / new:>7.2f}x  {'identical' if same else 'DIFFER'}")
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
