@@ -448,3 +448,33 @@ def test_declared_network_settings_are_the_constructor_arguments(label):
 
 
 # Training each model to its bars on a log with a known optimum: tests/test_oracle_learning.py
+
+
+def test_chunked_gathered_logits_equal_the_full_product_and_its_gradient():
+    """The dense regime of score_items (k * C >= V: gSASRec's 256 negatives) made chunk by chunk: values and both
+    gradients equal autograd through the full ``[N, V]`` product, repeated items included (their gradients add)."""
+    torch.manual_seed(0)
+    h = torch.randn(37, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(21, 8, dtype=torch.float64, requires_grad=True)
+    items = torch.randint(1, 21, (37, 9))
+    items[0, :3] = 5  # one item drawn three times for a row
+    upstream = torch.randn(37, 9, dtype=torch.float64)
+    got = score_items(h, w, items, chunk=8)  # 37 rows: four full chunks and a partial one
+    want = (h @ w.T).gather(1, items)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    g_h, g_w = torch.autograd.grad(got, (h, w), upstream)
+    r_h, r_w = torch.autograd.grad(want, (h, w), upstream)
+    torch.testing.assert_close(g_h, r_h, rtol=0, atol=1e-12)
+    torch.testing.assert_close(g_w, r_w, rtol=0, atol=1e-12)
+    # under bf16 autocast the products run in bf16 (as autograd through the full product would), gradients in fp32
+    h32, w32 = h.detach().float().requires_grad_(), w.detach().float().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = score_items(h32, w32, items, chunk=8)
+        ref = (h32 @ w32.T).gather(1, items)
+    assert low.dtype == ref.dtype == torch.bfloat16
+    torch.testing.assert_close(low, ref)
+    g_h, g_w = torch.autograd.grad(low.float().sum(), (h32, w32))
+    assert g_h.dtype == g_w.dtype == torch.float32
+    r_h, r_w = torch.autograd.grad((h32 @ w32.T).gather(1, items).sum(), (h32, w32))
+    torch.testing.assert_close(g_h, r_h, rtol=0.02, atol=0.05)  # bf16 products: 8 mantissa bits
+    torch.testing.assert_close(g_w, r_w, rtol=0.02, atol=0.05)

@@ -53,15 +53,47 @@ def sample_negatives(targets: torch.Tensor, n_items: int, k: int) -> torch.Tenso
     return draws + (draws >= targets[:, None]).long()  # skip the target: uniform over the others
 
 
-def score_items(hidden: torch.Tensor, weight: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+def score_items(hidden: torch.Tensor, weight: torch.Tensor, items: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     """``scores[n, j] = hidden[n] . weight[items[n, j]]`` without needless memory.
 
     Gathering ``[N, k, C]`` embeddings costs more than all ``[N, V]`` logits when
-    ``k * C >= V``; then the full product is gathered instead (same values).
+    ``k * C >= V``; then the full product is made ``chunk`` rows at a time and gathered at once
+    (:class:`_GatheredLogits`: no ``[N, V]`` matrix is kept for backward, which rebuilds each chunk's sparse
+    gradient; gSASRec's 256 negatives), in the autocast dtype where autocast is on.
     """
     if items.shape[1] * weight.shape[1] >= weight.shape[0]:
-        return (hidden @ weight.T).gather(1, items)
+        device = hidden.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
+        with torch.autocast(device, enabled=False):
+            return _GatheredLogits.apply(hidden, weight, items, chunk, dtype)
     return torch.einsum("nc,nkc->nk", hidden, weight[items])
+
+
+class _GatheredLogits(torch.autograd.Function):
+    """``(hidden @ weight.T).gather(1, items)``, chunk by chunk, products in ``dtype`` (accumulated in fp32)."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, items, chunk: int, dtype: torch.dtype):
+        h, w = hidden.to(dtype), weight.to(dtype)
+        out = torch.cat([(h[s : s + chunk] @ w.T).gather(1, items[s : s + chunk])
+                         for s in range(0, h.shape[0], chunk)]) if h.shape[0] else h.new_zeros(items.shape)
+        ctx.save_for_backward(h, w, items)
+        ctx.chunk, ctx.in_dtypes = chunk, (hidden.dtype, weight.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        h, w, items = ctx.saved_tensors
+        acc = torch.promote_types(h.dtype, torch.float32)  # gradients accumulate in fp32 (fp64 stays fp64)
+        grad_h = torch.empty(h.shape, dtype=acc, device=h.device)
+        grad_w = torch.zeros(w.shape, dtype=acc, device=h.device)
+        for s in range(0, h.shape[0], ctx.chunk):
+            hc, ic = h[s : s + ctx.chunk], items[s : s + ctx.chunk]
+            dense = torch.zeros(hc.shape[0], w.shape[0], dtype=acc, device=h.device)
+            g = dense.scatter_add_(1, ic, grad_out[s : s + ctx.chunk].to(acc)).to(w.dtype)  # repeated items add up
+            grad_h[s : s + ctx.chunk] = g @ w
+            grad_w += g.T @ hc
+        return grad_h.to(ctx.in_dtypes[0]), grad_w.to(ctx.in_dtypes[1]), None, None, None
 
 
 class _Sampled(nn.Module):
