@@ -283,10 +283,16 @@ class GenerationState:
         before = self.groups
         parent = self.group if rows is None else self.group[rows]
         V = self.ctx.seen.shape[1]
-        keys, self.group = torch.unique(parent * V + tokens, return_inverse=True)  # new group: (old group, token)
-        R = len(self.group)
-        self.rep = torch.full((len(keys),), R, dtype=torch.long, device=tokens.device).scatter_reduce_(
-            0, self.group, torch.arange(R, device=tokens.device), reduce="amin")
+        keys, inverse = torch.unique(parent * V + tokens, return_inverse=True)  # new group: (old group, token)
+        R, G = len(inverse), len(keys)
+        row_ids = torch.arange(R, device=tokens.device)
+        first = torch.full((G,), R, dtype=torch.long, device=tokens.device).scatter_reduce_(0, inverse, row_ids, "amin")
+        # groups numbered in the order of their first rows: where no two rows agree, group and rep are the identity
+        # (no gathers), as for beams
+        order = torch.argsort(first)
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(G, device=tokens.device)
+        keys, self.group, self.rep = keys[order], rank[inverse], first[order]
         if self._sharing == "decoder":  # decoder rows are groups: group g continues old group keys[g] // V
             old = torch.div(keys, V, rounding_mode="floor")
             if len(old) != before or not _is_identity(old):
