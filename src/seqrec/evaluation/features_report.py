@@ -58,12 +58,12 @@ class TailRecall:
         from seqrec.data.prepare import DataSpec, prepare_split
 
         cfg = load_run_config(train_dir, "train")
-        key = (str(cfg["data_path"]), int(cfg["random_state"]), int(cfg["last_n_items"]))
+        key = (str(cfg["data_path"]), int(cfg["random_state"]), int(cfg["last_n_items"]), str(cfg["protocol"]))
         if key not in self._splits:
             # the split is the same with or without attribute columns
             split = prepare_split(DataSpec.of({**cfg, "features": None}))
             users = split.test_users
-            targets = split.targets(users, int(cfg["last_n_items"]))
+            targets = split.targets(users, int(cfg["last_n_items"]), "test")
             self._splits[key] = (split.user_ids[users], pd.Index(split.item_ids), targets,
                                  least_popular_items(targets, split.item_counts, self.share))
         return self._splits[key]
