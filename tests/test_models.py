@@ -478,3 +478,43 @@ def test_chunked_gathered_logits_equal_the_full_product_and_its_gradient():
     r_h, r_w = torch.autograd.grad((h32 @ w32.T).gather(1, items).sum(), (h32, w32))
     torch.testing.assert_close(g_h, r_h, rtol=0.02, atol=0.05)  # bf16 products: 8 mantissa bits
     torch.testing.assert_close(g_w, r_w, rtol=0.02, atol=0.05)
+
+
+def test_cpu_dropout_keeps_one_minus_p_and_scales():
+    """blocks.dropout (uniform >= p): each element kept with probability 1 - p, kept ones scaled by 1 / (1 - p),
+    the gradient is the same mask; eval mode and p = 0 are the identity."""
+    from seqrec.models.blocks import Dropout, dropout
+
+    torch.manual_seed(0)
+    x = torch.rand(1000, 1000) + 1.0  # no zeros of its own
+    x.requires_grad_(True)
+    y = dropout(x, 0.2, True)
+    dropped = int((y == 0).sum())
+    # binomial(10^6, 0.2): mean 200,000, sd 400; 5 sd either side
+    assert abs(dropped - 200_000) < 2_000
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept] / 0.8)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(grad, kept.float() / 0.8)
+    assert dropout(x, 0.2, False) is x and dropout(x, 0.0, True) is x
+    layer = Dropout(0.3).eval()
+    assert layer(x) is x
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Dropout(1.5)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_attention_with_dropout_is_sdpa_math(causal, monkeypatch):
+    """blocks.attention's CPU path with attention dropout: with the dropout draw itself taken out, exactly
+    F.scaled_dot_product_attention's result (same mask semantics: bool True = may attend; causal top-left)."""
+    import torch.nn.functional as F
+
+    from seqrec.models import blocks
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 7, 8) for _ in range(3))
+    mask = None if causal else (torch.rand(3, 1, 1, 7) > 0.3) | (torch.arange(7) == 0)
+    monkeypatch.setattr(blocks, "dropout", lambda x, p, training: x)
+    got = blocks.attention(q, k, v, mask, causal, 0.1)
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
