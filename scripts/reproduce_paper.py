@@ -15,21 +15,19 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from seqrec.cli.entry import interruptible, quiet_third_party
+from seqrec.cli.entry import interruptible
 from seqrec.core.errors import UserError
+from seqrec.experiments.driver import dataset_path, print_step, run_seconds, start_command, timing_record, training_record
 
 QUICK_TRAIN = ["trainer_params.max_epochs=2", "trainer_params.limit_train_batches=4", "dataloader.validation_size=100"]
 QUICK_GRID = dict(beams=(2,), temperatures=(0.5,), sequences=(4,), paper_settings=())
-UNRECORDED = "hardware not recorded"  # runs made before run.json recorded it
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -94,36 +92,9 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def dataset_path(name: str, source: str | None) -> tuple[str, Path]:
-    """(label, CSV path) for a MovieLens name (prepared if missing) or a CSV path."""
-    from seqrec.data.movielens import DATASETS, prepare_movielens
-
-    if name in DATASETS:
-        out = ROOT / "data" / f"{name}.csv"
-        if not out.exists():
-            shared = ROOT.parent / "shared" / "data" / name
-            prepare_movielens(name, source=source or (str(shared) if shared.exists() else None), out=str(out))
-        return name, out
-    path = Path(name)
-    if not path.is_file():
-        raise UserError(f"--dataset {name}: not a MovieLens name ({', '.join(DATASETS)}) nor an existing CSV file")
-    return path.stem, path
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    for name in ("run_store", "results", "source"):  # paths given relative to where the command was typed
-        if getattr(args, name):
-            setattr(args, name, os.path.abspath(getattr(args, name)))
-    if os.path.exists(args.dataset):
-        args.dataset = os.path.abspath(args.dataset)
-    os.chdir(ROOT)  # data paths relative to the repo root: a step is the same step on every clone
-    quiet_third_party()
-    import logging
-
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:  # libraries' INFO records propagate here: warnings only
-        handler.setLevel(logging.WARNING)
+    start_command(args)  # absolute paths, the repo root as working directory, quiet libraries
     from seqrec.core import registry
     from seqrec.experiments.plan import Experiment, model_configs, strategy_grid
     from seqrec.core.io import atomic_to_csv
@@ -165,13 +136,7 @@ def main(argv=None) -> int:
                                                   "sequences": grid["sequences"][:1]}) for m in reduced},
         )
 
-        def report(outcome, done, total):
-            what = outcome.spec.strategy + (f" {outcome.spec.label}" if outcome.spec and outcome.spec.label else "") \
-                if outcome.spec else "train"
-            how = "reused" if outcome.reused else f"{outcome.seconds:.0f} s"
-            print(f"[{done}/{total}] {outcome.model} seed {outcome.seed} {what}: {outcome.run.task_id} ({how})", flush=True)
-
-        outcomes = experiment.run(on_step=report, jobs=args.jobs)
+        outcomes = experiment.run(on_step=print_step, jobs=args.jobs)
         if experiment.missing:
             print(f"{len(experiment.missing)} step(s) not run yet, left out of the report: "
                   + "; ".join(experiment.missing[:5]) + ("; ..." if len(experiment.missing) > 5 else ""), file=sys.stderr)
@@ -185,24 +150,11 @@ def main(argv=None) -> int:
     rows, training, timing = [], [], []
     by_hardware: dict[str, float] = {}
     for o in outcomes:
-        where = str(o.run.extra.get("hardware", UNRECORDED)).rsplit(", ", 1)[0]  # less the precision
-        by_hardware[where] = by_hardware.get(where, 0.0) + _duration(o.run)
-        timing.append({"model": o.model, "seed": o.seed, "stage": "train" if o.spec is None else o.spec.strategy,
-                       "setting": "" if o.spec is None else o.spec.label, "seconds": round(_duration(o.run), 1),
-                       "reused": o.reused, "hardware": where, "task_id": o.run.task_id})
+        timing.append(timing_record(o))
+        by_hardware[timing[-1]["hardware"]] = by_hardware.get(timing[-1]["hardware"], 0.0) + run_seconds(o.run)
         metrics = o.metrics()
         if o.spec is None:
-            from seqrec.config.upgrade import load_run_config
-
-            cfg = load_run_config(o.run.path, "train")
-            training.append({
-                "model": o.model, "loss": str(cfg["seqrec_module"]["loss"]["_target_"]).rsplit(".", 1)[-1],
-                "epochs": metrics.get("epochs"), "best_epoch": metrics.get("best_epoch"),
-                "seconds_per_epoch": metrics.get("seconds_per_epoch"), "fit_seconds": metrics.get("fit_seconds"),
-                "seed": o.seed, "best_val_next_ndcg@10": metrics.get("best_val_next_ndcg@10",
-                                                                     metrics.get("best_val_ndcg@10")),
-                "hardware": o.run.extra.get("hardware", UNRECORDED), "train_task": o.run.task_id,
-            })
+            training.append(training_record(o, metrics))
             train_id = o.run.task_id
         else:
             rows.append(summary_row(o.model, o.spec.strategy, o.spec.label, metrics, train_id, o.run.task_id,
@@ -243,13 +195,6 @@ def main(argv=None) -> int:
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
-
-
-def _duration(record) -> float:
-    try:
-        return (datetime.fromisoformat(record.finished) - datetime.fromisoformat(record.created)).total_seconds()
-    except (TypeError, ValueError):
-        return 0.0
 
 
 if __name__ == "__main__":

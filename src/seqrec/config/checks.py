@@ -48,6 +48,17 @@ TRAINER_ARGS = frozenset(
 TRAINER_SET_BY_PIPELINE = ("callbacks", "logger", "default_root_dir", "num_sanity_val_steps")
 
 
+def _max_time(v) -> bool:
+    """Lightning's ``max_time``: ``"DD:HH:MM:SS"`` (two-digit hours, minutes, seconds) or a mapping of days, hours,
+    minutes, seconds (non-negative numbers)."""
+    from collections.abc import Mapping
+
+    if isinstance(v, str):
+        return re.fullmatch(r"\d+:\d\d:\d\d:\d\d", v.strip()) is not None
+    return (isinstance(v, Mapping) and len(v) > 0 and set(v) <= {"days", "hours", "minutes", "seconds"}
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in v.values()))
+
+
 def _batches(v) -> bool:
     return (_int(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1)
 
@@ -90,6 +101,8 @@ TRAIN = COMMON + (
     Int("trainer_params.max_epochs", "100", ge=1, null=True,
         hint="or trainer_params.max_epochs=null with trainer_params.max_steps=<N> for a budget in optimizer steps"),
     Int("trainer_params.max_steps", "20000", ge=-1, null=True, required=False),
+    Setting("trainer_params.max_time", "str", "00:00:30:00", test=_max_time, null=True, required=False,
+            want='a wall-clock budget "DD:HH:MM:SS" (e.g. 00:00:30:00 for 30 minutes), or null for none'),
     Int("trainer_params.check_val_every_n_epoch", "1", ge=1, null=True, required=False),
     Int("trainer_params.log_every_n_steps", "20", ge=1, required=False),
     Setting(

@@ -205,6 +205,9 @@ class Experiment:
     (``model_overrides`` per model label).
     ``share_samples``: multi-sequence settings that differ only in N and the aggregation take their lists from one
     sampling pass (:func:`sample_groups`); False samples each setting independently.
+    ``train_configs`` (model label -> training config) replaces the registered models' labels and configs, e.g. the
+    leave-one-out cross-check's ``SASRec+ -> SASRecPlus_loo_train`` (``scripts/cross_check.py``); ``model_seeds``
+    gives the models it names their own training seeds instead of ``seeds``.
     """
 
     def __init__(
@@ -227,10 +230,16 @@ class Experiment:
         share_samples: bool = True,
         train_fn: Optional[Callable[[DictConfig], float]] = None,
         predict_fn: Optional[Callable[[DictConfig], float]] = None,
+        train_configs: Optional[Mapping[str, str]] = None,
+        model_seeds: Optional[Mapping[str, Sequence[int]]] = None,
     ) -> None:
         # what a worker process needs to build the same experiment (``run(jobs=...)``)
         self._kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        self.model_configs = model_configs()
+        self.model_configs = dict(train_configs) if train_configs else model_configs()
+        for label, config in self.model_configs.items():
+            if train_configs and not config_exists(config):
+                raise UserError(f"{label}'s training config {config}.yaml is neither in {CONFIG_DIR} nor in "
+                                f"${PLUGIN_CONFIG_PATH}")
         models = list(models) or list(self.model_configs)
         unknown = [m for m in models if m not in self.model_configs]
         if unknown:
@@ -260,6 +269,7 @@ class Experiment:
                                 "pass a completed training run")
         self.logger = logger
         self.seeds = [int(seed) for seed in seeds]
+        self.model_seeds = {m: [int(seed) for seed in v] for m, v in (model_seeds or {}).items()}
         self.report_only = report_only  # collect finished steps only; a step not run yet is skipped, not run
         self.recgpt = recgpt
         self.features = features
@@ -281,9 +291,13 @@ class Experiment:
                                     f"{CONFIG_DIR} nor in ${PLUGIN_CONFIG_PATH}; add it there or fix the declaration")
                 if model not in self.models:
                     raise UserError(f"--recgpt {model}: the experiment does not train {model}; add it to --models")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise UserError(f"--seeds {' '.join(map(str, seeds))}: give one or more distinct training seeds")
-        if self.reuse and len(self.seeds) > 1:
+        for given in (self.seeds, *self.model_seeds.values()):
+            if not given or len(set(given)) != len(given):
+                raise UserError(f"--seeds {' '.join(map(str, given))}: give one or more distinct training seeds")
+        for model in self.model_seeds:
+            if model not in self.models:
+                raise UserError(f"seeds for {model}: the experiment does not train {model}")
+        if any(len(self.seeds_of(model)) > 1 for model in self.reuse):
             raise UserError("--reuse names one training run per model; use it with a single --seeds value")
         if train_fn is None or predict_fn is None:
             from seqrec.evaluation.predict import predict
@@ -292,6 +306,10 @@ class Experiment:
             train_fn = train_fn or train
             predict_fn = predict_fn or predict
         self.train_fn, self.predict_fn = train_fn, predict_fn
+
+    def seeds_of(self, model: str) -> list[int]:
+        """The training seeds of ``model``: its own (``model_seeds``) or the experiment's."""
+        return self.model_seeds.get(model, self.seeds)
 
     # ------------------------------------------------------------------ steps
     def _common(self) -> list[str]:
@@ -351,8 +369,12 @@ class Experiment:
         """The experiment's independent chains of steps, in plan order: per seed and model the ids-only chain
         (training, its strategies, the RecGPT stage), then one chain per attribute variant."""
         out = []
-        for i, seed in enumerate(self.seeds):
+        seeds = list(dict.fromkeys([*self.seeds, *(s for m in self.models for s in self.seeds_of(m))]))
+        for seed in seeds:
             for model in self.models:
+                if seed not in self.seeds_of(model):
+                    continue
+                i = self.seeds_of(model).index(seed)
                 out.append(Unit(i, seed, model))
                 out.extend(Unit(i, seed, model, variant) for variant in (self.features.variants if self.features else ()))
         return out
@@ -361,18 +383,17 @@ class Experiment:
         return {model: self.model_strategies.get(model, self.strategies) for model in self.models}
 
     def _total_steps(self) -> int:
-        plans = self._plans()
-        total = len(self.seeds) * sum(1 + len(plan) for plan in plans.values())
-        recgpt = self.recgpt
-        if recgpt is not None:
-            for i, _ in enumerate(self.seeds):
-                for model in self.models:
-                    if model in recgpt.models:
-                        total += len(recgpt.base_strategies(plans[model]))
-                        total += len(recgpt.variants(i == 0)) * (1 + len(recgpt.strategies()))
-        if self.features is not None:
-            total += len(self.seeds) * sum(len(self.features.base_strategies(plan)) + len(self.features.variants)
-                                           * (1 + len(self.features.strategies())) for plan in plans.values())
+        plans, recgpt, features = self._plans(), self.recgpt, self.features
+        total = 0
+        for unit in self.units():
+            if unit.variant is not None:  # a training with attributes and that stage's strategies
+                total += 1 + len(features.strategies())
+                continue
+            plan = plans[unit.model]
+            total += 1 + len(plan) + (len(features.base_strategies(plan)) if features is not None else 0)
+            if recgpt is not None and unit.model in recgpt.models:
+                total += len(recgpt.base_strategies(plan))
+                total += len(recgpt.variants(unit.seed_index == 0)) * (1 + len(recgpt.strategies()))
         return total
 
     def run(self, on_step: Optional[Callable[[Outcome, int, int], None]] = None, jobs: int = 1,

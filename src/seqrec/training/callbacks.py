@@ -26,7 +26,10 @@ class TrainingCallbacks:
         )
         self.stopping = early_stopping(self.monitor, spec.patience, spec.patience_steps)
         self.progress = TrainingProgress(tlogger)  # history so far, kept in the checkpoints for a resume
-        self.timer = L.pytorch.callbacks.Timer()  # training time; checkpointed, so it adds up every attempt
+        # training time, checkpointed, so it adds up every attempt; with trainer_params.max_time it is the wall-clock
+        # budget too (Lightning would ignore max_time beside a Timer of ours: build_trainer hands it here instead)
+        self.timer = L.pytorch.callbacks.Timer(duration=time_budget(spec.trainer_params.get("max_time")),
+                                               interval="step")
         self.extra = [build_node(node, f"callbacks.{name}") for name, node in spec.callbacks.items()]
 
     @property
@@ -39,6 +42,33 @@ class TrainingCallbacks:
     def best_score(self) -> float:
         score = self.checkpoint.best_model_score
         return float(score) if score is not None else float("nan")
+
+    def stopped_by(self, trainer) -> str:
+        """Why ``fit`` ended, for the run's ``metrics.json``: ``early_stopping`` (patience ran out), ``max_time``
+        (the wall-clock budget, ``trainer_params.max_time``), ``max_steps``, ``max_epochs``, or ``other`` (a
+        callback). Early stopping wins where a budget ran out at the same validation: validation had stopped rising."""
+        if self.stopping.patience > 0 and self.stopping.wait_count >= self.stopping.patience:
+            return "early_stopping"
+        remaining = self.timer.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return "max_time"
+        if 0 < trainer.max_steps <= trainer.global_step:
+            return "max_steps"
+        if trainer.max_epochs is not None and 0 <= trainer.max_epochs <= trainer.current_epoch:
+            return "max_epochs"
+        return "other"
+
+    def budget_seconds(self) -> float | None:
+        """The wall-clock budget in seconds (``trainer_params.max_time``), or None."""
+        return self.timer._duration  # Lightning's Timer keeps the parsed duration (seconds) only privately
+
+
+def time_budget(value):
+    """``trainer_params.max_time`` as Lightning's Timer takes it: ``"DD:HH:MM:SS"``, a timedelta, or a mapping of
+    ``days``/``hours``/``minutes``/``seconds`` (a config node made a plain dict); None: no budget."""
+    from collections.abc import Mapping
+
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 class TrainingProgress(L.pytorch.callbacks.Callback):

@@ -97,6 +97,7 @@ def build_trainer(spec, run, callbacks: TrainingCallbacks, logger) -> L.Trainer:
     """The Lightning trainer of ``spec.trainer_params`` (``precision=auto`` decided for the device it trains on);
     the hardware goes into the run's record."""
     params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.trainer_params.items()}
+    params.pop("max_time", None)  # the wall-clock budget is the callbacks' Timer's (TrainingCallbacks)
     if params.get("precision") == "auto":
         params["precision"] = "bf16-mixed" if fast_bfloat16(train_device(params)) else "32-true"
     import sys
@@ -184,13 +185,16 @@ def save_trained(spec, run, module: SeqRecModule, data: TrainingData, callbacks:
     summary = {
         f"best_{callbacks.monitor}": best, "epochs": epochs, "best_epoch": best_epoch(history, callbacks.monitor),
         "fit_seconds": round(seconds, 1), "seconds_per_epoch": round(seconds / max(epochs, 1), 2),
+        "stopped_by": callbacks.stopped_by(module.trainer),  # early_stopping | max_time | max_steps | max_epochs
     }
+    if callbacks.budget_seconds() is not None:
+        summary["max_time_seconds"] = round(callbacks.budget_seconds(), 1)
     atomic_write_json(folder.metrics, summary)
     for name, value in summary.items():
-        if value is not None:  # best_epoch of a run that ended before its first validation
+        if value is not None and not isinstance(value, str):  # best_epoch None: no validation yet; stopped_by: a word
             run.tracker.report_single_value(name, value)
     for name, path in folder.train_artifacts().items():
         run.tracker.upload_artifact(name, path)
-    log.info("trained %d epochs in %.1f s (%.2f s/epoch); best %s %.4f", epochs, seconds,
-             summary["seconds_per_epoch"], callbacks.monitor, best)
+    log.info("trained %d epochs in %.1f s (%.2f s/epoch), stopped by %s; best %s %.4f", epochs, seconds,
+             summary["seconds_per_epoch"], summary["stopped_by"], callbacks.monitor, best)
     return best
