@@ -31,15 +31,13 @@ from seqrec.cli.entry import interruptible
 from seqrec.core.errors import UserError
 from seqrec.experiments.cross_check import (BUDGET_MINUTES, MIN_ITEM_USERS, PLUS_SEEDS, QUICK_BUDGET_MINUTES, SEEDS,
                                             TRAIN_CONFIGS)
-from seqrec.experiments.driver import (dataset_path, hardware_of, print_step, run_seconds, start_command,
-                                       timing_record, training_record)
+from seqrec.experiments.driver import (add_data_arguments, add_run_arguments, dataset_path, hardware_of, print_step,
+                                       run_seconds, start_command, timing_record, training_record)
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, help="ml-1m | ml-100k | path to an interaction CSV")
-    parser.add_argument("--source", metavar="PATH", help="MovieLens zip/folder to prepare from (default: "
-                        "../shared/data/<name> beside the repo if present, else download from GroupLens)")
+    add_data_arguments(parser)
     parser.add_argument("--budget-min", type=float, default=None, metavar="MIN",
                         help=f"wall-clock training budget per run in minutes (default {BUDGET_MINUTES:g}; "
                         f"{QUICK_BUDGET_MINUTES:g} with --quick); a config's epochs end it sooner where fewer")
@@ -60,14 +58,7 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help="small networks and seconds of budget (smoke test); the report goes to "
                         "<run store>/reports/<dataset>-loo-quick, outside the tracked results/")
-    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra Hydra override for every training run (repeatable)")
-    parser.add_argument("--predict-override", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra Hydra override for every predict run (repeatable)")
-    parser.add_argument("--run-store", default=str(ROOT / "runs"))
-    parser.add_argument("--results", default=None, help="parent folder of the report folder <dataset>-loo "
-                        "(default: results/, or <run store>/reports/ with --quick)")
-    parser.add_argument("--logger", default="clearml_offline", help="logger config group: clearml_offline | clearml | none")
+    add_run_arguments(parser, report="<dataset>-loo")
     return parser.parse_args(argv)
 
 

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from seqrec.cli.entry import interruptible
 from seqrec.core.errors import UserError
-from seqrec.experiments.driver import dataset_path, print_step, run_seconds, start_command, timing_record, training_record
+from seqrec.experiments.driver import (add_data_arguments, add_run_arguments, dataset_path, print_step, run_seconds,
+                                       start_command, timing_record, training_record)
 
 QUICK_TRAIN = ["trainer_params.max_epochs=2", "trainer_params.limit_train_batches=4", "dataloader.validation_size=100"]
 QUICK_GRID = dict(beams=(2,), temperatures=(0.5,), sequences=(4,), paper_settings=())
@@ -39,9 +40,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, help="ml-1m | ml-100k | path to an interaction CSV")
-    parser.add_argument("--source", metavar="PATH", help="MovieLens zip/folder to prepare from (default: "
-                        "../shared/data/<name> beside the repo if present, else download from GroupLens)")
+    add_data_arguments(parser)
     parser.add_argument("--quick", action="store_true", help="2 short epochs and a one-point grid (smoke test); "
                         "its report goes to <run store>/reports/<dataset>-quick, outside the tracked results/")
     parser.add_argument("--report-only", action="store_true",
@@ -77,18 +76,11 @@ def parse_args(argv):
                         "one included, generates with Top-K and RRA (T=0.3, N=20); adds features.csv/.md/.png")
     parser.add_argument("--reuse", action="append", type=_key_value, default=[], metavar="MODEL=TRAIN_ID",
                         help="use this completed training run for MODEL instead of training (repeatable)")
-    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra Hydra override for every training run (repeatable)")
-    parser.add_argument("--predict-override", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra Hydra override for every predict run (repeatable)")
     parser.add_argument("--jobs", type=int, default=1, metavar="J",
                         help="run up to J independent chains (a model's training and its generation runs; a training "
                              "with attributes) at once, each with 1/J of the threads and its output in <run store>/logs/ "
                              "(on this 2-core CPU --jobs 2 is ~1.4x faster; scripts/bench/bench_jobs.py)")
-    parser.add_argument("--run-store", default=str(ROOT / "runs"))
-    parser.add_argument("--results", default=None, help="parent folder of the report folder <dataset> "
-                        "(default: results/, or <run store>/reports/ with --quick)")
-    parser.add_argument("--logger", default="clearml_offline", help="logger config group: clearml_offline | clearml | none")
+    add_run_arguments(parser)
     return parser.parse_args(argv)
 
 

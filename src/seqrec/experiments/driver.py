@@ -17,6 +17,27 @@ from seqrec.core.paths import REPO_ROOT
 UNRECORDED = "hardware not recorded"  # runs made before run.json recorded it
 
 
+def add_data_arguments(parser) -> None:
+    """``--dataset`` and ``--source``, as every experiment command takes them (see :func:`dataset_path`)."""
+    parser.add_argument("--dataset", required=True, help="ml-1m | ml-100k | path to an interaction CSV")
+    parser.add_argument("--source", metavar="PATH", help="MovieLens zip/folder to prepare from (default: "
+                        "../shared/data/<name> beside the repo if present, else download from GroupLens)")
+
+
+def add_run_arguments(parser, report: str = "<dataset>") -> None:
+    """The runs' options every experiment command takes: extra overrides, where runs and the report go, the logger
+    (``report``: the report folder's name under ``--results``)."""
+    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra Hydra override for every training run (repeatable)")
+    parser.add_argument("--predict-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra Hydra override for every predict run (repeatable)")
+    parser.add_argument("--run-store", default=str(REPO_ROOT / "runs"))
+    parser.add_argument("--results", default=None, help=f"parent folder of the report folder {report} "
+                        "(default: results/, or <run store>/reports/ with --quick)")
+    parser.add_argument("--logger", default="clearml_offline",
+                        help="logger config group: clearml_offline | clearml | none")
+
+
 def dataset_path(name: str, source: str | None) -> tuple[str, Path]:
     """(label, CSV path) for a MovieLens name (prepared into ``data/`` if missing, from ``source`` or
     ``../shared/data/<name>`` beside the repo when present, else downloaded) or a CSV path."""
