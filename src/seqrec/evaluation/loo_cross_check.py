@@ -203,8 +203,8 @@ def protocol_differences(facts: Mapping, budget_minutes: float, hardware: str) -
         "(`../shared/data/ml-1m`, SOURCES.md) lost its timestamps; each user's order is that of a public BERT4Rec-style "
         "leave-one-out split (WHUIR/DiffuRec `dataset.pkl`), the same (user, item) pairs as the official file. Where a "
         "user's last ratings share one timestamp their order is a convention in every copy: SOURCES.md counts 1,386 "
-        "users whose latest item by NCF's timestamps is not our last item (all consistent with ties). The "
-        "literature's `ml-1m.txt` (SASRec's, whose tie order is unknown) may hold another item last for such users, "
+        "users whose latest item by NCF's timestamps is not our last item, read there as ties at the last timestamp. "
+        "The literature's `ml-1m.txt` (SASRec's, whose tie order is unknown) may hold another item last for such users, "
         "so the test and validation items can differ for up to that many users. Its effect is not measured: no "
         "timestamped copy is available here.",
         f"**Training budget and hardware.** Each of our runs had a {budget_text(budget_minutes)} budget of "
@@ -213,7 +213,8 @@ def protocol_differences(facts: Mapping, budget_minutes: float, hardware: str) -
         "by the budget with validation still rising, the shortfall is measured to be the budget (table above).",
         "**Validation users.** SASRec, SASRec+, BERT4Rec and GPT-2 validate on every user, as Klenitskiy & Vasilev "
         "(`validation_size: 10000`); gSASRec on 512 sampled users, as its benchmark config (`N_VAL_USERS=512`); "
-        "Petrov & Macdonald's BERT4Rec on 2,048. Early stopping watches NDCG@10 of the validation item everywhere.",
+        "Petrov & Macdonald's BERT4Rec on 2,048. Ours stop early on NDCG@10 of the validation item, as Klenitskiy "
+        "& Vasilev (`val_ndcg`) and gSASRec-pytorch (`val_metric = nDCG@10`), with the patience of each config.",
         "**Model settings.** Where a source's model differs from our config it is named in the sources table "
         "below (e.g. the gSASRec and SASRec checkpoints of gSASRec-pytorch use dropout 0.5 and 100 batches per "
         "epoch; Klenitskiy & Vasilev's BCE SASRec is 64-d with dropout 0.1, ours Kang & McAuley's 50-d with 0.2).",
