@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -50,16 +49,6 @@ STRATEGIES = {
     "rra_n100": {"strategy": "sampling", "temperature": 0.3, "top_k": 50, "num_return_sequences": 100,
                  "aggregation": "rra"},
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def worker(job: dict) -> None:
@@ -202,6 +191,7 @@ def main() -> None:
                 for name, value in results.items():
                     best[side][name] = min(value, best[side].get(name, float("inf")))
         import numpy as np
+        from bench_common import cpu_name
 
         print(f"{cpu_name()}, {args.threads} thread(s) per side; old = {args.old}, new = working tree; best of "
               f"{args.rounds} round(s)")

@@ -6,6 +6,7 @@ training run's weights (``--train-task``), else random weights of the benchmark'
 
 from __future__ import annotations
 
+import platform
 import sys
 from pathlib import Path
 from typing import Callable
@@ -15,6 +16,17 @@ import torch
 
 from seqrec.data.split import SplitData, load_interactions, split_interactions
 from seqrec.data.synthetic import make_synthetic
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), for the line that names the machine of a timing."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def load_split(path: str | None) -> tuple[SplitData, str]:

@@ -21,18 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench_common import cpu_name
+
 ROOT = Path(__file__).resolve().parents[2]
 ML20M = dict(users=138_493, items=26_744, min_len=20, max_len=268)  # as scripts/bench/bench_scale.py
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure(csv: Path, label: str, repeats: int) -> dict:
