@@ -163,6 +163,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=4096, help="rows per chunk (predict's default: 16 x 256)")
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--quick", action="store_true", help="200 users, one round")
+    p.add_argument("--csv", help="also write the table here (one row per strategy / config)")
     args = p.parse_args()
     if args.worker:
         job = json.loads(args.worker)
@@ -199,12 +200,18 @@ def main() -> None:
         if args.strategies:
             print(f"generation: {args.users} test users, {args.train_task or 'random ' + args.model} weights, float32")
             print(f"{'strategy':<10} {'old ms/user':>12} {'new ms/user':>12} {'old/new':>8}  items")
+        same_items = {}
         for name in args.strategies:
-            same = np.array_equal(np.load(Path(tmp) / "items_old" / f"{name}.npy"),
+            same = same_items[name] = np.array_equal(np.load(Path(tmp) / "items_old" / f"{name}.npy"),
                                   np.load(Path(tmp) / "items_new" / f"{name}.npy"))
             failed |= not same
             old, new = best["old"][name], best["new"][name]
             print(f"{name:<10} {old:>12.2f} {new:>12.2f} {old / new:>7.2f}x  {'identical' if same else 'DIFFER'}")
+        rows = [dict(kind="generation", name=name, unit="ms/user", old=round(best["old"][name], 3),
+                     new=round(best["new"][name], 3), ratio=round(best["old"][name] / best["new"][name], 3),
+                     check="identical" if same_items[name] else "DIFFER",
+                     setting=f"{args.users} test users, {args.train_task or 'random ' + args.model}")
+                for name in args.strategies]
         if args.train_configs:
             print(f"training: {args.epochs} epoch(s) per config and side, seconds per epoch (with its validation)")
             print(f"{'config':<16} {'old s/epoch':>12} {'new s/epoch':>12} {'old/new':>8}  val NDCG@10 old / new")
@@ -212,6 +219,18 @@ def main() -> None:
             old, new = best["old"][config], best["new"][config]
             print(f"{config:<16} {old:>12.2f} {new:>12.2f} {old / new:>7.2f}x  "
                   f"{ndcg['old'][config]:.4f} / {ndcg['new'][config]:.4f}")
+            rows.append(dict(kind="training", name=config, unit="s/epoch", old=round(old, 3), new=round(new, 3),
+                             ratio=round(old / new, 3),
+                             check=f"val NDCG@10 {ndcg['old'][config]:.4f} / {ndcg['new'][config]:.4f}",
+                             setting=f"{args.epochs} epochs"))
+        if args.csv:
+            import pandas as pd
+
+            frame = pd.DataFrame(rows)
+            frame.insert(0, "machine", f"{cpu_name()}, {args.threads} thread(s) per side")
+            frame.insert(1, "old_rev", args.old)
+            frame.to_csv(args.csv, index=False)
+            print(f"wrote {args.csv}")
     if failed:
         sys.exit(1)
 
