@@ -18,10 +18,7 @@ FIXTURE = ROOT / "tests" / "fixtures" / "default_optimizer"
 def test_default_optimizer_gives_the_results_of_the_code_before_the_groups(tmp_path):
     """optimizer=adam, scheduler=none (the defaults) train exactly as the hard-coded Adam did: history.csv and
     the Top-K predictions equal those stored by the code before the optimizer/scheduler groups existed (same
-    settings, one thread, fp32; bit-exact on the fixture's hardware, to float tolerance elsewhere). The fixture was
-    made again once, when the CPU dropout draw changed (blocks.dropout: uniform >= p instead of Bernoulli draws, the
-    same distribution, other random numbers); until then it was the code's before the groups, which this test had
-    matched bit for bit since the groups came."""
+    settings, one thread, fp32; bit-exact on the fixture's hardware, to float tolerance elsewhere)."""
     from seqrec.data.synthetic import write_synthetic
     from seqrec.core.hardware import hardware
 
