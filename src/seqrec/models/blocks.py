@@ -40,53 +40,6 @@ def activation(name: str):
         raise ValueError(f"unknown activation {name!r}; use one of {', '.join(ACTIVATIONS)}") from None
 
 
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """``F.dropout`` with, on the CPU, the mask drawn as ``uniform >= p`` in one vectorised pass: the same
-    distribution (each element kept with probability ``1 - p``, kept ones scaled by ``1 / (1 - p)``), about twice
-    as fast as torch's CPU Bernoulli draws, which were 23 % of a gSASRec training step with attention dropout
-    (scripts/bench/bench_commits.py). Elsewhere (CUDA's fused kernel is fast) it is ``F.dropout`` itself."""
-    if not training or p == 0.0:
-        return x
-    if x.device.type != "cpu":
-        return F.dropout(x, p, True)
-    if p >= 1.0:
-        return x * 0.0
-    keep = (torch.rand(x.shape, device=x.device) >= p).to(x.dtype).mul_(1.0 / (1.0 - p))
-    return x * keep
-
-
-class Dropout(nn.Module):
-    """``nn.Dropout`` through :func:`dropout` (no parameters: checkpoints are unchanged)."""
-
-    def __init__(self, p: float = 0.5):
-        super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        self.p = p
-
-    def forward(self, x):
-        return dropout(x, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
-def attention(q, k, v, mask: torch.Tensor | None, causal: bool, dropout_p: float) -> torch.Tensor:
-    """``F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal)`` (``mask``:
-    bool, True where a query may see a key). With attention dropout on the CPU, where torch runs its math kernel with
-    per-element Bernoulli draws anyway, the same math with :func:`dropout`'s draws."""
-    if dropout_p == 0.0 or q.device.type != "cpu":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal)
-    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
-    if causal:
-        T, S = scores.shape[-2:]
-        mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril_()  # top-left aligned, as SDPA
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    probs = torch.softmax(scores, dim=-1)
-    return dropout(probs, dropout_p, True).to(v.dtype) @ v
-
-
 def causal_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
     """``[B, 1, T, T]`` causal mask without padded keys, or None when plain causal is exact.
 
@@ -131,7 +84,7 @@ class ItemPositionEmbedding(nn.Module):
         self.position = nn.Embedding(n_positions, dim)
         self.scale = math.sqrt(dim) if scale else 1.0
         self.norm = nn.LayerNorm(dim, eps=layer_norm_eps) if layer_norm_eps is not None else None
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, extra=0) -> torch.Tensor:
         if positions.numel() and int(positions.max()) >= self.n_positions:
@@ -163,7 +116,10 @@ class MultiHeadAttention(nn.Module):
         if cache is not None:
             y = cache.attend(layer, q, k, v)
         else:
-            y = attention(q, k, v, mask, causal and mask is None, self.attn_dropout if self.training else 0.0)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0,
+                is_causal=causal and mask is None,
+            )
         return self.out(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -175,7 +131,7 @@ class FeedForward(nn.Module):
         self.fc1 = nn.Linear(dim, inner)
         self.fc2 = nn.Linear(inner, dim)
         self.act = activation(act)
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
         return self.dropout(self.fc2(self.dropout(self.act(self.fc1(x)))))
@@ -203,7 +159,7 @@ class TransformerBlock(nn.Module):
         self.attn = MultiHeadAttention(dim, n_heads, attn_dropout)
         self.ffn_norm = nn.LayerNorm(dim, eps=eps)
         self.ffn = FeedForward(dim, inner, dropout, act)
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x, mask=None, cache=None, layer: int = 0, causal: bool = True, last_only: bool = False):
         """``last_only``: the output of the last position only, ``[B, 1, C]`` (it attends to every position; the
