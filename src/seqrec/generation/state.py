@@ -226,7 +226,10 @@ class GenerationState:
     def _ban(self, scores: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Set the banned items of groups ``start : start + len(scores)`` to -inf, in place."""
         rep = self.rep[start : start + len(scores)]
-        scores.masked_fill_(self.ctx.seen[rep // self.width], NEG_INF)
+        if len(scores) == len(self.group) and _is_identity(rep):  # every row its own group: no gather of the bans
+            scores.view(self.users, self.width, -1).masked_fill_(self.ctx.seen[:, None, :], NEG_INF)
+        else:
+            scores.masked_fill_(self.ctx.seen[rep // self.width], NEG_INF)
         if self.ctx.ban_generated and self.generated.shape[1]:
             scores.scatter_(1, self.generated[rep], NEG_INF)
         return scores
