@@ -59,29 +59,20 @@ def worker(job: dict) -> None:
     import torch
 
     torch.set_num_threads(job["threads"])
-    from seqrec.data.split import load_interactions, split_interactions
+    from bench_common import load_model, load_split  # this side's seqrec underneath
     from seqrec.generation import build_strategy, generate
 
-    if job["data"] and Path(job["data"]).exists():
-        split = split_interactions(load_interactions(job["data"]))
-    else:
-        from seqrec.data.synthetic import make_synthetic
-
-        split = split_interactions(make_synthetic(n_users=6040, n_items=3706, min_len=20, max_len=400, seed=0))
-    if job["train_task"]:
-        from seqrec.models.loading import load_trained
-
-        model, _ = load_trained(Path(job["run_store"]) / job["train_task"] / "model.pt", torch.device("cpu"))
-    else:
-        torch.manual_seed(0)
+    def network(n_items):
         if job["model"] == "bert4rec":
             from seqrec.models.bert4rec import BERT4Rec
 
-            model = BERT4Rec(split.n_items)
-        else:
-            from seqrec.models.gpt2 import GPT2
+            return BERT4Rec(n_items)
+        from seqrec.models.gpt2 import GPT2
 
-            model = GPT2(split.n_items, n_positions=128, n_embd=64, n_layer=2, n_head=1)
+        return GPT2(n_items, n_positions=128, n_embd=64, n_layer=2, n_head=1)
+
+    split, _ = load_split(job["data"])
+    model, _ = load_model(split, job["train_task"], job["run_store"], network, job["model"])
     model.eval()
     users = np.asarray(split.test_users[: job["users"]])
     out = {}
