@@ -12,6 +12,7 @@ from seqrec.data.datasets import MaskedLMDataset
 from seqrec.data.split import Sequences
 from seqrec.core.errors import UserError
 from seqrec.generation import build_strategy, generate
+from seqrec.models.gpt2 import GPT2
 from seqrec.training.losses import BCE, BPR, SampledSoftmax, gBCE, gbce_beta, sample_negatives, score_items
 from seqrec.models.bert4rec import BERT4Rec
 from seqrec.models.sasrec import SASRec
@@ -125,8 +126,64 @@ def test_bert4rec_scores_the_appended_mask(bert):
         mask = torch.cat([keep, torch.ones(3, 1, dtype=torch.bool)], 1)
         full = bert.item_logits(bert.encode(ids, mask)[:, -1])
         torch.testing.assert_close(bert.next_item_logits(padded, keep), full, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="last_only"):  # a cache needs every position's keys written
+        bert.blocks[0](torch.zeros(1, 3, 16), causal=False, cache=object(), last_only=True)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gpt2"])
+def test_causal_last_only_equals_the_last_row_of_the_full_encoding(name, sasrec):
+    """Validation and Top-K (no cache) run the last block for the last position only: the same hidden state as the
+    full encoding's last row, with left padding and without; and the next-item scores through it."""
+    torch.manual_seed(2)
+    model = sasrec if name == "sasrec" else GPT2(N_ITEMS, n_positions=24, n_embd=16, n_layer=2, n_head=2).eval()
+    ids = torch.randint(1, N_ITEMS + 1, (3, 10))
+    ids[0, :4] = 0
+    ids[1, :1] = 0
+    for mask in (ids != 0, torch.ones_like(ids, dtype=torch.bool)):
+        with torch.no_grad():
+            full = model.encode(ids, mask)
+            last = model.encode(ids, mask, last_only=True)
+            assert last.shape == (3, 1, 16)
+            torch.testing.assert_close(last, full[:, -1:], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(model.next_item_logits(ids, mask), model.item_logits(full[:, -1]),
+                                       atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="last_only"):
-        bert.blocks[0](torch.zeros(1, 3, 16), causal=True, last_only=True)
+        model.encode(ids[:, :3], None, model.new_cache(3, 8), last_only=True)
+
+
+def test_bert4rec_encode_targets_equals_the_full_encoding_at_the_targets(bert):
+    """Training's masked positions only (the last block runs for those queries alone): the same hidden states, in
+    the same row-major order, and the same gradients as ``encode(...)[targets]``, with left padding, rows with
+    different numbers of targets and a row with none (dropout off: its draws differ with the tensor's shape)."""
+    torch.manual_seed(1)
+    ids = torch.randint(1, N_ITEMS + 1, (4, 9))
+    ids[0, :3] = 0
+    mask = ids != 0
+    targets = torch.zeros(4, 9, dtype=torch.bool)
+    targets[0, [3, 8]] = True
+    targets[1, [0, 2, 4, 5, 8]] = True
+    targets[3, 6] = True  # row 2 has none
+    ids = torch.where(targets, torch.full_like(ids, bert.mask_token), ids)
+    labels = torch.randint(1, N_ITEMS + 1, (int(targets.sum()),))
+
+    def loss_and_grads(hidden_of):
+        bert.zero_grad()
+        hidden = hidden_of()
+        loss = torch.nn.functional.cross_entropy(bert.item_logits(hidden), labels)
+        loss.backward()
+        return hidden.detach(), {n: p.grad.clone() for n, p in bert.named_parameters() if p.grad is not None}
+
+    h_full, g_full = loss_and_grads(lambda: bert.encode(ids, mask)[targets])
+    h_some, g_some = loss_and_grads(lambda: bert.encode_targets(ids, mask, targets))
+    assert h_some.shape == (8, 16)  # 2 + 5 + 0 + 1 targets
+    torch.testing.assert_close(h_some, h_full, atol=1e-5, rtol=1e-5)
+    assert g_some.keys() == g_full.keys()
+    for name in g_full:
+        torch.testing.assert_close(g_some[name], g_full[name], atol=1e-5, rtol=1e-4, msg=name)
+    none = torch.zeros_like(targets)  # no target anywhere: an empty [0, C]
+    assert bert.encode_targets(ids, mask, none).shape == (0, 16)
+    with pytest.raises(ValueError, match="query_index"):
+        bert.blocks[0](torch.zeros(1, 3, 16), causal=True, query_index=torch.zeros(1, 1, dtype=torch.long))
 
 
 def test_block_layouts_by_hand():
@@ -151,8 +208,9 @@ def test_block_layouts_by_hand():
                 h = x + attn(n, n)
                 expected = h + block.ffn(block.ffn_norm(h))
             torch.testing.assert_close(block(x, causal=False), expected)
-            if layout != "sasrec":  # the [MASK]-only last block gives the full block's last row
-                torch.testing.assert_close(block(x, causal=False, last_only=True), expected[:, -1:])
+            # the last query alone gives the full block's last row, bidirectional and causal
+            torch.testing.assert_close(block(x, causal=False, last_only=True), expected[:, -1:])
+            torch.testing.assert_close(block(x, causal=True, last_only=True), block(x, causal=True)[:, -1:])
     with pytest.raises(ValueError, match="unknown block layout"):
         TransformerBlock(8, 2, 16, 0.1, 0.1, 1e-6, layout="sandwich")
 

@@ -500,9 +500,20 @@ def table_csv(src: Sources, args: list[str], kw: dict[str, str]) -> str:
     return _markdown(list(frame.columns), [[("" if pd.isna(v) else v) for v in row] for row in frame.itertuples(index=False)])
 
 
+def table_cross_check(src: Sources, args: list[str], kw: dict[str, str]) -> str:
+    """The leave-one-out cross-check's ``cross_check.csv`` as its own report shows it (ours beside the published)."""
+    from seqrec.evaluation.loo_cross_check import comparison_markdown
+
+    frame = src.csv(args[0])
+    return comparison_markdown(frame.astype({c: object for c in ("source", "ndcg@10_vs_published", "hr@10_vs_published",
+                                                                  "reason")}).fillna(
+        {"source": "", "ndcg@10_vs_published": "", "hr@10_vs_published": "", "reason": ""}))
+
+
 TABLES: dict[str, Callable[[Sources, list[str], dict[str, str]], str]] = {
     "verdicts": table_verdicts, "main": table_main, "families": table_families, "training": table_training,
     "features": table_features, "timing": table_timing, "recgpt": table_recgpt, "csv": table_csv,
+    "cross_check": table_cross_check,
 }
 
 

@@ -18,6 +18,9 @@ class SequentialModel(nn.Module):
     supports_cache: bool = False  # True: new_cache() gives a cache the generation engine can use
     segments: bool = False  # True: a segment embedding marks real (0) and generated (1) inputs (prompt-tuning)
     max_generation_rows: int | None = None  # caps the engine's rows per chunk where larger chunks are slower
+    #: True: ``encode(..., last_only=True)`` (no cache) computes the last block for the last position only; the
+    #: next item's hidden state without a cache (validation, Top-K) then skips the other positions' last block
+    encodes_last_only: bool = False
 
     def add_segment_embedding(self, dim: int) -> None:
         """A zero-initialised segment embedding (RecGPT): real items are segment 0, items the model generated
@@ -59,6 +62,13 @@ class SequentialModel(nn.Module):
     ) -> torch.Tensor:
         """Hidden states ``[B, T, C]`` for ``input_ids`` ``[B, T]`` (0 = padding)."""
         raise TypeError(f"{type(self).__name__} does not define encode(); training and the default next_item_logits need it")
+
+    def encode_targets(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, targets: torch.Tensor,
+                       **extra) -> torch.Tensor:
+        """``[N, C]``: the hidden states of the positions where ``targets`` ``[B, T]`` is True, in row-major order
+        (``encode(...)[targets]``; the training loss reads only these). A model that can skip the other positions'
+        work overrides it (BERT4Rec: its masked positions)."""
+        return self.encode(input_ids, attention_mask, **extra)[targets]
 
     def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores over the whole vocabulary ``[..., n_items + 1]`` (column 0 is padding)."""
@@ -121,6 +131,8 @@ class SequentialModel(nn.Module):
         extra = {} if segments is None else {"segments": segments}
         if events is not None:
             extra["events"] = events
+        if cache is None and self.encodes_last_only:
+            extra["last_only"] = True
         return self.encode(input_ids, attention_mask, cache, **extra)[:, -1]
 
     def next_item_logits(

@@ -161,22 +161,35 @@ class TransformerBlock(nn.Module):
         self.ffn = FeedForward(dim, inner, dropout, act)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, mask=None, cache=None, layer: int = 0, causal: bool = True, last_only: bool = False):
-        """``last_only``: the output of the last position only, ``[B, 1, C]`` (it attends to every position; the
-        other positions' attention and feed-forward are skipped). Bidirectional blocks without a cache."""
-        if self.layout == "sasrec":  # original SASRec: only the queries are normalised
+    def forward(self, x, mask=None, cache=None, layer: int = 0, causal: bool = True, last_only: bool = False,
+                query_index: torch.Tensor | None = None):
+        """Outputs ``[B, T, C]``, or of some positions only: ``last_only``, the last one (``[B, 1, C]``; causal or
+        not: the last query sees every real position); ``query_index`` ``[B, M]``, those positions of each row
+        (``[B, M, C]``; bidirectional only). The other positions' attention and feed-forward are skipped. Not with
+        a cache (there every position's keys must be written)."""
+        if (last_only or query_index is not None) and cache is not None:
+            raise ValueError("last_only/query_index compute some queries of a whole sequence; not with a KV cache")
+        if query_index is not None and causal:
+            raise ValueError("query_index is for bidirectional blocks (a causal query would need its own mask row)")
+        if last_only and causal:  # the last query's own row of the causal mask: every real position
+            mask, causal = (None if mask is None else mask[:, :, -1:]), False
+
+        def rows(t):  # the query positions' rows of t [B, T, C]
             if last_only:
-                raise ValueError("last_only is for the bidirectional layouts (post_ln, pre_ln) of BERT4Rec")
-            q = self.attn_norm(x)
+                return t[:, -1:]
+            if query_index is not None:
+                return t.gather(1, query_index[..., None].expand(-1, -1, t.shape[-1]))
+            return t
+
+        if self.layout == "sasrec":  # original SASRec: only the queries are normalised
+            q = self.attn_norm(rows(x))
             x = q + self.attn(q, x, mask, cache, layer, causal)
             x = self.ffn_norm(x)
             return x + self.ffn(x)
-        if last_only and (causal or cache is not None):
-            raise ValueError("last_only is for bidirectional blocks without a cache")
-        query = x[:, -1:] if last_only else x
         if self.layout == "pre_ln":
             keys = self.attn_norm(x)
-            x = query + self.dropout(self.attn(keys[:, -1:] if last_only else keys, keys, mask, cache, layer, causal))
+            x = rows(x) + self.dropout(self.attn(rows(keys), keys, mask, cache, layer, causal))
             return x + self.ffn(self.ffn_norm(x))
+        query = rows(x)
         x = self.attn_norm(query + self.dropout(self.attn(query, x, mask, cache, layer, causal)))
         return self.ffn_norm(x + self.ffn(x))

@@ -32,14 +32,21 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = attn_dropout
         self.resid_dropout = nn.Dropout(resid_dropout)
 
-    def forward(self, x, mask, cache: KVCache | None, layer: int):
+    def forward(self, x, mask, cache: KVCache | None, layer: int, last_only: bool = False):
+        """``last_only`` (no cache): the last position's output only, ``[B, 1, C]``; its query sees every real
+        position (its own row of the causal mask)."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        causal = mask is None
+        if last_only:
+            if cache is not None:
+                raise ValueError("last_only computes the last query of a whole sequence; not with a KV cache")
+            q, mask, causal, T = q[:, :, -1:], (None if mask is None else mask[:, :, -1:]), False, 1
         if cache is not None:
             y = cache.attend(layer, q, k, v)
         else:
             y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0, is_causal=mask is None
+                q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0, is_causal=causal
             )
         return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
 
@@ -63,13 +70,15 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(n_embd, eps=eps)
         self.mlp = MLP(n_embd, n_inner, dropout)
 
-    def forward(self, x, mask, cache, layer):
-        x = x + self.attn(self.ln_1(x), mask, cache, layer)
+    def forward(self, x, mask, cache, layer, last_only: bool = False):
+        x = (x[:, -1:] if last_only else x) + self.attn(self.ln_1(x), mask, cache, layer, last_only)
         return x + self.mlp(self.ln_2(x))
 
 
 class GPT2(SequentialModel):
     """GPT-2 over items ``1..n_items`` (0 = padding)."""
+
+    encodes_last_only = True  # validation and Top-K run the last block for the last position only
 
     supports_cache = True
 
@@ -122,7 +131,9 @@ class GPT2(SequentialModel):
     def new_cache(self, batch_size: int, capacity: int) -> KVCache:
         return KVCache(self.n_layer, batch_size, self.n_head, self.n_embd // self.n_head, capacity, self.wte.weight)
 
-    def encode(self, input_ids, attention_mask=None, cache=None, segments=None, events=None):
+    def encode(self, input_ids, attention_mask=None, cache=None, segments=None, events=None, last_only: bool = False):
+        """Hidden states ``[B, T, C]``; ``last_only`` (no cache): of the last position only, ``[B, 1, C]`` (the last
+        block computes attention and the MLP for that one query)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         attention_mask = attention_mask.bool()
@@ -135,7 +146,7 @@ class GPT2(SequentialModel):
         x = self.drop(self.wte(input_ids) + self.wpe(positions) + self.segment_embeddings(input_ids, segments)
                       + self.feature_embeddings(input_ids, events))
         for layer, block in enumerate(self.h):
-            x = block(x, mask, cache, layer)
+            x = block(x, mask, cache, layer, last_only and layer == self.n_layer - 1)
         if cache is not None:
             cache.end()
         return self.ln_f(x)

@@ -33,6 +33,8 @@ EMBEDDING_INITS = ("xavier", "normal")
 class SASRec(SequentialModel):
     """Causal self-attentive next-item model over items ``1..n_items`` (0 = padding)."""
 
+    encodes_last_only = True  # validation and Top-K run the last block for the last position only
+
     supports_cache = True
 
     def __init__(
@@ -94,7 +96,9 @@ class SASRec(SequentialModel):
     def history_budget(self, n_new: int) -> int:
         return self.sequence_length - n_new
 
-    def encode(self, input_ids, attention_mask=None, cache=None, segments=None, events=None):
+    def encode(self, input_ids, attention_mask=None, cache=None, segments=None, events=None, last_only: bool = False):
+        """Hidden states ``[B, T, C]``; ``last_only`` (no cache): of the last position only, ``[B, 1, C]`` (the last
+        block computes attention and feed-forward for that one query)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         attention_mask = attention_mask.bool()
@@ -104,8 +108,9 @@ class SASRec(SequentialModel):
             positions, mask = cache.begin(attention_mask), None
         x = self.embed(input_ids, positions,
                        self.segment_embeddings(input_ids, segments) + self.feature_embeddings(input_ids, events))
+        last = len(self.blocks) - 1
         for layer, block in enumerate(self.blocks):
-            x = block(x, mask, cache, layer, causal=True)
+            x = block(x, mask, cache, layer, causal=True, last_only=last_only and layer == last)
         if cache is not None:
             cache.end()
         return self.final_norm(x)

@@ -88,11 +88,11 @@ class SeqRecModule(L.LightningModule):
             self.loss.step = int(self.global_step)
         labels = batch["labels"]
         extra = {key: batch[key] for key in ("segments", "events") if key in batch}  # prompt-tuning, attributes
-        hidden = self.model.encode(batch["input_ids"], batch.get("attention_mask"), **extra)
         has_target = labels > 0
-        loss = self.loss(self.model, hidden[has_target], labels[has_target])
+        hidden = self.model.encode_targets(batch["input_ids"], batch.get("attention_mask"), has_target, **extra)
+        loss = self.loss(self.model, hidden, labels[has_target])
         if self.model.predicts_events and "label_events" in batch:  # features.generated_events=predicted
-            event_loss = self.model.event_loss(hidden[has_target], labels[has_target], batch["label_events"][has_target])
+            event_loss = self.model.event_loss(hidden, labels[has_target], batch["label_events"][has_target])
             self.log("train_event_loss", event_loss, on_step=False, on_epoch=True, batch_size=labels.shape[0],
                      sync_dist=self._distributed)
             loss = loss + event_loss
