@@ -406,3 +406,16 @@ def test_chains_in_parallel_keep_plan_order_and_a_failure_keeps_the_others(tmp_p
 
     with pytest.raises(UserError, match="^--jobs 0: give 1 or more"):
         Experiment(tiny_csv, "tiny", run_store=store, models=["GPT"], seeds=[1], **common).run(jobs=0)
+
+
+def test_a_chain_worker_loads_the_whole_package_at_its_start():
+    """Chain workers live as long as the command; each imports every module of the package when it starts
+    (``load_package`` in ``_init_worker``), so source edited during a long experiment cannot run beside the code it
+    started with (a BERT4Rec chain once failed that way: a new ``bert4rec.py`` calling an old ``blocks.py``)."""
+    files = {".".join(p.relative_to(ROOT / "src").with_suffix("").parts).removesuffix(".__init__")
+             for p in (ROOT / "src" / "seqrec").rglob("*.py")}
+    code = ("import sys; from seqrec.experiments.plan import _init_worker; _init_worker(1); "
+            "print('\\n'.join(m for m in sys.modules if m == 'seqrec' or m.startswith('seqrec.')))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                cwd=ROOT).stdout.split())
+    assert files - loaded == set()

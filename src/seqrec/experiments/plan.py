@@ -568,13 +568,32 @@ def threads_per_chain(jobs: int) -> int:
     return max(1, torch.get_num_threads() // jobs)
 
 
+def load_package() -> None:
+    """Import every module of this package now. A chain worker lives as long as its command (hours) and would
+    otherwise import a module the first time a chain needs it: source edited in the meantime would then run beside
+    the start's own (a mixed version that fails or, worse, silently computes something else). A module whose
+    optional dependency is missing is left for the step that needs it to report."""
+    import importlib
+    import pkgutil
+
+    import seqrec
+
+    for module in pkgutil.walk_packages(seqrec.__path__, "seqrec."):
+        try:
+            importlib.import_module(module.name)
+        except ImportError:
+            pass
+
+
 def _init_worker(threads: int) -> None:
-    """A chain worker's start: its share of the cores, and the same quiet library output as the parent."""
+    """A chain worker's start: its share of the cores, the whole package imported (:func:`load_package`), and the
+    same quiet library output as the parent."""
     import torch
 
     from seqrec.cli.entry import quiet_third_party
 
     torch.set_num_threads(threads)
+    load_package()
     quiet_third_party()
     # records at INFO, as in the parent: each run's run.log (a root handler) gets what it gets there; the chain's log
     # (this process's stderr) gets this package's progress lines (epochs, strategies) and libraries' warnings
