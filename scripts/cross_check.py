@@ -113,16 +113,18 @@ def report(args, outcomes, experiment, source_csv: Path, data: Path, out_dir: Pa
 
     from seqrec.core.io import atomic_to_csv
     from seqrec.data.split import load_interactions
-    from seqrec.evaluation.loo_cross_check import data_facts, read_history, validation_trend, write_cross_check_report
+    from seqrec.evaluation.loo_cross_check import (data_facts, popularity_level, read_history, validation_trend,
+                                                   write_cross_check_report)
     from seqrec.evaluation.report import leave_one_out_table
 
-    rows, training, timing = [], [], []
+    rows, training, timing, splits = [], [], [], {}
     by_hardware: dict[str, float] = {}
     for o in outcomes:
         timing.append(timing_record(o))
         by_hardware[timing[-1]["hardware"]] = by_hardware.get(timing[-1]["hardware"], 0.0) + run_seconds(o.run)
         if o.spec is None:
-            training.append({**training_record(o, o.metrics()), **validation_trend(read_history(o.run.path))})
+            training.append({**training_record(o, o.metrics()),
+                             **validation_trend(read_history(o.run.path), popularity=popularity_level(o.run.path, splits))})
         else:
             rows.append({"model": o.model, "seed": o.seed, "run_dir": o.run.path})
     runs = leave_one_out_table(rows)

@@ -15,8 +15,9 @@ import pytest
 from conftest import ROOT, TINY_GPT, compose
 from seqrec.core.errors import UserError
 from seqrec.data.synthetic import write_synthetic
-from seqrec.evaluation.loo_cross_check import (BUDGET_REASON, cross_check_table, how_it_ended, shortfall_reason,
-                                               validation_trend)
+from seqrec.evaluation.baselines import popularity_validation_ndcg
+from seqrec.evaluation.loo_cross_check import (BUDGET_REASON, PLATEAU_REASON, cross_check_table, how_it_ended,
+                                               shortfall_reason, validation_trend)
 from seqrec.evaluation.published_loo import NOT_USED, PUBLISHED, published_for
 from seqrec.experiments.cross_check import TOPK, TRAIN_CONFIGS, cross_check_experiment, filtered_log, max_time
 
@@ -118,6 +119,43 @@ def test_validation_still_rising_is_a_new_best_in_the_last_quarter():
     assert how_it_ended({**row, **flat}).endswith("validation flat (no new best in its last 3 of 8 validations)")
     assert how_it_ended({**row, "stopped_by": "early_stopping"}) == "early stopping (best at epoch 39 of 40)"
     assert how_it_ended({"stopped_by": ""}).startswith("not recorded")
+
+
+def test_a_run_still_at_the_popularity_level_is_on_its_plateau_not_converged():
+    """gSASRec with 256 negatives from the first step sits at popularity's level for thousands of steps: a 30-min
+    budget can end inside that plateau, where validation is flat although training has not started. Measured
+    against the popularity baseline's validation NDCG@10 on the same users (a flat run above 1.25x it converged)."""
+    flat = [0.014, 0.015, 0.016, 0.015, 0.014, 0.015, 0.016, 0.015]  # no new best in its last 3
+    stuck = validation_trend(pd.DataFrame({"val_next_ndcg@10": flat}), popularity=0.0150)
+    assert (stuck["rising"], stuck["plateau"], stuck["popularity"]) == (False, True, 0.015)  # .016 < 1.25 x .015
+    learnt = validation_trend(pd.DataFrame({"val_next_ndcg@10": flat}), popularity=0.0120)
+    assert learnt["plateau"] is False  # .016 >= 1.25 x .012 = .015: above the level popularity can reach
+    assert validation_trend(pd.DataFrame({"val_next_ndcg@10": flat}))["plateau"] is None  # no baseline given
+    row = {"stopped_by": "max_time", "max_time_seconds": 1800.0, "epochs": 8, "best_epoch": 2,
+           "best_val_next_ndcg@10": 0.016, **stuck}
+    assert how_it_ended(row) == ("the 30-min budget, still at the popularity level (best validation NDCG@10 0.0160, "
+                                 "below 1.25x popularity's 0.0150: its start-up plateau, not converged)")
+    runs = pd.DataFrame([{**row, "model": "gSASRec", "seed": 42}])
+    assert shortfall_reason(runs) == PLATEAU_REASON + " (seed 42: best validation NDCG@10 0.0160, popularity's 0.0150)"
+    assert shortfall_reason(runs.assign(plateau=False)).startswith("the budget ended training with validation flat")
+
+
+def test_the_popularity_baseline_on_the_validation_users_by_hand():
+    """Leave-one-out on 4 users, every one a validation user: popularity (the train parts' counts) recommends the
+    most frequent unseen items; its NDCG@K at each validation item, worked out by hand."""
+    from seqrec.data.split import split_interactions
+
+    rows = {1: [1, 2, 3, 4, 5], 2: [1, 2, 4, 3, 6], 3: [1, 3, 2, 5, 4], 4: [2, 1, 3, 6, 5]}
+    log = pd.DataFrame([(u, i, t) for u, items in rows.items() for t, i in enumerate(items)],
+                       columns=["user_id", "item_id", "timestamp"])
+    split = split_interactions(log, last_n_items=1, validation_size=None, random_state=0, protocol="leave_one_out")
+    assert len(split.val_users) == 4
+    # train parts (all but the last 2): [1,2,3] [1,2,4] [1,3,2] [2,1,3]; counts 1:4 2:4 3:3 4:1 5:0 6:0;
+    # validation items 4, 3, 5, 6. User 1 (seen 1,2,3) gets 4 first: 1. User 2 (seen 1,2,4) gets 3 first: 1.
+    # Users 3 and 4 (seen 1,2,3 both) get 4, then 5 and 6 tied at 0 in one order for both rows: one of them finds
+    # its item at rank 2 (1/log2 3), the other at rank 3 (1/log2 4)
+    expected = (1 + 1 + 1 / np.log2(3) + 1 / np.log2(4)) / 4
+    assert popularity_validation_ndcg(split, k=3) == pytest.approx(expected)  # 6 items: K = 3 (the unseen ones)
 
 
 def _training(stopped_by, rising, seed=42):

@@ -30,6 +30,7 @@ from bench_common import steps_to as kick_off  # (the kick-off step: the first v
 from seqrec.cli.entry import quiet_third_party
 from seqrec.cli.flags import renamed_flag
 from seqrec.core.paths import REPO_ROOT
+from seqrec.evaluation.baselines import PLATEAU_FACTOR
 
 #: every variant but ``default`` starts from gSASRec without any warm-up, the config before its plateau fix
 NO_WARMUP = ["seqrec_module.loss.t_warmup_steps=0", "seqrec_module.loss.neg_warmup_steps=0"]
@@ -58,14 +59,10 @@ def overrides_of(name: str, warmup: int) -> list[str]:
 
 def popularity_level(cfg) -> float:
     """Validation NDCG@10 (first held-out item) of the popularity baseline on the training run's validation users."""
-    from seqrec.evaluation.baselines import popularity_recs
-    from seqrec.evaluation.metrics import compute_metrics
     from seqrec.data.prepare import DataSpec, prepare_split
+    from seqrec.evaluation.baselines import popularity_validation_ndcg
 
-    split = prepare_split(DataSpec.of(cfg))
-    recs = popularity_recs(split.item_counts, split.train, split.val_users, k=10)
-    targets = split.targets(split.val_users, 1)
-    return float(compute_metrics(recs, targets, split.item_counts, split.n_items, k=10)["ndcg@10"])
+    return popularity_validation_ndcg(prepare_split(DataSpec.of(cfg)))
 
 
 def main() -> int:
@@ -74,7 +71,8 @@ def main() -> int:
                     help="prepared interaction CSV")
     ap.add_argument("--steps", type=int, default=1500, help="optimizer steps per variant")
     ap.add_argument("--warmup", type=int, default=500, help="warm-up steps of t_warmup and lr_warmup")
-    ap.add_argument("--factor", type=float, default=1.25, help="kick-off: validation NDCG >= factor x popularity's")
+    ap.add_argument("--factor", type=float, default=PLATEAU_FACTOR,
+                    help=f"kick-off: validation NDCG >= factor x popularity's (default {PLATEAU_FACTOR})")
     ap.add_argument("--variants", nargs="+", default=["baseline", "neg_warmup+t_warmup"])
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",

@@ -30,6 +30,22 @@ def popularity_recs(
     return torch.cat(out).numpy() if out else np.zeros((0, k), dtype=np.int64)
 
 
+#: a model has left the popularity level (the start-up plateau of many-negative losses, gSASRec's) once its validation
+#: NDCG@10 reaches this factor times the popularity baseline's on the same users: a level popularity cannot reach
+#: by chance on 512+ validation users (scripts/bench/bench_gsasrec_plateau.py, the cross-check's report)
+PLATEAU_FACTOR = 1.25
+
+
+def popularity_validation_ndcg(split, k: int = 10) -> float:
+    """NDCG@``k`` of the popularity baseline at the next held-out item of the validation users: the training
+    monitor ``val_next_ndcg@k`` of a model that learnt popularity alone (same users, inputs and targets)."""
+    from seqrec.evaluation.metrics import compute_metrics
+
+    recs = popularity_recs(split.item_counts, split.inputs("val"), split.val_users, k=k)
+    targets = split.targets(split.val_users, 1, part="val")
+    return float(compute_metrics(recs, targets, split.item_counts, split.n_items, k=k)[f"ndcg@{k}"])
+
+
 def markov_recs(
     item_counts: np.ndarray, train: Sequences, users: np.ndarray, k: int = 10, chunk: int = 4096,
     histories: Sequences | None = None,

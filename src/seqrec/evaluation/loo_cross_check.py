@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from seqrec.core.io import atomic_to_csv, atomic_write_text
+from seqrec.evaluation.baselines import PLATEAU_FACTOR, popularity_validation_ndcg
 from seqrec.evaluation.published_loo import NOT_USED, PUBLISHED, Published, published_for
 from seqrec.evaluation.report import LOO_METRICS, markdown_table, portable_command
 from seqrec.evaluation.stats import bootstrap_ci, seed_summary
@@ -34,6 +35,8 @@ from seqrec.tracking.run_folder import RunFolder
 
 MONITOR = "val_next_ndcg@10"  # what training validates on (the validation item's NDCG@10) and stops early on
 BUDGET_REASON = "not reached within the budget, validation still rising at its end"
+PLATEAU_REASON = (f"not reached within the budget: training had not left the popularity level (validation below "
+                  f"{PLATEAU_FACTOR:g}x the popularity baseline's), the start-up plateau of its loss")
 #: the cross-check's models in table order: label -> what it is
 MODEL_NAMES = {"SASRec": "SASRec (BCE, 1 negative)", "SASRec+": "SASRec+ (full-softmax CE)",
                "gSASRec": "gSASRec (gBCE, 256 negatives)", "BERT4Rec": "BERT4Rec (masked, CE)", "GPT": "GPT-2 (CE)"}
@@ -43,18 +46,45 @@ LITERATURE_COUNTS = (6040, 3416, 999_611)  # users, items, interactions (gSASRec
 
 
 # --------------------------------------------------------------------------- how a training run ended
-def validation_trend(history: Optional[pd.DataFrame], monitor: str = MONITOR) -> dict:
+def validation_trend(history: Optional[pd.DataFrame], monitor: str = MONITOR,
+                     popularity: Optional[float] = None) -> dict:
     """Whether validation was still rising when training ended: over the last ``window`` validations (a quarter of
     them, at least 3, at most all but one) the best value minus the best before them (``gain``); ``rising`` when it
-    is > 0 (a new best among the last validations). Fewer than 2 validations: ``rising`` None."""
+    is > 0 (a new best among the last validations). Fewer than 2 validations: ``rising`` None. ``popularity``: the
+    popularity baseline's value of ``monitor`` on the same validation users; ``plateau`` is then whether the best
+    stayed below :data:`PLATEAU_FACTOR` times it: a model still at the popularity level (the start-up plateau of
+    many-negative losses) is flat because it has not started, not because it converged."""
     values = (history[monitor].dropna().to_numpy(dtype=float)
               if history is not None and monitor in history else np.empty(0))
     n = len(values)
+    plateau = (None if popularity is None or not n else bool(values.max() < PLATEAU_FACTOR * popularity))
+    level = {"popularity": math.nan if popularity is None else popularity, "plateau": plateau}
     if n < 2:
-        return {"validations": n, "window": 0, "gain": math.nan, "rising": None}
+        return {"validations": n, "window": 0, "gain": math.nan, "rising": None, **level}
     window = min(max(3, math.ceil(n / 4)), n - 1)
     gain = float(values[-window:].max() - values[:-window].max())
-    return {"validations": n, "window": window, "gain": gain, "rising": gain > 0}
+    return {"validations": n, "window": window, "gain": gain, "rising": gain > 0, **level}
+
+
+def popularity_level(run_dir, splits: dict) -> float:
+    """The popularity baseline's validation NDCG@10 (next item) on a training run's own validation users and split;
+    ``splits`` caches the splits by data settings (runs of one data file share theirs)."""
+    from seqrec.config.upgrade import load_run_config
+    from seqrec.data.prepare import DataSpec, prepare_split
+
+    spec = DataSpec.of(load_run_config(run_dir, "train"))
+    if spec not in splits:
+        splits[spec] = popularity_validation_ndcg(prepare_split(spec))
+    return splits[spec]
+
+
+def _at_popularity(row: Mapping) -> bool:
+    return row.get("plateau") is True or row.get("plateau") == 1.0
+
+
+def _plateau_text(row: Mapping) -> str:
+    return (f"still at the popularity level (best validation NDCG@10 {row['best_val_next_ndcg@10']:.4f}, below "
+            f"{PLATEAU_FACTOR:g}x popularity's {row['popularity']:.4f}: its start-up plateau, not converged)")
 
 
 def read_history(run_dir) -> Optional[pd.DataFrame]:
@@ -66,7 +96,8 @@ def read_history(run_dir) -> Optional[pd.DataFrame]:
 def how_it_ended(row: Mapping) -> str:
     """One training run's end in words: what stopped it and whether validation was still rising."""
     stopped, rising = row.get("stopped_by") or "", row.get("rising")
-    trend = ("" if rising is None or (isinstance(rising, float) and math.isnan(rising)) else
+    trend = (_plateau_text(row) if _at_popularity(row) else
+             "" if rising is None or (isinstance(rising, float) and math.isnan(rising)) else
              f"validation still rising (+{row['gain']:.4f} over its last {int(row['window'])} of "
              f"{int(row['validations'])} validations)" if rising else
              f"validation flat (no new best in its last {int(row['window'])} of {int(row['validations'])} validations)")
@@ -92,6 +123,12 @@ def shortfall_reason(runs: pd.DataFrame) -> str:
     """Why a model's runs fall short of a published figure, from how they ended (measured, not guessed)."""
     if not len(runs):
         return "no training record"
+    if "plateau" in runs:
+        stuck = runs[(runs["stopped_by"] == "max_time") & runs.apply(_at_popularity, axis=1)]
+        if len(stuck):
+            return PLATEAU_REASON + " (" + "; ".join(
+                f"seed {r['seed']}: best validation NDCG@10 {r['best_val_next_ndcg@10']:.4f}, popularity's "
+                f"{r['popularity']:.4f}" for _, r in stuck.iterrows()) + ")"
     rising = runs[(runs["stopped_by"] == "max_time") & (runs["rising"] == True)]  # noqa: E712 (None/NaN too)
     if len(rising):
         return BUDGET_REASON + " (" + "; ".join(
@@ -278,10 +315,10 @@ def training_markdown(training: pd.DataFrame) -> str:
     frame["label"] = [MODEL_NAMES.get(m, m) for m in frame["model"]]
     frame["minutes"] = frame["fit_seconds"].astype(float) / 60
     frame["ended"] = [how_it_ended(r) for _, r in frame.iterrows()]
-    return markdown_table(frame, ["label", "seed", "epochs", "best_epoch", "minutes", "best_val_next_ndcg@10", "ended",
-                                  "hardware"],
+    return markdown_table(frame, ["label", "seed", "epochs", "best_epoch", "minutes", "best_val_next_ndcg@10",
+                                  "popularity", "ended", "hardware"],
                           ["model", "seed", "epochs", "best epoch", "training min", "best validation NDCG@10",
-                           "ended by", "hardware"], {"minutes": 1})
+                           "popularity's", "ended by", "hardware"], {"minutes": 1})
 
 
 def published_frame(published: Iterable[Published] = PUBLISHED) -> pd.DataFrame:
@@ -311,7 +348,8 @@ def write_cross_check_report(runs: pd.DataFrame, training: pd.DataFrame, out_dir
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     training = training.copy()
-    for column in ("stopped_by", "rising", "gain", "window", "validations", "max_time_seconds"):
+    for column in ("stopped_by", "rising", "gain", "window", "validations", "max_time_seconds", "popularity",
+                   "plateau"):
         if column not in training:
             training[column] = None
     table = cross_check_table(runs, training, published, n_resamples)
