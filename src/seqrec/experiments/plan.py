@@ -576,9 +576,8 @@ def load_package() -> None:
     import importlib
     import pkgutil
 
-    import seqrec
-
-    for module in pkgutil.walk_packages(seqrec.__path__, "seqrec."):
+    package = Path(__file__).resolve().parents[1]  # src/seqrec, without importing the root package (a layer above)
+    for module in pkgutil.walk_packages([str(package)], "seqrec."):
         try:
             importlib.import_module(module.name)
         except ImportError:
