@@ -227,6 +227,50 @@ def test_training_module_gives_the_loss_its_global_step():
     assert seen == [0, 1, 2, 3, 4]
 
 
+
+def test_training_module_gives_a_sequence_sharing_loss_its_target_mask(tmp_path, tiny_csv):
+    """share_negatives=sequence: the loss gets the batch's [B, L] target mask, one True per row it scores; a
+    per-position loss gets none. End to end, gSASRec trains by config with shared negatives."""
+    import lightning as L
+
+    from seqrec.data.datasets import CausalLMDataset
+    from seqrec.data.sequences import Sequences
+    from seqrec.training.lightning_module import SeqRecModule
+
+    rows = [[1, 2, 3, 4, 5, 6], [3, 4, 5, 6, 7, 8], [2, 4, 6, 8]] * 4
+    seqs = Sequences.from_lengths(np.concatenate(rows), np.array([len(r) for r in rows]))
+    data = CausalLMDataset(seqs, 6, seed=0)
+    loader = torch.utils.data.DataLoader(data, batch_size=4, collate_fn=data.collate)
+    for share in ("sequence", "position"):
+        loss = gBCE(neg_per_positive=3, share_negatives=share)
+        module = SeqRecModule(SASRec(8, sequence_length=6, embedding_dim=8), loss)
+        seen = []
+        original = loss.forward
+
+        def spy(model, hidden, targets, **kwargs):
+            seen.append((len(targets), kwargs.get("positions")))
+            return original(model, hidden, targets, **kwargs)
+
+        loss.forward = spy
+        L.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                  enable_model_summary=False, limit_val_batches=0).fit(module, loader)
+        assert len(seen) == 3
+        for n, positions in seen:
+            assert (positions is None) == (share == "position")
+            assert positions is None or (positions.dtype == torch.bool and positions.shape == (4, 5)  # windows of 6: 5 inputs
+                                         and int(positions.sum()) == n)
+    runs = tmp_path / "runs"
+    train(compose("gSASRec_train", [f"data_path={tiny_csv}", f"run_store={runs}", "logger=none",
+                                    "trainer_params.max_epochs=1", "trainer_params.max_steps=-1",
+                                    "model_params.embedding_dim=8", "dataset.max_length=8",
+                                    "seqrec_module.loss.neg_per_positive=4", "seqrec_module.loss.share_negatives=sequence"]))
+    [run] = list(runs.iterdir())
+    assert (run / "metrics.json").exists()
+    with pytest.raises(UserError, match="share_negatives") as err:
+        train(compose("gSASRec_train", [f"data_path={tiny_csv}", f"run_store={runs}", "logger=none",
+                                        "seqrec_module.loss.share_negatives=batch"]))
+    assert "\n" not in str(err.value) and len(list(runs.iterdir())) == 1  # one line, no new run folder
+
 # --------------------------------------------------------------------------- SASRec initialisation options
 def test_sasrec_embedding_init_and_scale_options():
     torch.manual_seed(0)

@@ -364,6 +364,46 @@ def test_negatives_are_uniform_and_never_the_target():
     assert (counts / counts.sum() - 1 / 9).abs().max() < 0.01
 
 
+
+def test_negatives_shared_per_sequence_against_brute_force():
+    """share_negatives=sequence: every row scores its sequence's k negatives, a negative equal to the row's target
+    drops out of that row's sum; the loss equals the per-row formula with those negatives, for every sampled loss."""
+    model = TinyModel(n_items=6)  # few items: collisions with targets are certain
+    positions = torch.tensor([[False, True, True, True], [True, True, False, False], [False, False, False, True]])
+    rows = positions.nonzero()[:, 0]  # each row's sequence
+    h = torch.randn(len(rows), 8, generator=torch.Generator().manual_seed(5))
+    targets = torch.tensor([1, 2, 3, 4, 5, 6])
+    w = model.w.detach().double()
+    for cls, k in ((BCE, 3), (BPR, 3), (SampledSoftmax, 3), (gBCE, 3)):
+        loss = cls(k, share_negatives="sequence")
+        assert loss.wants_positions and not cls(k).wants_positions
+        torch.manual_seed(7)
+        value = loss(model, h, targets, positions=positions)
+        torch.manual_seed(7)
+        negs = torch.randint(1, 7, (3, k))  # the same draw: one row of k items per sequence
+        assert (negs[rows] == targets[:, None]).any()  # the case of a shared negative hitting a target is tested
+        hd, direct = h.detach().double(), []
+        for r in range(len(rows)):
+            pos = hd[r] @ w[targets[r]]
+            neg = torch.stack([hd[r] @ w[j] for j in negs[rows[r]] if j != targets[r]])
+            if cls is BCE:
+                direct.append(-torch.log(torch.sigmoid(pos)) - torch.log(1 - torch.sigmoid(neg)).sum())
+            elif cls is BPR:  # the mean over k: a dropped negative counts as a zero term
+                direct.append(-torch.log(torch.sigmoid(pos - neg)).sum() / k)
+            elif cls is SampledSoftmax:
+                direct.append(-torch.log_softmax(torch.cat([pos[None], neg]), 0)[0])
+            else:
+                beta = gbce_beta(k, 6, 0.75)
+                direct.append(-beta * torch.log(torch.sigmoid(pos)) - torch.log(1 - torch.sigmoid(neg)).sum())
+        assert value.item() == pytest.approx(torch.stack(direct).mean().item(), rel=1e-5), cls.__name__
+        value.backward()
+        assert torch.isfinite(model.w.grad).all()
+        model.w.grad = None
+    with pytest.raises(ValueError, match="share_negatives must be one of position, sequence"):
+        BCE(1, share_negatives="batch")
+    with pytest.raises(ValueError, match="needs the .* target mask"):
+        BCE(1, share_negatives="sequence")(model, h, targets)
+
 # --------------------------------------------------------------------------- configs
 GSASREC_KEYS = {
     "batch_size": 32, "eval_batch_size": 100, "n_epochs": 3, "device": "cpu", "learning_rate": 0.002,

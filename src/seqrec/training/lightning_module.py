@@ -90,7 +90,9 @@ class SeqRecModule(L.LightningModule):
         extra = {key: batch[key] for key in ("segments", "events") if key in batch}  # prompt-tuning, attributes
         has_target = labels > 0
         hidden = self.model.encode_targets(batch["input_ids"], batch.get("attention_mask"), has_target, **extra)
-        loss = self.loss(self.model, hidden, labels[has_target])
+        # shared negatives per sequence need to know which rows share a sequence (the [B, L] target mask)
+        share = {"positions": has_target} if getattr(self.loss, "wants_positions", False) else {}
+        loss = self.loss(self.model, hidden, labels[has_target], **share)
         if self.model.predicts_events and "label_events" in batch:  # features.generated_events=predicted
             event_loss = self.model.event_loss(hidden, labels[has_target], batch["label_events"][has_target])
             self.log("train_event_loss", event_loss, on_step=False, on_epoch=True, batch_size=labels.shape[0],

@@ -96,21 +96,60 @@ class _GatheredLogits(torch.autograd.Function):
         return grad_h.to(ctx.in_dtypes[0]), grad_w.to(ctx.in_dtypes[1]), None, None, None
 
 
+SHARE_NEGATIVES = ("position", "sequence")
+
+
 class _Sampled(nn.Module):
     """Base of the sampled-negative losses: scores the positive and ``num_negatives`` uniform
-    negatives of every row, then ``loss(pos [N], neg [N, k], n_items)`` combines them."""
+    negatives of every row, then ``loss(pos [N], neg [N, k], n_items)`` combines them.
+
+    ``share_negatives``: ``position`` draws every row's negatives on its own (the reference codes); ``sequence``
+    draws ``num_negatives`` items per training sequence, shared by its positions (each position's negatives are
+    still uniform over the items; a shared negative equal to a position's target is left out of that position's
+    loss, so no position is pushed away from its own target). ``sequence`` needs the ``[B, L]`` target mask
+    (``positions``; the training module passes it where :attr:`wants_positions`) and scores all negatives by one
+    batched product of ``B * L * k * C`` multiply-adds instead of the whole ``N * V * C`` output layer.
+    """
 
     num_negatives: int
+    share_negatives: str = "position"
 
-    def forward(self, model, hidden, targets, negatives=None):
+    def _set_sharing(self, share_negatives: str) -> None:
+        if share_negatives not in SHARE_NEGATIVES:
+            raise ValueError(f"share_negatives must be one of {', '.join(SHARE_NEGATIVES)}; got {share_negatives!r}")
+        self.share_negatives = share_negatives
+
+    @property
+    def wants_positions(self) -> bool:
+        return self.share_negatives == "sequence"
+
+    def forward(self, model, hidden, targets, negatives=None, positions=None):
         if hidden.shape[0] == 0:
             return hidden.sum() * 0.0
         weight = model.output_embeddings()
         n_items = weight.shape[0] - 1
+        pos = (hidden * weight[targets]).sum(-1)
+        if negatives is None and self.share_negatives == "sequence":
+            if positions is None:
+                raise ValueError("share_negatives=sequence needs the [batch, length] target mask (positions=)")
+            negatives = torch.randint(1, n_items + 1, (positions.shape[0], self.num_negatives), device=hidden.device)
+            return self.loss(pos, sequence_scores(hidden, weight, targets, positions, negatives), n_items)
         if negatives is None:
             negatives = sample_negatives(targets, n_items, self.num_negatives)
-        pos = (hidden * weight[targets]).sum(-1)
         return self.loss(pos, score_items(hidden, weight, negatives), n_items)
+
+
+def sequence_scores(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, positions: torch.Tensor,
+                    negatives: torch.Tensor) -> torch.Tensor:
+    """``[N, k]`` scores of the negatives ``[B, k]`` of each row's sequence: ``hidden`` ``[N, C]`` holds the rows
+    ``positions`` ``[B, L]`` marks, in row-major order; a negative equal to the row's target scores -inf (its
+    term of every sampled loss is then 0, and so is its gradient)."""
+    B, L = positions.shape
+    padded = hidden.new_zeros(B, L, hidden.shape[1])
+    padded[positions] = hidden
+    scores = torch.bmm(padded, weight[negatives].to(padded.dtype).transpose(1, 2))[positions]  # [N, k]
+    row_negatives = negatives[:, None, :].expand(B, L, negatives.shape[1])[positions]
+    return scores.masked_fill(row_negatives == targets[:, None], float("-inf"))
 
     def loss(self, pos: torch.Tensor, neg: torch.Tensor, n_items: int) -> torch.Tensor:
         raise TypeError(f"{type(self).__name__} does not define loss()")
@@ -128,9 +167,10 @@ class BCE(_Sampled):
     ``loss = mean over positives of [-log s(s+) - sum_j log(1 - s(s-_j))]``.
     """
 
-    def __init__(self, num_negatives: int = 1):
+    def __init__(self, num_negatives: int = 1, share_negatives: str = "position"):
         super().__init__()
         self.num_negatives = _check_count("num_negatives", num_negatives)
+        self._set_sharing(share_negatives)
 
     def loss(self, pos, neg, n_items):
         return (-F.logsigmoid(pos) - F.logsigmoid(-neg).sum(-1)).mean()
@@ -160,8 +200,9 @@ class gBCE(_Sampled):  # noqa: N801 -- the paper's name
     uses_step = True  # SeqRecModule sets self.step = global step before each training step
 
     def __init__(self, neg_per_positive: int = 256, gbce_t: float = 0.75, eps: float = 1e-10, t_warmup_steps: int = 0,
-                 neg_warmup_steps: int = 0):
+                 neg_warmup_steps: int = 0, share_negatives: str = "position"):
         super().__init__()
+        self._set_sharing(share_negatives)
         self.neg_per_positive = _check_count("neg_per_positive", neg_per_positive)
         if not 0.0 <= gbce_t <= 1.0:
             raise ValueError(f"gbce_t must be in [0, 1], got {gbce_t}")
@@ -199,9 +240,10 @@ class gBCE(_Sampled):  # noqa: N801 -- the paper's name
 class BPR(_Sampled):
     """Bayesian personalised ranking: ``-log s(s+ - s-)``, averaged over ``num_negatives`` negatives."""
 
-    def __init__(self, num_negatives: int = 1):
+    def __init__(self, num_negatives: int = 1, share_negatives: str = "position"):
         super().__init__()
         self.num_negatives = _check_count("num_negatives", num_negatives)
+        self._set_sharing(share_negatives)
 
     def loss(self, pos, neg, n_items):
         return -F.logsigmoid(pos[:, None] - neg).mean()
@@ -210,9 +252,10 @@ class BPR(_Sampled):
 class SampledSoftmax(_Sampled):
     """Softmax cross-entropy over the positive and ``num_negatives`` uniform negatives."""
 
-    def __init__(self, num_negatives: int = 256):
+    def __init__(self, num_negatives: int = 256, share_negatives: str = "position"):
         super().__init__()
         self.num_negatives = _check_count("num_negatives", num_negatives)
+        self._set_sharing(share_negatives)
 
     def loss(self, pos, neg, n_items):
         logits = torch.cat([pos[:, None], neg], 1)
