@@ -442,7 +442,7 @@ def test_gsasrec_accepts_its_hyper_parameters():
     assert cfg.seqrec_module.filter_seen is False
     assert dict(cfg.seqrec_module.loss) == {
         "_target_": "seqrec.training.losses.gBCE", "neg_per_positive": 16, "gbce_t": 0.5, "eps": 1e-8, "t_warmup_steps": 500,
-        "neg_warmup_steps": 500}
+        "neg_warmup_steps": 500, "share_negatives": "position"}
     model = SASRec(50, **args)
     assert model.output_embeddings() is not model.embed.item.weight  # reuse_item_embeddings=False
 

@@ -87,6 +87,7 @@ TRAIN = COMMON + (
     Int("patience_steps", "3000", ge=1, null=True, required=False,
         hint="early stopping patience in optimizer steps (instead of patience); null: patience counts validations"),
     Int("seed", "42", required=False),
+    Choice("dropout_masks", ("fast", "torch"), required=False, want="'fast' (cheap CPU masks) or 'torch'"),
     Int("dataset.max_length", "128", ge=2),
     Choice("dataset.train_window", ("random", "last"), want="'random' or 'last'"),
     Int("dataloader.batch_size", "64", ge=1),
@@ -123,7 +124,7 @@ TRAIN_SECTIONS = {
     "": {c.key for c in COMMON} | {
         "data_path", "resume", "last_n_items", "patience", "patience_steps", "seed", "dataset", "dataloader", "seqrec_module", "train_dataset",
         "trainer_params", "model", "model_params", "predict_config_name", "logger", "hydra", "callbacks",
-        "pretrained_task", "prompt_tuning", "features", "duplicates", "allow_data_change", "protocol",
+        "pretrained_task", "prompt_tuning", "features", "duplicates", "allow_data_change", "protocol", "dropout_masks",
     },
     "dataset": {"max_length", "train_window"},
     "dataloader": {"batch_size", "test_batch_size", "num_workers", "validation_size"},

@@ -79,6 +79,7 @@ class TrainSpec:
     resume: ResumeSpec | None = None
     pretrained: PretrainedSpec | None = None
     replica: bool = False  # a DDP worker started by Lightning: trains, writes nothing of its own
+    dropout_masks: str = "fast"  # seqrec.models.dropout.set_masks: fast (cheap CPU masks) | torch
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     data_check: Any = None  # a seqrec.config.data_check.DataCheck: the resumed / pre-trained run's data
 
@@ -155,6 +156,7 @@ def resolve_train(cfg: DictConfig) -> TrainSpec:
         resume=resume,
         pretrained=None if pretrained is None else _pretrained(cfg),
         replica=replica,
+        dropout_masks=str(cfg.get("dropout_masks") or "fast"),
         data_check=_data_check(cfg, str(cfg.data_path), checked),
     )
 

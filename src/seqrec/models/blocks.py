@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqrec.models.dropout import Dropout, attention
+
 ACTIVATIONS = {
     "gelu": F.gelu,
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
@@ -84,7 +86,7 @@ class ItemPositionEmbedding(nn.Module):
         self.position = nn.Embedding(n_positions, dim)
         self.scale = math.sqrt(dim) if scale else 1.0
         self.norm = nn.LayerNorm(dim, eps=layer_norm_eps) if layer_norm_eps is not None else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, extra=0) -> torch.Tensor:
         if positions.numel() and int(positions.max()) >= self.n_positions:
@@ -116,7 +118,7 @@ class MultiHeadAttention(nn.Module):
         if cache is not None:
             y = cache.attend(layer, q, k, v)
         else:
-            y = F.scaled_dot_product_attention(
+            y = attention(
                 q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0,
                 is_causal=causal and mask is None,
             )
@@ -131,7 +133,7 @@ class FeedForward(nn.Module):
         self.fc1 = nn.Linear(dim, inner)
         self.fc2 = nn.Linear(inner, dim)
         self.act = activation(act)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x):
         return self.dropout(self.fc2(self.dropout(self.act(self.fc1(x)))))
@@ -159,7 +161,7 @@ class TransformerBlock(nn.Module):
         self.attn = MultiHeadAttention(dim, n_heads, attn_dropout)
         self.ffn_norm = nn.LayerNorm(dim, eps=eps)
         self.ffn = FeedForward(dim, inner, dropout, act)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x, mask=None, cache=None, layer: int = 0, causal: bool = True, last_only: bool = False,
                 query_index: torch.Tensor | None = None):

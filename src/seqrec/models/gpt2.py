@@ -21,6 +21,7 @@ from seqrec.data.padding import positions_from_mask
 from seqrec.models.base import SequentialModel
 from seqrec.models.blocks import causal_mask
 from seqrec.models.cache import KVCache
+from seqrec.models.dropout import Dropout, attention
 
 
 class CausalSelfAttention(nn.Module):
@@ -30,7 +31,7 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(n_embd, 3 * n_embd)
         self.c_proj = nn.Linear(n_embd, n_embd)
         self.attn_dropout = attn_dropout
-        self.resid_dropout = nn.Dropout(resid_dropout)
+        self.resid_dropout = Dropout(resid_dropout)
 
     def forward(self, x, mask, cache: KVCache | None, layer: int, last_only: bool = False):
         """``last_only`` (no cache): the last position's output only, ``[B, 1, C]``; its query sees every real
@@ -45,7 +46,7 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             y = cache.attend(layer, q, k, v)
         else:
-            y = F.scaled_dot_product_attention(
+            y = attention(
                 q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0, is_causal=causal
             )
         return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
@@ -56,7 +57,7 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = nn.Linear(n_embd, n_inner)
         self.c_proj = nn.Linear(n_inner, n_embd)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x):
         return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
@@ -104,7 +105,7 @@ class GPT2(SequentialModel):
         self.n_layer, self.n_head = n_layer, n_head
         self.wte = nn.Embedding(n_items + 1, n_embd)
         self.wpe = nn.Embedding(n_positions, n_embd)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         attn_dropout = dropout if attn_dropout is None else attn_dropout
         self.h = nn.ModuleList(
             Block(n_embd, n_head, n_inner or 4 * n_embd, dropout, attn_dropout, layer_norm_epsilon)

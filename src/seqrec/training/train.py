@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from seqrec.config.spec import TrainSpec, resolve_train
 from seqrec.core.hydra_context import record_trial
+from seqrec.models.dropout import set_masks
 from seqrec.tracking.lifecycle import run_context
 from seqrec.tracking.lightning_logger import TrackerLogger
 from seqrec.training.callbacks import TrainingCallbacks
@@ -56,6 +57,7 @@ def fit(spec: TrainSpec) -> float:
         run.record(**_first_record(run, spec))
         run.record(**data.record)  # the data fingerprint, and the check against the resumed / pre-trained run
         L.seed_everything(spec.seed, workers=True, verbose=False)  # after the tracker: ClearML seeds with 1337
+        set_masks(spec.dropout_masks)  # dropout's masks: cheap 16-bit ones on a CPU, or torch's own
         module = build_module(spec, build_network(spec, data), data)
         tlogger = TrackerLogger(run.tracker)
         callbacks = TrainingCallbacks(spec, run, tlogger)
