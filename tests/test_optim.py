@@ -18,7 +18,9 @@ FIXTURE = ROOT / "tests" / "fixtures" / "default_optimizer"
 def test_default_optimizer_gives_the_results_of_the_code_before_the_groups(tmp_path):
     """optimizer=adam, scheduler=none (the defaults) train exactly as the hard-coded Adam did: history.csv and
     the Top-K predictions equal those stored by the code before the optimizer/scheduler groups existed (same
-    settings, one thread, fp32; bit-exact on the fixture's hardware, to float tolerance elsewhere)."""
+    settings, one thread, fp32; bit-exact on the fixture's hardware, to float tolerance elsewhere). With
+    ``dropout_masks=torch``: the fixture predates the cheap masks, and this also checks that the switch restores
+    torch's dropout exactly."""
     from seqrec.data.synthetic import write_synthetic
     from seqrec.core.hardware import hardware
 
@@ -28,7 +30,8 @@ def test_default_optimizer_gives_the_results_of_the_code_before_the_groups(tmp_p
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(compose("GPT_train", [f"data_path={csv}", f"run_store={runs}", *meta["overrides"]]))
+        # the fixture's dropout drew torch's own masks: dropout_masks=torch gives them back, draw for draw
+        train(compose("GPT_train", [f"data_path={csv}", f"run_store={runs}", *meta["overrides"], "dropout_masks=torch"]))
         [tid] = [p.name for p in runs.iterdir()]
         predict(compose("GPT_predict", [f"train_task={tid}", f"run_store={runs}", "logger=none", "progress=false"]))
     finally:

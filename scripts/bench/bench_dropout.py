@@ -64,8 +64,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (a --jobs 2 chain has 1)")
+    ap.add_argument("--csv", help="also write the table here (one row per model)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    rows = []
     print(f"{cpu_name()}, {args.threads} thread(s); {args.data}; {args.steps} steps, best of {args.rounds} rounds")
     for name in args.models:
         step, batches, label = model_steps(CONFIGS[name], args.data, args.steps, EXTRA.get(name, ()))
@@ -83,6 +85,15 @@ def main() -> None:
         D.set_masks("fast")
         print(f"{name:9s} ({label}): torch masks {best['torch'] * 1000:7.1f} ms/step, fast masks "
               f"{best['fast'] * 1000:7.1f} ms/step: {best['torch'] / best['fast']:.2f}x", flush=True)
+        rows.append({"machine": f"{cpu_name()}, {args.threads} thread(s)", "config": CONFIGS[name], "setting": label,
+                     "unit": "ms/step", "torch masks": round(best["torch"] * 1000, 1),
+                     "fast masks": round(best["fast"] * 1000, 1), "ratio": round(best["torch"] / best["fast"], 2),
+                     "rounds": f"best of {args.rounds} x {args.steps} steps"})
+    if args.csv:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
 
 
 if __name__ == "__main__":

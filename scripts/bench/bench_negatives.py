@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (a --jobs 2 chain has 1)")
+    ap.add_argument("--csv", help="also write the table here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     variants = {share: model_steps("gSASRec_train", args.data, args.steps,
@@ -48,6 +49,15 @@ def main() -> None:
     for share in best:
         print(f"negatives per {share:9s} {best[share] * 1000:7.1f} ms/step")
     print(f"per sequence vs per position: {best['position'] / best['sequence']:.2f}x faster per step")
+    if args.csv:
+        import pandas as pd
+
+        pd.DataFrame([{"machine": f"{cpu_name()}, {args.threads} thread(s)", "config": "gSASRec_train", "setting": label,
+                       "unit": "ms/step", "per position": round(best["position"] * 1000, 1),
+                       "per sequence": round(best["sequence"] * 1000, 1),
+                       "ratio": round(best["position"] / best["sequence"], 2),
+                       "rounds": f"best of {args.rounds} x {args.steps} steps"}]).to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
 
 
 if __name__ == "__main__":
