@@ -124,7 +124,12 @@ def test_experiment_reuse_recognises_a_format_1_run(v1):
     from seqrec.tracking.run_store import RunStore
 
     record = RunStore("runs").info(TRAIN)
-    cfg = compose("GPT_train", [*TINY, "run_store=runs", "task_name=v1_GPT_train", "trainer_params.max_epochs=2"])
+    # the run predates the cheap dropout masks: it trained with torch's, so only a config asking for those reuses it
+    cfg = compose("GPT_train", [*TINY, "run_store=runs", "task_name=v1_GPT_train", "trainer_params.max_epochs=2",
+                                "dropout_masks=torch"])
     assert stale(record, cfg) == []
-    changed = compose("GPT_train", [*TINY, "run_store=runs", "task_name=v1_GPT_train", "trainer_params.max_epochs=3"])
+    changed = compose("GPT_train", [*TINY, "run_store=runs", "task_name=v1_GPT_train", "trainer_params.max_epochs=3",
+                                    "dropout_masks=torch"])
     assert stale(record, changed) == ["trainer_params.max_epochs=3 (the run has 2)"]
+    today = compose("GPT_train", [*TINY, "run_store=runs", "task_name=v1_GPT_train", "trainer_params.max_epochs=2"])
+    assert stale(record, today) == ["dropout_masks='fast' (the run has 'torch')"]

@@ -230,6 +230,21 @@ def _keep_run_length(cfg: DictConfig, stored: dict, run_id: str, aliases: dict) 
             log.warning("resume=%s: %s=%s, the run's own (pass %s=<N> to change it)", run_id, key, own, key)
 
 
+#: settings a resumed run keeps from its own config unless the command line names them (then they must match it)
+RESUME_KEEPS = ("dropout_masks",)
+
+
+def _keep_run_own(cfg: DictConfig, stored: dict, run_id: str) -> None:
+    """A resume continues with the run's own :data:`RESUME_KEEPS` (a run trained with torch's dropout masks goes on
+    with them, whatever today's default)."""
+    given = command_line_keys() or set()
+    for key in RESUME_KEEPS:
+        if key in given or key not in stored or stored[key] == cfg.get(key):
+            continue
+        OmegaConf.update(cfg, key, stored[key], force_add=True)
+        log.info("resume=%s: %s=%s, the run's own", run_id, key, stored[key])
+
+
 def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
     """``checkpoints/last.ckpt`` of training run ``run_id`` and its epoch, checked for ``resume=<ID>``.
 
@@ -253,6 +268,7 @@ def check_resume(cfg: DictConfig, run_id: str) -> tuple[Path, int]:
     except Exception as exc:
         raise UserError(f"resume={run_id}: {folder.config} is damaged ({type(exc).__name__}); start a new run") from None
     aliases = dict(model_declaration(cfg).aliases)
+    _keep_run_own(cfg, stored, run_id)
     may_change = (*RESUME_MAY_CHANGE, *(f"model_params.{a}" for a, key in aliases.items() if key in RESUME_MAY_CHANGE))
     differences = config_differences(stored, OmegaConf.to_container(cfg, resolve=True), may_change)
     if differences:

@@ -137,8 +137,10 @@ STEPS: dict[tuple[str, int], Callable[[dict], dict]] = {
 #: ``duplicates``: identical (user, item, timestamp) rows were kept before the policy existed; they are dropped now
 #: (a file without such rows, MovieLens among them, splits exactly as before). ``allow_data_change``: the override of
 #: the data-fingerprint check, off. ``protocol``: every run made before the protocol group existed was split by the
-#: long-term protocol (a predict run's ``protocol`` is null: it uses its training run's).
-LATER_DEFAULTS = {"train": {"duplicates": "drop", "allow_data_change": False, "protocol": "long_term"},
+#: long-term protocol (a predict run's ``protocol`` is null: it uses its training run's). ``dropout_masks``: runs
+#: trained before the cheap masks existed drew torch's own.
+LATER_DEFAULTS = {"train": {"duplicates": "drop", "allow_data_change": False, "protocol": "long_term",
+                            "dropout_masks": "torch"},
                   "predict": {"allow_data_change": False, "protocol": None}}
 
 
