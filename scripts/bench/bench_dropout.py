@@ -57,14 +57,19 @@ def model_steps(config: str, data: str, steps: int, extra=()):
     return step, batches, f"batch {shape[0]} x {shape[1]}, {'bf16-mixed' if bf16 else 'fp32'}"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def step_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options of a training-step benchmark: data, steps per round, rounds, threads, the CSV to write."""
     ap.add_argument("--data", default=str(REPO_ROOT / "data" / "ml-1m.csv"), help="a prepared CSV")
-    ap.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (a --jobs 2 chain has 1)")
-    ap.add_argument("--csv", help="also write the table here (one row per model)")
+    ap.add_argument("--csv", help="also write the table here")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    step_arguments(ap)
+    ap.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = []

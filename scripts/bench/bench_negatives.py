@@ -18,17 +18,12 @@ import time
 import torch
 
 from bench_common import cpu_name
-from bench_dropout import EXTRA, model_steps
-from seqrec.core.paths import REPO_ROOT
+from bench_dropout import EXTRA, model_steps, step_arguments
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(REPO_ROOT / "data" / "ml-1m.csv"), help="a prepared CSV")
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (a --jobs 2 chain has 1)")
-    ap.add_argument("--csv", help="also write the table here")
+    step_arguments(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     variants = {share: model_steps("gSASRec_train", args.data, args.steps,
