@@ -138,6 +138,17 @@ def test_step_budgets_are_the_same_for_every_dataset(config):
     check_train_config(cfg)  # exactly one patience
 
 
+def test_gsasrec_decays_its_learning_rate_by_a_cosine_without_warm_up():
+    """gSASRec_train: cosine to 0 at step 8,000 (the same Top-K test NDCG@10 as 20,000 steps at a constant LR on ML-1M,
+    config), no LR warm-up (the gBCE ramps start the run)."""
+    cfg = compose("gSASRec_train")
+    assert cfg.seqrec_module.scheduler._target_ == "seqrec.training.optim.WarmupSchedule"
+    assert cfg.seqrec_module.scheduler.decay == "cosine" and cfg.seqrec_module.scheduler.warmup_steps == 0
+    assert cfg.trainer_params.max_steps == 8000 and cfg.seqrec_module.lr == 1e-3
+    check_train_config(cfg)
+    assert compose("gSASRec_train", ["scheduler=none"]).seqrec_module.scheduler is None  # a constant LR, by one override
+
+
 def test_bert4rec_warm_up_comes_from_the_scheduler_group():
     cfg = compose("BERT4Rec_train")
     assert cfg.seqrec_module.scheduler._target_ == "seqrec.training.optim.WarmupSchedule"
