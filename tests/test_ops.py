@@ -28,6 +28,26 @@ def test_matches_cross_entropy(chunk):
     torch.testing.assert_close(ow, gw)
 
 
+def test_gradient_scales_with_what_uses_the_loss_and_no_grad_makes_none():
+    """The gradients are made in the forward pass and scaled in backward: a loss used as 3 * loss + other terms
+    gets 3x the gradient (checked against autograd through F.cross_entropy); without grad mode (validation) the
+    forward saves nothing for backward and gives the same value."""
+    torch.manual_seed(2)
+    h = torch.randn(50, 8, requires_grad=True)
+    w = torch.randn(30, 8, requires_grad=True)
+    t = torch.randint(1, 30, (50,))
+    ref = 3 * reference(h, w, t) + h.sum()
+    gh, gw = torch.autograd.grad(ref, (h, w))
+    ours = 3 * linear_cross_entropy(h, w, t, chunk=16) + h.sum()
+    oh, ow = torch.autograd.grad(ours, (h, w))
+    torch.testing.assert_close(oh, gh)
+    torch.testing.assert_close(ow, gw)
+    with torch.no_grad():
+        value = linear_cross_entropy(h, w, t, chunk=16)
+    assert value.grad_fn is None
+    torch.testing.assert_close(value, reference(h, w, t).detach())
+
+
 def test_bfloat16_products_are_close():
     torch.manual_seed(1)
     h = torch.randn(300, 32, requires_grad=True)
