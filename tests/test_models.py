@@ -151,6 +151,55 @@ def test_causal_last_only_equals_the_last_row_of_the_full_encoding(name, sasrec)
         model.encode(ids[:, :3], None, model.new_cache(3, 8), last_only=True)
 
 
+def test_bert4rec_next_item_cuts_shared_left_padding_to_the_same_bits(bert):
+    """Next-item hidden states with the rows' shared left padding cut in steps of 16 columns (rows grouped by it,
+    at least 4 rows a group) equal the uncut batch's bit for bit with one thread (reproduce_paper's chains, the
+    benchmarks): rows with 0..117 padded columns of the paper's 128-position network, one with a hole inside its
+    history (the cut stops at its first real item, not at its count of padding). With two threads a matrix
+    product's split over the threads follows the batch's shape, so there they agree to float rounding."""
+    torch.manual_seed(3)
+    layout = "pre" if isinstance(bert.final_norm, torch.nn.LayerNorm) else "post"
+    model = BERT4Rec(N_ITEMS, max_seq_length=128, hidden_size=64, inner_size=256, n_layers=2, n_heads=2,
+                     layer_norm=layout).eval()
+    pads = [0, 3, 15, 16, 17, 31, 32, 40, 45, 45, 60, 70, 100, 117]
+    ids = torch.randint(1, N_ITEMS + 1, (len(pads), 118))
+    for row, pad in enumerate(pads):
+        ids[row, :pad] = 0
+    ids[1, 10:30] = 0  # a hole: 23 padded columns, 3 of them before the first item
+    mask = ids != 0
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                model.padding_step = 16
+                cut = model.next_item_hidden(ids, mask)
+                model.padding_step = 0
+                whole = model.next_item_hidden(ids, mask)
+            if n == 1:
+                assert torch.equal(cut, whole)
+            else:  # float32 rounding of sums of 64 to 256 terms
+                torch.testing.assert_close(cut, whole, rtol=1e-5, atol=1e-5)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_bert4rec_padding_groups_hold_at_least_four_rows():
+    """Rows are grouped by their cut; a group of fewer than 4 rows waits for the next smaller cut (a product of 1-3
+    rows would take the matrix-vector path); the least-padded rows, too few, join the group before them."""
+    from seqrec.models.bert4rec import _padding_groups
+
+    cut = torch.tensor([0, 0, 0, 16, 16, 16, 32, 32, 32, 32, 48, 64, 96, 112])
+    groups = [(c, rows.tolist()) for c, rows in _padding_groups(cut)]
+    assert groups == [(48, [13, 12, 11, 10]), (32, [6, 7, 8, 9]), (0, [3, 4, 5, 0, 1, 2])]
+    # one least-padded row joins the only group: one group of every row, uncut
+    assert list(_padding_groups(torch.tensor([0, 32, 32, 32, 32]))) == [(0, slice(None))]
+    [(c, rows)] = list(_padding_groups(torch.tensor([16, 16, 16])))
+    assert c == 16 and rows == slice(None)
+    [(c, rows)] = list(_padding_groups(torch.tensor([0, 16])))  # two rows: one group at the smaller cut
+    assert c == 0 and rows == slice(None)
+
+
 def test_bert4rec_encode_targets_equals_the_full_encoding_at_the_targets(bert):
     """Training's masked positions only (the last block runs for those queries alone): the same hidden states, in
     the same row-major order, and the same gradients as ``encode(...)[targets]``, with left padding, rows with

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from seqrec.generation.select import top_k
 from seqrec.models.base import SequentialModel
 
 NEG_INF = float("-inf")
@@ -205,6 +206,7 @@ class GenerationState:
         # lists a strategy produces besides its main one, by name: (items [U, k], scores [U, k]) (multi-sequence
         # prefixes); the engine concatenates them over chunks
         self.variants: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._seen_lists: torch.Tensor | None = None  # [U, L]: each user's banned columns (see _banned_lists)
 
     @property
     def groups(self) -> int:
@@ -228,11 +230,30 @@ class GenerationState:
         rep = self.rep[start : start + len(scores)]
         if len(scores) == len(self.group) and _is_identity(rep):  # every row its own group: no gather of the bans
             scores.view(self.users, self.width, -1).masked_fill_(self.ctx.seen[:, None, :], NEG_INF)
+        elif (lists := self._banned_lists()) is not None:  # short lists: write -inf at their columns
+            scores.scatter_(1, lists[rep // self.width], NEG_INF)
         else:
             scores.masked_fill_(self.ctx.seen[rep // self.width], NEG_INF)
         if self.ctx.ban_generated and self.generated.shape[1]:
             scores.scatter_(1, self.generated[rep], NEG_INF)
         return scores
+
+    def _banned_lists(self) -> torch.Tensor | None:
+        """``[U, L]`` the columns ``ctx.seen`` bans for each user, padded with column 0 (always banned), or None
+        when the longest list is over half the catalogue: writing -inf at L columns of a gathered row costs less
+        than a masked fill of all V columns (a bool row gathered per group) up to about that length."""
+        if self._seen_lists is None:
+            seen = self.ctx.seen
+            counts = seen.sum(1)
+            longest = int(counts.max()) if len(counts) else 0
+            if 2 * longest > seen.shape[1]:
+                self._seen_lists = torch.empty(0)
+            else:
+                rows, cols = seen.nonzero(as_tuple=True)
+                at = torch.arange(len(rows), device=seen.device) - (torch.cumsum(counts, 0) - counts)[rows]
+                self._seen_lists = torch.zeros(len(seen), longest, dtype=torch.long, device=seen.device)
+                self._seen_lists[rows, at] = cols
+        return self._seen_lists if self._seen_lists.dim() == 2 else None
 
     def grouped_logits(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(scores [groups, V], group [rows])``: row ``r``'s scores with every ban applied (-inf) are
@@ -241,12 +262,13 @@ class GenerationState:
 
     def grouped_top(self, k: int, block: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(values [groups, k], items [groups, k], group [rows])``: each group's ``k`` best scores with every ban
-        applied, sorted (``torch.topk`` of :meth:`grouped_logits`, the same values and order), computed a block of
-        groups at a time so that a block's scores stay in the cache from the output layer to the top-k."""
+        applied, sorted (``torch.topk`` of :meth:`grouped_logits`, the same values and order; equal scores may come in
+        another order, see :mod:`seqrec.generation.select`), computed a block of groups at a time so that a block's
+        scores stay in the cache from the output layer to the top-k."""
         scores = self._scores()
         V = self.ctx.seen.shape[1]
         block = block or max(16, (1 << 18) // V)  # ~1 MB of float scores per block
-        parts = [torch.topk(self._ban(scores.block(i, i + block), i), k, dim=1) for i in range(0, len(scores), block)]
+        parts = [top_k(self._ban(scores.block(i, i + block), i), k) for i in range(0, len(scores), block)]
         return torch.cat([v for v, _ in parts]), torch.cat([i for _, i in parts]), self.group
 
     def logits(self) -> torch.Tensor:

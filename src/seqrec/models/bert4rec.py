@@ -24,6 +24,36 @@ from seqrec.models.base import SequentialModel
 from seqrec.models.blocks import ItemPositionEmbedding, TransformerBlock, activation, padding_mask
 
 
+#: rows per padding group at least: a matrix product of 1 to 3 rows takes the matrix-vector path, whose sums differ
+#: from the matrix-matrix path's in the last bits (with 4 rows or more each row's result is that of any batch)
+MIN_GROUP_ROWS = 4
+
+
+def _padding_groups(cut: torch.Tensor):
+    """``(cut, rows)`` per group of rows encoded together: rows of one cut, or (a group with fewer than
+    ``MIN_GROUP_ROWS`` rows) joined with the rows of the next smaller cuts, cut as little as the least-padded
+    row allows; ``rows`` is ``slice(None)`` when one group holds every row."""
+    levels = torch.unique(cut).tolist()
+    if len(levels) == 1:
+        yield int(levels[0]), slice(None)
+        return
+    groups, pending = [], None
+    for c in reversed(levels):  # most padding first; a small group waits for the next level
+        rows = (cut == c).nonzero().squeeze(1)
+        pending = rows if pending is None else torch.cat([pending, rows])
+        if len(pending) >= MIN_GROUP_ROWS:
+            groups.append([c, pending])
+            pending = None
+    if pending is not None:  # the least-padded rows, too few: they join the last group, at their cut
+        if groups:
+            groups[-1] = [c, torch.cat([groups[-1][1], pending])]
+        else:
+            groups.append([c, pending])
+    if len(groups) == 1:
+        groups = [[groups[0][0], slice(None)]]
+    yield from (tuple(group) for group in groups)
+
+
 class BERT4Rec(SequentialModel):
     supports_cache = False
     #: next-item scores compute the last block for the [MASK] query only (the others' outputs are never read);
@@ -33,6 +63,9 @@ class BERT4Rec(SequentialModel):
     #: maps alone ~0.5 GB per layer); on ML-1M, 2 CPU threads, RRA N = 20 takes 51 ms/user at 1,024 rows against
     #: 96 at 4,096 (scripts/bench/bench_bert4rec.py)
     max_generation_rows = 1024
+    #: next-item scores cut the left padding that rows of a batch share, in whole steps of this many columns (see
+    #: :meth:`_last_hidden`); 0 encodes every row at the batch's full width
+    padding_step = 16
 
     def __init__(
         self,
@@ -144,4 +177,29 @@ class BERT4Rec(SequentialModel):
         mask = torch.cat([attention_mask, attention_mask.new_ones(B, 1)], 1)
         if events is not None:  # [MASK]'s event attributes are unknown (0)
             events = torch.cat([events[:, -keep:], events.new_zeros(B, 1, events.shape[-1])], 1)
-        return self.encode(ids, mask, last_only=self.last_query_only, events=events)[:, -1]
+        return self._last_hidden(ids, mask, events)
+
+    def _last_hidden(self, ids, mask, events):
+        """The last position's hidden state ``[B, C]`` of left-padded rows, rows encoded in groups of the same
+        padding, each group without the columns of padding its rows share, in whole steps of ``padding_step``.
+
+        A row's result does not depend on the padding before it (positions count from its first real item, padded
+        keys are masked out), and a cut of a multiple of 16 columns leaves every float32 sum of SDPA's CPU kernel
+        (16-wide vectors over the keys) the same terms in the same order: the same bits as the uncut batch
+        (tests/test_models.py). ML-1M's histories are mostly shorter than the window, so generation re-encodes
+        far fewer columns (the attention over them is quadratic)."""
+        step = self.padding_step
+        if not step or ids.shape[0] == 0:
+            return self.encode(ids, mask, last_only=self.last_query_only, events=events)[:, -1]
+        leading = torch.where(mask.any(1), mask.int().argmax(1), 0)  # columns before each row's first real one
+        cut = torch.div(leading, step, rounding_mode="floor") * step
+        out = None
+        for c, rows in _padding_groups(cut):
+            part = self.encode(ids[rows, c:], mask[rows, c:], last_only=self.last_query_only,
+                               events=None if events is None else events[rows, c:])[:, -1]
+            if isinstance(rows, slice):
+                return part
+            if out is None:
+                out = part.new_empty(ids.shape[0], part.shape[1])
+            out[rows] = part
+        return out
