@@ -329,6 +329,7 @@ class Recommender:
             rows=int(params.get("max_rows") or self._rows), seed=int(seed), device=self.device,
             no_repeat=ban_generated(params), precision=params.get("precision") or "float32",
             progress=progress, events=events, generated_events=params.get("generated_events"),
+            workers=params.get("workers"),
         )
 
     def _frame(self, column: str, keys: list, recs: np.ndarray, scores: np.ndarray) -> pd.DataFrame:

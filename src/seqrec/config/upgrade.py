@@ -33,7 +33,7 @@ MOVED = {
 OLD_OPTIMIZER = {"_target_": "torch.optim.Adam", "betas": [0.9, 0.999], "eps": 1e-08}
 
 #: generation options added after the first predict runs; null is the old behaviour
-LATER_GENERATION_OPTIONS = ("prefix_sequences", "generated_events", "first_stage", "precision", "max_rows")
+LATER_GENERATION_OPTIONS = ("prefix_sequences", "generated_events", "first_stage", "precision", "max_rows", "workers")
 
 
 def moved_path(target: str) -> str:

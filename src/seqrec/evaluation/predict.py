@@ -95,7 +95,7 @@ class PredictionInputs:
             filter_seen=spec.filter_seen, rows=spec.rows, seed=spec.seed, device=self.device,
             no_repeat=ban_generated(params), precision=params.get("precision") or "float32",
             desc=f"{part}: {self.strategy.describe()}", progress=spec.progress, events=self.events,
-            variants=variants, generated_events=params.get("generated_events"),
+            variants=variants, generated_events=params.get("generated_events"), workers=params.get("workers"),
         )
 
 

@@ -35,6 +35,12 @@ class Strategy(abc.ABC):
     def describe(self) -> str:
         return self.name
 
+    def draw_shapes(self, users: int, n_columns: int, k: int) -> list[tuple[int, int]]:
+        """The shapes of the distributions it samples from (``torch.multinomial`` draws, in order) for ``users``
+        users, ``n_columns`` score columns and ``k`` items: none for a deterministic strategy. The engine replays
+        them to start chunks in parallel from the random state the chunks before them leave, and checks them."""
+        return []
+
 
 def build_strategy(params: Mapping[str, Any], given: tuple[str, ...] | set[str] = (),
                    context: Mapping[str, Any] | None = None) -> Strategy:

@@ -19,6 +19,10 @@ class Sampler:
         top_p = params.get("top_p")
         return cls(float(params["temperature"]), params.get("top_k") or None, 1.0 if top_p is None else float(top_p))
 
+    def columns(self, n_columns: int) -> int:
+        """The width of the distribution a draw samples from: the top k, or all ``n_columns``."""
+        return self.top_k if self.cuts(n_columns) else n_columns
+
     def cuts(self, n_columns: int) -> bool:
         """True when the top-k cut drops some of ``n_columns`` scores."""
         return self.top_k is not None and self.top_k < n_columns

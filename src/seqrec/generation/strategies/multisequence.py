@@ -39,6 +39,9 @@ class MultiSequence(Strategy):
         s = self.sampler
         return f"multisequence {self.how.upper()} (N={self.width}, T={s.temperature}, top_k={s.top_k}, top_p={s.top_p})"
 
+    def draw_shapes(self, users: int, n_columns: int, k: int) -> list[tuple[int, int]]:
+        return [(users * self.width, self.sampler.columns(n_columns))] * k
+
     def generate(self, state):
         U, N, k = state.users, self.width, state.ctx.k
         state.expand(N)

@@ -26,6 +26,9 @@ class Sampling(Strategy):
         s = self.sampler
         return f"sampling (T={s.temperature}, top_k={s.top_k}, top_p={s.top_p})"
 
+    def draw_shapes(self, users: int, n_columns: int, k: int) -> list[tuple[int, int]]:
+        return [(users, self.sampler.columns(n_columns))] * k
+
     def generate(self, state):
         scores = []
         for _ in range(state.ctx.k):
