@@ -53,3 +53,6 @@ def test_workers_is_checked_and_resolved():
     assert resolve_workers(None, "cpu", chunks=100) == torch.get_num_threads()
     with pytest.raises((UserError, ValueError), match="workers"):
         resolve_workers(0, "cpu", chunks=3)
+    assert resolve_workers(None, "meta", chunks=5) == 1  # a GPU (any device but the CPU): one chunk at a time
+    with pytest.raises(UserError, match="workers=2 runs chunks in CPU threads"):
+        resolve_workers(2, "meta", chunks=5)

@@ -73,8 +73,12 @@ def resolve_workers(workers: int | None, device: str | torch.device, chunks: int
     """Chunks in flight at once: ``workers`` (None: the process's intra-op threads on a CPU, 1 on a GPU), at most
     the number of chunks."""
     engine_setting("workers").check_value(workers)  # the declared rule (generation/engine_config.py)
+    on_cpu = torch.device(device).type == "cpu"
     if workers is None:
-        workers = torch.get_num_threads() if torch.device(device).type == "cpu" else 1
+        workers = torch.get_num_threads() if on_cpu else 1
+    if workers > 1 and not on_cpu:
+        raise UserError(f"generation_params.workers={workers} runs chunks in CPU threads; on {torch.device(device).type} "
+                        "chunks run one at a time: drop it or pass generation_params.workers=1")
     return max(1, min(int(workers), chunks))
 
 
