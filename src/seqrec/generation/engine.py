@@ -163,13 +163,7 @@ def generate(
                 {name: (i.cpu(), s.float().cpu()) for name, (i, s) in state.variants.items()})
 
     bar = progress_bar(len(users), desc or strategy.describe(), unit="user", enabled=progress)  # lines off a terminal
-    if n_workers == 1:
-        results = []
-        for chunk in chunks:
-            results.append(run_chunk(chunk, generator))
-            bar.update(len(chunk))
-    else:
-        results = _run_parallel(run_chunk, chunks, generator, strategy, model.n_items + 1, k, n_workers, bar)
+    results = _run_chunks(run_chunk, chunks, generator, strategy, model.n_items + 1, k, n_workers, bar)
     items_out = [r[0] for r in results]
     scores_out = [r[1] for r in results]
     extra_out: dict = {}
@@ -186,10 +180,17 @@ def generate(
 
 
 
-def _run_parallel(run_chunk, chunks, generator, strategy: Strategy, n_columns: int, k: int, workers: int, bar):
-    """``run_chunk`` over ``chunks``, ``workers`` at a time, each chunk with a generator at the state the chunks
-    before it leave (:func:`chunk_generators`), checked against the replay when it ends; ``generator`` ends where
-    drawing them in order would leave it. One intra-op thread meanwhile (restored after)."""
+def _run_chunks(run_chunk, chunks, generator, strategy: Strategy, n_columns: int, k: int, workers: int, bar):
+    """``run_chunk`` over ``chunks`` in order with ``generator`` (``workers`` 1), or ``workers`` at a time, each chunk
+    with a generator at the state the chunks before it leave (:func:`chunk_generators`), checked against the replay
+    when it ends; ``generator`` ends where drawing them in order would leave it. One intra-op thread meanwhile
+    (restored after)."""
+    if workers == 1:
+        results = []
+        for chunk in chunks:
+            results.append(run_chunk(chunk, generator))
+            bar.update(len(chunk))
+        return results
     states = chunk_generators(generator, strategy, [len(c) for c in chunks], n_columns, k)
 
     def one(j: int):

@@ -207,6 +207,7 @@ class GenerationState:
         # prefixes); the engine concatenates them over chunks
         self.variants: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._seen_lists: torch.Tensor | None = None  # [U, L]: each user's banned columns (see _banned_lists)
+        self._lists_made = False
 
     @property
     def groups(self) -> int:
@@ -242,18 +243,17 @@ class GenerationState:
         """``[U, L]`` the columns ``ctx.seen`` bans for each user, padded with column 0 (always banned), or None
         when the longest list is over half the catalogue: writing -inf at L columns of a gathered row costs less
         than a masked fill of all V columns (a bool row gathered per group) up to about that length."""
-        if self._seen_lists is None:
+        if not self._lists_made:
+            self._lists_made = True
             seen = self.ctx.seen
             counts = seen.sum(1)
             longest = int(counts.max()) if len(counts) else 0
-            if 2 * longest > seen.shape[1]:
-                self._seen_lists = torch.empty(0)
-            else:
+            if 2 * longest <= seen.shape[1]:
                 rows, cols = seen.nonzero(as_tuple=True)
                 at = torch.arange(len(rows), device=seen.device) - (torch.cumsum(counts, 0) - counts)[rows]
                 self._seen_lists = torch.zeros(len(seen), longest, dtype=torch.long, device=seen.device)
                 self._seen_lists[rows, at] = cols
-        return self._seen_lists if self._seen_lists.dim() == 2 else None
+        return self._seen_lists
 
     def grouped_logits(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(scores [groups, V], group [rows])``: row ``r``'s scores with every ban applied (-inf) are
