@@ -183,3 +183,25 @@ def test_main_summary_paired_difference_by_hand(tmp_path):
     assert summary["train"]["epochs"] == 34 and summary["multi"]["ms_per_user"] == 4.0
     text = docs.format_main_difference(summary)
     assert "+.0200 [+.0200, +.0200]" in text and text.endswith("(the gain is real on this run)")
+
+
+def test_timing_table_sums_by_hand_and_reused_runs(tmp_path):
+    """Seconds per model and stage from a hand-made timing.csv: reused runs left out by default, counted with
+    ``reused=include`` (then two seeds: a seeds column and the total per seed)."""
+    (tmp_path / "r").mkdir()
+    pd.DataFrame([
+        ("GPT", 42, "train", 100.0, True), ("GPT", 42, "rra", 10.0, True),
+        ("GPT", 43, "train", 120.0, False), ("GPT", 43, "rra", 14.0, False),
+        ("SASRec", 42, "train", 50.0, True), ("SASRec", 43, "train", 70.0, False),
+    ], columns=["model", "seed", "stage", "seconds", "reused"]).to_csv(tmp_path / "r/timing.csv", index=False)
+    src = docs.Sources(tmp_path)
+    fresh = docs.render("{{table timing r}}", src).split("\n")
+    assert fresh[0] == "| model | train | rra | total |"
+    assert fresh[2:] == ["| GPT | 120 | 14 | 134 |", "| SASRec | 70 | 0 | 70 |", "| **total** | 190 | 14 | **204** |"]
+    every = docs.render("{{table timing r reused=include}}", src).split("\n")
+    assert every[0] == "| model | seeds | train | rra | total | per seed |"
+    # GPT: 100 + 120 = 220 training, 10 + 14 = 24 RRA, 244 in all over 2 seeds; SASRec 50 + 70 = 120
+    assert every[2:] == ["| GPT | 2 | 220 | 24 | 244 | 122 |", "| SASRec | 2 | 120 | 0 | 120 | 60 |",
+                         "| **total** |  | 340 | 24 | **364** |  |"]
+    with pytest.raises(docs.UserError, match="reused=maybe is not a choice"):
+        docs.render("{{table timing r reused=maybe}}", src)

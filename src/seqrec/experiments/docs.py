@@ -456,17 +456,30 @@ def table_features(src: Sources, args: list[str], kw: dict[str, str]) -> str:
 
 
 def table_timing(src: Sources, args: list[str], kw: dict[str, str]) -> str:
-    """Seconds per model and stage summed from a report's timing.csv (each run's own duration)."""
+    """Seconds per model and stage summed from a report's timing.csv (each run's own duration). Runs the command
+    reused from the run store are left out unless ``reused=include`` (a report built partly from runs an earlier
+    command made on the same machine, where every run's own duration is still the cost of the result)."""
     frame = src.csv(f"{args[0]}/timing.csv")
-    frame = frame[frame["reused"].astype(str) != "True"]
+    choice = kw.get("reused", "exclude")
+    if choice not in ("exclude", "include"):
+        raise UserError(f"table timing: reused={choice} is not a choice; use reused=include or reused=exclude")
+    if choice == "exclude":
+        frame = frame[frame["reused"].astype(str) != "True"]
     stages = list(dict.fromkeys(frame["stage"]))
-    pivot = frame.pivot_table(index="model", columns="stage", values="seconds", aggfunc="sum", sort=False)
+    pivot = frame.pivot_table(index="model", columns="stage", values="seconds", aggfunc="sum",
+                            sort=False).fillna(0.0)  # a stage some model never ran
+    seeds = frame.groupby("model", sort=False)["seed"].nunique()
+    several = bool((seeds > 1).any())  # then the sums are over seeds: say how many, and the total per seed
     rows = []
     for model in dict.fromkeys(frame["model"]):
-        rows.append([model] + [_num(pivot.loc[model].get(s, 0.0), "int") for s in stages]
-                    + [_num(pivot.loc[model].sum(), "int")])
-    rows.append(["**total**"] + [_num(pivot[s].sum(), "int") for s in stages] + [f"**{_num(pivot.values.sum(), 'int')}**"])
-    return _markdown(["model"] + stages + ["total"], rows)
+        total = pivot.loc[model].sum()
+        rows.append([model] + ([str(seeds[model])] if several else []) + [_num(pivot.loc[model].get(s, 0.0), "int")
+                                                                         for s in stages]
+                    + [_num(total, "int")] + ([_num(total / seeds[model], "int")] if several else []))
+    rows.append(["**total**"] + ([""] if several else []) + [_num(pivot[s].sum(), "int") for s in stages]
+                + [f"**{_num(pivot.values.sum(), 'int')}**"] + ([""] if several else []))
+    headers = ["model"] + (["seeds"] if several else []) + stages + ["total"] + (["per seed"] if several else [])
+    return _markdown(headers, rows)
 
 
 def table_recgpt(src: Sources, args: list[str], kw: dict[str, str]) -> str:
