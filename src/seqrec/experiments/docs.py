@@ -293,11 +293,12 @@ def ph_sd(src: Sources, args: list[str], kw: dict[str, str]) -> str:
 
 
 def ph_mean(src: Sources, args: list[str], kw: dict[str, str]) -> str:
-    """``mean ± sd`` of ``col`` over every row matching ``where`` (e.g. one per training seed)."""
+    """``mean ± sd`` of ``col`` over every row matching ``where`` (e.g. one per training seed), in ``fmt`` (as
+    ``value``'s, default ``.4f``)."""
     rows = src.rows(args[0], kw.get("where", ""))
     if len(rows) < 2:
         raise UserError(f"{args[0]} where={kw.get('where')}: a mean ± sd needs at least 2 rows, {len(rows)} match")
-    return _mean_sd(rows[kw["col"]])
+    return _mean_sd(rows[kw["col"]], kw.get("fmt", ".4f"))
 
 
 def ph_ci(src: Sources, args: list[str], kw: dict[str, str]) -> str:
@@ -363,9 +364,9 @@ def table_verdicts(src: Sources, args: list[str], kw: dict[str, str]) -> str:
     return _markdown(headers, rows)
 
 
-def _mean_sd(values: pd.Series) -> str:
+def _mean_sd(values: pd.Series, spec: str = ".4f") -> str:
     v = values.astype(float)
-    return f"{_num(v.mean())} ± {_num(v.std(ddof=1))}"
+    return f"{_num(v.mean(), spec)} ± {_num(v.std(ddof=1), spec)}"
 
 
 def table_main(src: Sources, args: list[str], kw: dict[str, str]) -> str:
